@@ -1,0 +1,545 @@
+"""The attribution engine: which touch an install is credited to, and the receipt saying why.
+
+Everything here is pure. `decide` takes the install's facts, the candidate touches the store
+found (`Candidates`) and the app's `AttributionSettings`, and returns a `Decision` whose receipt is
+plain JSON. `conversion_data` turns a decision into the answer of `POST /api/v1/installs`, and
+`unified_pid` is the reporting map from a touch's pid to the media source shown in reports.
+
+Order of the decision (`attribution.md` sections 3 and 4):
+1. The install's own IP and user agent are a bot's (`InstallFacts.is_bot`): `rejected`, reason
+   `bot_install`. Checked first because nothing the request says (device ids included) is
+   trusted then.
+2. A prior install of this app by one of the device's ids within `reattribution_window_days`:
+   `reinstall`, no touch. An unknown prior install time counts as within the window: the device
+   is known to have installed already. Outside the window the waterfall runs as for a new install.
+3. The waterfall, first tier with a candidate decides, latest touch inside a tier wins (a tie at
+   the same time goes to the greater touch id, so input order never matters):
+   `referrer` -> `probabilistic_click` -> `probabilistic_impression` -> `organic`.
+   A referrer naming a `gw_click_id` the store does not know ends the waterfall as `organic` with
+   the note `referrer_unknown_click`: our parameters in a Play referrer mean the visitor came
+   through one of our clicks, so a probabilistic guess could only pick a wrong touch.
+4. A chosen click less than `min_click_to_install_seconds` before the install: `rejected`, reason
+   `click_injection` (the decision still names the click). Impressions are never rejected this
+   way: injecting needs a click.
+
+A touch is a candidate of a tier only when it passes, in this order (the first failing check is
+the loser's reason in the receipt; a tier the install cannot use records it as `skipped`, and
+the referrer tier is `skipped` as `no_referrer_click_id` when the referrer names no click):
+- `ios_probabilistic_off` / `att_denied` / `att_restricted`: the whole probabilistic tier is off
+  for this iOS install (setting `probabilistic_ios`, or the ATT status the SDK reported).
+- `outside_window`: not within `install_time - window <= touch_time <= install_time`.
+- `bot`: the touch's verdict is `bot` (`suspect` touches may match).
+- `claimed`: a click already claimed by an install. The referrer tier ignores a claim by the same
+  `app_instance_id`; the probabilistic tiers honour every claim, as the spec says.
+- `not_view_through`: an impression whose pid is not in `view_through_pids`.
+- `signal_mismatch` (probabilistic tiers only): the IP, or the OS family against the install's
+  platform, is not equal; or the OS major version or device model differ where both are known.
+Candidates that pass but are not chosen lose as `older`, or `tie` when they have the winner's
+time and lost on the id. The referrer tier compares no signals: the Play referrer is proof.
+
+Signal comparison, where the spec says "decide sensibly":
+- IPs are compared as addresses (an IPv4-mapped IPv6 address equals its IPv4 address).
+- Browsers freeze parts of their user agent. Chrome's reduced UA says `Android 10; K` on every
+  Android phone, and Safari since iOS 26 says iOS 18. A touch reporting such a frozen major
+  version is `unknown` against an install on a later major; model `K` and the parser's generic
+  models (`Smartphone`, `Generic Smartphone`, ...) are `unknown`.
+- Apple's UAs name only the family (`iPhone`, `iPad`); it agrees with an install model of that
+  family (`iPhone15,2`). Other models are compared case- and whitespace-insensitively.
+
+Conversion data: `reinstall` and `rejected` answers are shaped like organic ones (`af_status`
+`Organic`, media source `organic`, nulls) with their own `status`, as AppsFlyer reports an
+organic re-install when nothing re-attributed it, and a rejected install must not hand its
+campaign to the app (nor tell a fraudster which click was caught).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import parse_qsl, unquote
+
+from app.clock import iso
+from app.touches import Touch
+
+Status = Literal["attributed", "organic", "reinstall", "rejected"]
+MatchType = Literal["referrer", "probabilistic_click", "probabilistic_impression"]
+Signal = Literal["equal", "differs", "unknown"]
+
+# The referrer parameter naming our click in a Play install referrer (`http-api.md`, `/c/`).
+REFERRER_CLICK_PARAM = "gw_click_id"
+ORGANIC = "organic"
+DEFAULT_UNIFIED_PIDS: Mapping[str, str] = {"tiktokweb_int": "tiktokglobal_int"}
+
+_DAY = 86_400
+_HOUR = 3_600
+# A referrer is sometimes encoded twice on its way through store links and SDKs; three rounds
+# cover every case seen and keep a hostile string from looping long.
+_MAX_REFERRER_DECODES = 3
+_ATT_BLOCKING = frozenset({"denied", "restricted"})
+# OS major versions that browsers freeze in their user agent (Chrome's reduced UA on Android,
+# WebKit since iOS 26): a touch saying this may be on any later version.
+_FROZEN_UA_OS_MAJOR: Mapping[str, int] = {"android": 10, "ios": 18}
+# Models a UA parser reports when the UA names no model (Chrome's reduced UA says `K`).
+_PLACEHOLDER_MODELS = frozenset(
+    {"k", "smartphone", "tablet", "generic smartphone", "generic tablet", "generic feature phone"}
+)
+# Apple's UAs name only the device family, never the model the SDK reports.
+_FAMILY_MODELS = frozenset({"iphone", "ipad", "ipod"})
+_LEADING_NUMBER = re.compile(r"\s*(\d+)")
+
+
+@dataclass(frozen=True)
+class AttributionSettings:
+    """An app's `attribution` config; the defaults are the spec's (section 2).
+
+    The allowed ranges are checked where the config comes in (`app.configs`), not here.
+    """
+
+    click_lookback_days: int = 7
+    probabilistic_window_hours: int = 24
+    viewthrough_lookback_hours: int = 24
+    reattribution_window_days: int = 90
+    min_click_to_install_seconds: int = 10
+    probabilistic_ios: bool = True
+    # Pids whose impressions may match: the caller adds "tiktokweb_int" when that integration
+    # has `view_through` on.
+    view_through_pids: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class InstallFacts:
+    """What the install request says, plus what the caller and store found about it."""
+
+    app_instance_id: str
+    platform: str  # "ios" | "android" | ...
+    time: float
+    ip: str | None
+    os_version: str | None
+    device_model: str | None
+    att_status: str | None
+    install_referrer: str | None  # the Play Install Referrer, raw or URL-encoded
+    is_bot: bool = False  # the install's own IP and user agent are a bot's
+    prior_install_id: str | None = None  # an install of this app with one of this device's ids
+    prior_install_time: float | None = None
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """The touches the store found for one install; the engine applies every window itself.
+
+    `referrer_click` is the click of this app named by the referrer's `gw_click_id`
+    (`referrer_click_id`), whatever its age; None with an id means the id is unknown.
+    `clicks` and `impressions` are this app's touches from the install's IP since
+    `lookback_start`.
+    """
+
+    referrer_click: Touch | None = None
+    referrer_click_id: str | None = None
+    clicks: Sequence[Touch] = ()
+    impressions: Sequence[Touch] = ()
+
+    def __post_init__(self) -> None:
+        if self.referrer_click is not None and self.referrer_click.id != self.referrer_click_id:
+            raise ValueError("referrer_click must be the click named by referrer_click_id")
+
+
+@dataclass(frozen=True)
+class Decision:
+    status: Status
+    # The tier that matched; also set for a `rejected` click injection.
+    match_type: MatchType | None
+    # The matched touch; for `rejected` (click_injection) the click that came too fast.
+    touch: Touch | None
+    receipt: dict[str, object]
+
+
+@dataclass(frozen=True)
+class _Tier:
+    """One tier run over its touches: the winner, and the receipt entry it leaves."""
+
+    winner: Touch | None
+    entry: dict[str, object]
+
+
+def parse_install_referrer(raw: str | None) -> dict[str, str]:
+    """The parameters of a Play install referrer given raw or URL-encoded (once or more).
+
+    Tolerant: never raises; a parameter given twice keeps its first value.
+    """
+    if not raw:
+        return {}
+    text = raw.strip()
+    for _ in range(_MAX_REFERRER_DECODES):
+        # A raw referrer always has `key=value`; without one, it is still encoded.
+        if "=" in text or "%" not in text:
+            break
+        text = unquote(text)
+    params: dict[str, str] = {}
+    for key, value in parse_qsl(text.lstrip("?"), keep_blank_values=True):
+        if key.strip():
+            params.setdefault(key.strip(), value)
+    return params
+
+
+def referrer_click_id(raw: str | None) -> str | None:
+    """The click id our `/c/` redirect put in a Play referrer, or None when it names none."""
+    click_id = parse_install_referrer(raw).get(REFERRER_CLICK_PARAM, "").strip()
+    return click_id or None
+
+
+def lookback_start(settings: AttributionSettings, install_time: float) -> float:
+    """The earliest touch time any tier could use for an install at `install_time`."""
+    longest = max(
+        settings.click_lookback_days * _DAY,
+        settings.probabilistic_window_hours * _HOUR,
+        settings.viewthrough_lookback_hours * _HOUR,
+    )
+    return install_time - longest
+
+
+def unified_pid(pid: str | None, table: Mapping[str, str]) -> str:
+    """The media source reports show for `pid` (`reporting.md` section 1)."""
+    if not pid:
+        return ORGANIC
+    return table.get(pid, pid)
+
+
+def decide(
+    install: InstallFacts, candidates: Candidates, settings: AttributionSettings
+) -> Decision:
+    """Attribute one install: the decision and its receipt (see the module docstring)."""
+    receipt: dict[str, object] = {
+        "status": None,
+        "tier": None,
+        "reason": None,
+        "notes": [],
+        "touch": None,
+        "signals": None,
+        "windows": _windows(settings),
+        "tiers": [],
+        "referrer_click_id": candidates.referrer_click_id,
+        "prior_install": _prior_install(install, settings),
+    }
+    if install.is_bot:
+        return _finish(receipt, "rejected", None, None, reason="bot_install")
+    if install.prior_install_id is not None and _within_reattribution(install, settings):
+        return _finish(receipt, "reinstall", None, None)
+
+    tiers: list[dict[str, object]] = []
+    receipt["tiers"] = tiers
+    if candidates.referrer_click_id is None:
+        tiers.append(
+            {"tier": "referrer", "skipped": "no_referrer_click_id", "candidates": 0, "losers": []}
+        )
+    elif candidates.referrer_click is None:
+        tiers.append({"tier": "referrer", "candidates": 0, "losers": []})
+        receipt["notes"] = ["referrer_unknown_click"]
+        return _finish(receipt, "organic", None, None, tier="referrer")
+    else:
+        referrer = _run_tier(
+            [candidates.referrer_click],
+            install,
+            settings.click_lookback_days * _DAY,
+            lambda touch: _referrer_loss(install, touch),
+            tier_off=None,
+        )
+        tiers.append({"tier": "referrer", **referrer.entry})
+        if referrer.winner is not None:
+            return _matched(receipt, install, settings, "referrer", referrer.winner, None)
+
+    probabilistic_off = _probabilistic_off(install, settings)
+    clicks = _run_tier(
+        candidates.clicks,
+        install,
+        settings.probabilistic_window_hours * _HOUR,
+        lambda touch: _probabilistic_click_loss(touch) or _signal_loss(install, touch),
+        tier_off=probabilistic_off,
+    )
+    tiers.append({"tier": "probabilistic_click", **clicks.entry})
+    if clicks.winner is not None:
+        signals = _compare_signals(install, clicks.winner)
+        return _matched(receipt, install, settings, "probabilistic_click", clicks.winner, signals)
+
+    impressions = _run_tier(
+        candidates.impressions,
+        install,
+        settings.viewthrough_lookback_hours * _HOUR,
+        lambda touch: _impression_loss(touch, settings) or _signal_loss(install, touch),
+        tier_off=probabilistic_off,
+    )
+    tiers.append({"tier": "probabilistic_impression", **impressions.entry})
+    if impressions.winner is not None:
+        signals = _compare_signals(install, impressions.winner)
+        return _matched(
+            receipt, install, settings, "probabilistic_impression", impressions.winner, signals
+        )
+    return _finish(receipt, "organic", None, None, tier="organic")
+
+
+def conversion_data(
+    decision: Decision,
+    install_id: str,
+    is_first_launch: bool,
+    unified_table: Mapping[str, str],
+) -> dict[str, object]:
+    """The answer of `POST /api/v1/installs` for a decision (`http-api.md` section 2)."""
+    touch = decision.touch if decision.status == "attributed" else None
+    if touch is None:
+        params: Mapping[str, str] = {}
+        attribution: dict[str, object] = {
+            "af_status": "Organic",
+            "media_source": ORGANIC,
+            "original_media_source": None,
+            "match_type": None,
+            "touch": None,
+        }
+    else:
+        params = touch.params
+        attribution = {
+            "af_status": "Non-organic",
+            "media_source": unified_pid(touch.pid, unified_table),
+            "original_media_source": touch.pid,
+            "match_type": decision.match_type,
+            "touch": {"type": touch.kind, "id": touch.id, "time": iso(touch.time)},
+        }
+    return {
+        "install_id": install_id,
+        "is_first_launch": is_first_launch,
+        "status": decision.status,
+        **attribution,
+        "campaign": params.get("c"),
+        "campaign_id": params.get("af_c_id"),
+        "adset": params.get("af_adset"),
+        "adset_id": params.get("af_adset_id"),
+        "ad": params.get("af_ad"),
+        "ad_id": params.get("af_ad_id"),
+        "af_sub1": params.get("af_sub1"),
+        "af_sub2": params.get("af_sub2"),
+        "af_sub3": params.get("af_sub3"),
+        "af_sub4": params.get("af_sub4"),
+        "af_sub5": params.get("af_sub5"),
+        "ttclid": touch.ttclid if touch else None,
+        "deep_link_value": params.get("deep_link_value"),
+        "original_url": touch.original_url if touch else None,
+    }
+
+
+def _run_tier(
+    touches: Sequence[Touch],
+    install: InstallFacts,
+    window: float,
+    loss: Callable[[Touch], dict[str, object] | None],
+    tier_off: str | None,
+) -> _Tier:
+    """Pick the latest touch that passes; every other touch becomes a loser with its reason."""
+    winner: Touch | None = None
+    losers: list[dict[str, object]] = []
+    # Latest first, ties by the greater id: the outcome and the receipt ignore input order.
+    for touch in sorted(touches, key=lambda t: t.time, reverse=True):
+        lost: dict[str, object] | None
+        if tier_off is not None:
+            lost = {"reason": tier_off}
+        elif not install.time - window <= touch.time <= install.time:
+            lost = {"reason": "outside_window"}
+        else:
+            lost = loss(touch)
+        if lost is None and winner is not None:
+            lost = {"reason": "tie" if touch.time == winner.time else "older"}
+        if lost is None:
+            winner = touch
+        else:
+            losers.append({**_touch_summary(touch), **lost})
+    entry: dict[str, object] = {
+        "window_seconds": window,
+        "window_start": iso(install.time - window),
+        "candidates": len(touches),
+        "losers": losers,
+    }
+    if tier_off is not None:
+        entry["skipped"] = tier_off
+    return _Tier(winner, entry)
+
+
+def _referrer_loss(install: InstallFacts, touch: Touch) -> dict[str, object] | None:
+    if touch.verdict == "bot":
+        return {"reason": "bot"}
+    if touch.claimed_by is not None and touch.claimed_by != install.app_instance_id:
+        return {"reason": "claimed"}
+    return None
+
+
+def _probabilistic_click_loss(touch: Touch) -> dict[str, object] | None:
+    if touch.verdict == "bot":
+        return {"reason": "bot"}
+    if touch.claimed_by is not None:
+        return {"reason": "claimed"}
+    return None
+
+
+def _impression_loss(touch: Touch, settings: AttributionSettings) -> dict[str, object] | None:
+    if touch.verdict == "bot":
+        return {"reason": "bot"}
+    if touch.pid is None or touch.pid not in settings.view_through_pids:
+        return {"reason": "not_view_through"}
+    return None
+
+
+def _signal_loss(install: InstallFacts, touch: Touch) -> dict[str, object] | None:
+    signals = _compare_signals(install, touch)
+    agree = (
+        signals["ip"] == "equal"
+        and signals["os"] == "equal"
+        and signals["os_version"] != "differs"
+        and signals["device_model"] != "differs"
+    )
+    return None if agree else {"reason": "signal_mismatch", "signals": signals}
+
+
+def _probabilistic_off(install: InstallFacts, settings: AttributionSettings) -> str | None:
+    if install.platform.strip().lower() != "ios":
+        return None
+    if not settings.probabilistic_ios:
+        return "ios_probabilistic_off"
+    att = (install.att_status or "").strip().lower()
+    return f"att_{att}" if att in _ATT_BLOCKING else None
+
+
+def _matched(
+    receipt: dict[str, object],
+    install: InstallFacts,
+    settings: AttributionSettings,
+    match_type: MatchType,
+    touch: Touch,
+    signals: dict[str, Signal] | None,
+) -> Decision:
+    receipt["signals"] = signals
+    if touch.kind == "click":
+        seconds = install.time - touch.time
+        receipt["click_to_install_seconds"] = seconds
+        if seconds < settings.min_click_to_install_seconds:
+            return _finish(
+                receipt, "rejected", match_type, touch, tier=match_type, reason="click_injection"
+            )
+    return _finish(receipt, "attributed", match_type, touch, tier=match_type)
+
+
+def _finish(
+    receipt: dict[str, object],
+    status: Status,
+    match_type: MatchType | None,
+    touch: Touch | None,
+    *,
+    tier: str | None = None,
+    reason: str | None = None,
+) -> Decision:
+    receipt["status"] = status
+    receipt["tier"] = tier
+    receipt["reason"] = reason
+    if touch is not None:
+        receipt["touch"] = {
+            **_touch_summary(touch),
+            "pid": touch.pid,
+            "campaign": touch.params.get("c"),
+            "campaign_id": touch.params.get("af_c_id"),
+        }
+    return Decision(status, match_type, touch, receipt)
+
+
+def _within_reattribution(install: InstallFacts, settings: AttributionSettings) -> bool:
+    if install.prior_install_time is None:
+        return True
+    return install.time - install.prior_install_time <= settings.reattribution_window_days * _DAY
+
+
+def _prior_install(
+    install: InstallFacts, settings: AttributionSettings
+) -> dict[str, object] | None:
+    if install.prior_install_id is None:
+        return None
+    prior_time = install.prior_install_time
+    return {
+        "id": install.prior_install_id,
+        "time": None if prior_time is None else iso(prior_time),
+        "within_reattribution_window": _within_reattribution(install, settings),
+    }
+
+
+def _windows(settings: AttributionSettings) -> dict[str, object]:
+    return {
+        "click_lookback_days": settings.click_lookback_days,
+        "probabilistic_window_hours": settings.probabilistic_window_hours,
+        "viewthrough_lookback_hours": settings.viewthrough_lookback_hours,
+        "reattribution_window_days": settings.reattribution_window_days,
+        "min_click_to_install_seconds": settings.min_click_to_install_seconds,
+        "probabilistic_ios": settings.probabilistic_ios,
+        "view_through_pids": sorted(settings.view_through_pids),
+    }
+
+
+def _touch_summary(touch: Touch) -> dict[str, object]:
+    return {"id": touch.id, "type": touch.kind, "time": iso(touch.time)}
+
+
+def _compare_signals(install: InstallFacts, touch: Touch) -> dict[str, Signal]:
+    return {
+        "ip": _compare(_ip_key(install.ip), _ip_key(touch.ip)),
+        "os": _compare(_text_key(install.platform), _text_key(touch.os_family)),
+        "os_version": _compare_os_version(install, touch),
+        "device_model": _compare_model(install.device_model, touch.device_model),
+    }
+
+
+def _compare(ours: str | int | None, theirs: str | int | None) -> Signal:
+    if ours is None or theirs is None:
+        return "unknown"
+    return "equal" if ours == theirs else "differs"
+
+
+def _compare_os_version(install: InstallFacts, touch: Touch) -> Signal:
+    install_major = _major(install.os_version)
+    touch_major = _major(touch.os_version)
+    frozen = _FROZEN_UA_OS_MAJOR.get(_text_key(touch.os_family) or "")
+    if (
+        install_major is not None
+        and touch_major is not None
+        and touch_major == frozen
+        and install_major > touch_major
+    ):
+        return "unknown"
+    return _compare(install_major, touch_major)
+
+
+def _compare_model(install_model: str | None, touch_model: str | None) -> Signal:
+    ours = _text_key(install_model)
+    theirs = _text_key(touch_model)
+    if ours is None or theirs is None or theirs in _PLACEHOLDER_MODELS:
+        return "unknown"
+    if theirs in _FAMILY_MODELS and ours.startswith(theirs):
+        return "equal"
+    return _compare(ours, theirs)
+
+
+def _major(version: str | None) -> int | None:
+    match = _LEADING_NUMBER.match(version or "")
+    return int(match.group(1)) if match else None
+
+
+def _text_key(value: str | None) -> str | None:
+    key = " ".join((value or "").lower().split())
+    return key or None
+
+
+def _ip_key(ip: str | None) -> str | None:
+    text = (ip or "").strip()
+    if not text:
+        return None
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return text.lower()
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(address)

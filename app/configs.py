@@ -1,0 +1,307 @@
+"""Owner configuration: apps, pages and the TikTok integration, validated and normalised.
+
+Pure: a JSON value in, a normalised dict out, or `ConfigError` naming the offending field as a
+JSON path (`destinations.ios.store_url`). Unknown fields are dropped, wrong types refused
+(http-api.md: "Unknown JSON fields are ignored, wrong types are 400").
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+PARTNER = "tiktokweb_int"
+
+APP_KEY_RE = re.compile(r"^[a-z0-9-]{1,40}$")
+SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,79}$")
+_LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+HOST_RE = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
+
+# Platforms of the direct click URL (http-api.md section 1), besides the mobile ones.
+DIRECT_PLATFORMS = (
+    "ios android steam epic nativepc playstation xbox switch quest battlenet roku tizen webos "
+    "smartcast vidaa"
+).split()
+# Destinations an app may configure: the direct-click platforms, the Android APK and the web.
+DESTINATIONS = (*DIRECT_PLATFORMS, "apk", "web")
+# Destinations that are a plain download/URL rather than a store listing with an app id.
+URL_DESTINATIONS = ("apk", "web")
+TTCLID_SUBS = ("af_sub1", "af_sub2", "af_sub3", "af_sub4", "af_sub5")
+FOR_USERS = ("this_partner", "all")
+
+MAX_TEXT = 2000
+
+# attribution.md section 2: setting -> (default, lowest, highest).
+ATTRIBUTION_RANGES: dict[str, tuple[int, int, int]] = {
+    "click_lookback_days": (7, 1, 30),
+    "probabilistic_window_hours": (24, 1, 24),
+    "viewthrough_lookback_hours": (24, 1, 24),
+    "reattribution_window_days": (90, 1, 730),
+    "min_click_to_install_seconds": (10, 0, 3600),
+}
+
+
+class ConfigError(ValueError):
+    def __init__(self, field: str | None, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def _path(parent: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{parent}[{key}]"
+    return f"{parent}.{key}" if parent else key
+
+
+def _object(value: Any, field: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(field or None, "must be a JSON object")
+    return value
+
+
+def _optional_object(obj: Mapping[str, Any], key: str, parent: str = "") -> Mapping[str, Any]:
+    value = obj.get(key)
+    return {} if value is None else _object(value, _path(parent, key))
+
+
+def _string(
+    obj: Mapping[str, Any],
+    key: str,
+    parent: str = "",
+    *,
+    required: bool = False,
+    default: str | None = None,
+    max_len: int = MAX_TEXT,
+) -> str | None:
+    field = _path(parent, key)
+    value = obj.get(key)
+    if value is None:
+        if required:
+            raise ConfigError(field, "is required")
+        return default
+    if not isinstance(value, str):
+        raise ConfigError(field, "must be a string")
+    value = value.strip()
+    if required and not value:
+        raise ConfigError(field, "must not be empty")
+    if len(value) > max_len:
+        raise ConfigError(field, f"must be at most {max_len} characters")
+    return value
+
+
+def _bool(obj: Mapping[str, Any], key: str, parent: str, default: bool) -> bool:
+    value = obj.get(key, default)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise ConfigError(_path(parent, key), "must be true or false")
+    return value
+
+
+def _int(obj: Mapping[str, Any], key: str, parent: str, default: int, lo: int, hi: int) -> int:
+    field = _path(parent, key)
+    value = obj.get(key, default)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(field, "must be a whole number")
+    if not lo <= value <= hi:
+        raise ConfigError(field, f"must be between {lo} and {hi}")
+    return value
+
+
+def _list(obj: Mapping[str, Any], key: str, parent: str) -> list[Any]:
+    value = obj.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ConfigError(_path(parent, key), "must be a list")
+    return value
+
+
+def _url(value: str | None, field: str) -> str | None:
+    """An http(s) URL with a host: anything else (javascript:, data:, relative) is refused,
+    because these URLs end up as redirect targets and link hrefs."""
+    if value is None or value == "":
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(field, "must be an http(s) URL with a host")
+    return value
+
+
+def _host(value: Any, field: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(field, "must be a string")
+    host = value.strip().lower().rstrip(".")
+    if not HOST_RE.match(host):
+        raise ConfigError(field, "must be a host name such as example.com (no scheme or path)")
+    return host
+
+
+def _origin(value: Any, field: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(field, "must be a string")
+    parts = urlsplit(value.strip())
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+    ):
+        raise ConfigError(field, "must be an origin such as https://www.example.com")
+    return f"{parts.scheme}://{parts.netloc.lower()}"
+
+
+def validate_app_key(app_key: str) -> str:
+    if not APP_KEY_RE.match(app_key):
+        raise ConfigError("app_key", "must be 1 to 40 lowercase letters, digits or '-'")
+    return app_key
+
+
+def validate_slug(slug: str) -> str:
+    if not SLUG_RE.match(slug):
+        raise ConfigError("slug", "must be 1 to 80 lowercase letters, digits or '-'")
+    return slug
+
+
+def validate_app(body: Any) -> dict[str, Any]:
+    obj = _object(body, "")
+    out: dict[str, Any] = {"name": _string(obj, "name", required=True, max_len=200)}
+
+    destinations: dict[str, Any] = {}
+    raw_destinations = _optional_object(obj, "destinations")
+    for name, raw in raw_destinations.items():
+        field = _path("destinations", name)
+        if name not in DESTINATIONS:
+            raise ConfigError(field, f"unknown destination; one of {', '.join(DESTINATIONS)}")
+        dest = _object(raw, field)
+        if name in URL_DESTINATIONS:
+            url = _url(_string(dest, "url", field, required=True), _path(field, "url"))
+            destinations[name] = {"url": url}
+        else:
+            store_url = _url(
+                _string(dest, "store_url", field, required=True), _path(field, "store_url")
+            )
+            app_id = _string(dest, "app_id", field, max_len=200)
+            destinations[name] = {"app_id": app_id or None, "store_url": store_url}
+    out["destinations"] = destinations
+
+    out["allowed_redirect_hosts"] = sorted(
+        {
+            _host(h, _path("allowed_redirect_hosts", i))
+            for i, h in enumerate(_list(obj, "allowed_redirect_hosts", ""))
+        }
+    )
+    out["allowed_origins"] = sorted(
+        {
+            _origin(o, _path("allowed_origins", i))
+            for i, o in enumerate(_list(obj, "allowed_origins", ""))
+        }
+    )
+
+    attribution = _optional_object(obj, "attribution")
+    settings: dict[str, Any] = {}
+    for key, (default, lo, hi) in ATTRIBUTION_RANGES.items():
+        settings[key] = _int(attribution, key, "attribution", default, lo, hi)
+    settings["probabilistic_ios"] = _bool(attribution, "probabilistic_ios", "attribution", True)
+    out["attribution"] = settings
+    return out
+
+
+def validate_integration(body: Any) -> tuple[dict[str, Any], str | None]:
+    """The integration config without its token, and the token when one was sent (write-only:
+    it is never answered back)."""
+    obj = _object(body, "")
+    enabled = _bool(obj, "enabled", "", True)
+    pixel_code = _string(obj, "pixel_code", required=enabled, max_len=64)
+    if pixel_code and not re.fullmatch(r"[A-Za-z0-9_]+", pixel_code):
+        raise ConfigError("pixel_code", "must be letters and digits (TikTok's Pixel code)")
+    access_token = _string(obj, "access_token", max_len=512) or None
+    test_event_code = _string(obj, "test_event_code", max_len=64) or None
+    install_event = _string(obj, "install_event", default="Download", max_len=64) or "Download"
+
+    inapp = _optional_object(obj, "inapp_postbacks")
+    for_users = _string(inapp, "for_users", "inapp_postbacks", default="this_partner")
+    if for_users not in FOR_USERS:
+        raise ConfigError("inapp_postbacks.for_users", f"must be one of {', '.join(FOR_USERS)}")
+    events = []
+    seen: set[str] = set()
+    for i, raw in enumerate(_list(inapp, "events", "inapp_postbacks")):
+        field = _path("inapp_postbacks.events", i)
+        item = _object(raw, field)
+        app_event = _string(item, "app_event", field, required=True, max_len=100)
+        partner_event = _string(item, "partner_event", field, required=True, max_len=100)
+        include_revenue = _bool(item, "include_revenue", field, False)
+        if include_revenue and partner_event != "Purchase":
+            raise ConfigError(
+                _path(field, "include_revenue"),
+                "revenue can only be sent with the Purchase event",
+            )
+        if app_event in seen:
+            raise ConfigError(_path(field, "app_event"), "is mapped twice")
+        seen.add(app_event or "")
+        events.append(
+            {
+                "app_event": app_event,
+                "partner_event": partner_event,
+                "include_revenue": include_revenue,
+            }
+        )
+    config = {
+        "enabled": enabled,
+        "pixel_code": pixel_code,
+        "test_event_code": test_event_code,
+        "view_through": _bool(obj, "view_through", "", True),
+        "ccpa_limit": _bool(obj, "ccpa_limit", "", False),
+        "install_event": install_event,
+        "inapp_postbacks": {
+            "enabled": _bool(inapp, "enabled", "inapp_postbacks", True),
+            "window_days": _int(inapp, "window_days", "inapp_postbacks", 0, 0, 3650),
+            "for_users": for_users,
+            "events": events,
+        },
+    }
+    return config, access_token
+
+
+def validate_page(
+    body: Any, validate_mapping: Callable[[Any, str], Any] | None = None
+) -> dict[str, Any]:
+    """A page config. `validate_mapping` checks a non-null `mapping` (the snippet's rules
+    own that shape); the caller checks that `app_key` names an existing app."""
+    obj = _object(body, "")
+    app_key = _string(obj, "app_key", required=True, max_len=40) or ""
+    validate_app_key(app_key)
+    ctas = []
+    for i, name in enumerate(_list(obj, "ctas", "")):
+        if name not in DESTINATIONS or name == "web":
+            raise ConfigError(_path("ctas", i), "must name a store destination of the app")
+        if name not in ctas:
+            ctas.append(name)
+    image_url = _string(obj, "image_url", max_len=2000) or None
+    if image_url is not None and not image_url.startswith("/static/"):
+        _url(image_url, "image_url")
+    mapping = obj.get("mapping")
+    if mapping is not None:
+        if not isinstance(mapping, Mapping):
+            raise ConfigError("mapping", "must be an object (afParameters) or null")
+        if validate_mapping is not None:
+            mapping = validate_mapping(mapping, "mapping")
+    ttclid_sub = _string(obj, "ttclid_sub", default="af_sub1") or "af_sub1"
+    if ttclid_sub not in TTCLID_SUBS:
+        raise ConfigError("ttclid_sub", f"must be one of {', '.join(TTCLID_SUBS)}")
+    return {
+        "app_key": app_key,
+        "title": _string(obj, "title", required=True, max_len=200),
+        "headline": _string(obj, "headline", default="", max_len=200),
+        "body": _string(obj, "body", default="", max_len=MAX_TEXT),
+        "image_url": image_url,
+        "ctas": ctas,
+        "mapping": mapping,
+        "ttclid_sub": ttclid_sub,
+    }

@@ -1,0 +1,429 @@
+"""TikTok Events API 1.3: the payloads Gangway sends and how it reads TikTok's answers.
+
+Everything here is pure: values in, values out. The outbox worker builds a request with
+`build_event` + `build_request`, posts it (the only place with a network), hands the answer to
+`classify_answer`, and asks `next_retry_delay` when to try again. The event endpoint uses the
+same hashing and `revenue_properties`, so what it validates is exactly what will be sent.
+
+Contract: `spec/postbacks.md` (request, mapping, delivery, CCPA limited data use).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Literal
+
+from app.touches import Touch
+
+TRACK_PATH = "/open_api/v1.3/event/track/"
+PARTNER_NAME = "Gangway"
+EVENT_SOURCE = "web"
+DEFAULT_INSTALL_EVENT = "Download"
+MAX_EVENTS_PER_REQUEST = 1000
+# AppsFlyer's documented fallback when an event carries revenue but no currency; migrating
+# marketers expect the same number to show up in TikTok.
+DEFAULT_CURRENCY = "USD"
+
+# The in-app events offered by default (spec postbacks.md section 2). TikTok names are
+# case-sensitive, so they are spelled exactly as TikTok's standard web events.
+DEFAULT_EVENT_MAP: dict[str, str] = {
+    "af_complete_registration": "CompleteRegistration",
+    "af_purchase": "Purchase",
+    "af_content_view": "ViewContent",
+    "af_add_to_cart": "AddToCart",
+    "af_initiated_checkout": "InitiateCheckout",
+    "af_add_payment_info": "AddPaymentInfo",
+    "af_add_to_wishlist": "AddToWishlist",
+    "af_subscribe": "Subscribe",
+    "af_start_trial": "StartTrial",
+    "af_search": "Search",
+    "af_lead": "Lead",
+}
+
+# The only TikTok event that may carry revenue (the config API refuses include_revenue elsewhere).
+REVENUE_EVENT = "Purchase"
+
+# Partner event identifiers of AppsFlyer's TikTok for Business integration, for the mapping
+# picker. Postbacks go out as web events of a Pixel, so an identifier gets TikTok's standard web
+# event name where one exists; the app-only ones keep TikTok's app event name, which the Events
+# API accepts as a custom web event.
+PARTNER_EVENTS: tuple[tuple[str, str], ...] = (
+    ("Registration", "CompleteRegistration"),
+    ("Pay", "Purchase"),
+    ("View_content", "ViewContent"),
+    ("Checkout", "InitiateCheckout"),
+    ("Add_to_cart", "AddToCart"),
+    ("2D_retention", "2Dretention"),
+    ("Unlock_achievement", "UnlockAchievement"),
+    ("Subscribe", "Subscribe"),
+    ("Start_trial", "StartTrial"),
+    ("Spend_credits", "SpendCredits"),
+    ("Search", "Search"),
+    ("Rate", "Rate"),
+    ("Login", "Login"),
+    ("Loan_disbursal", "LoanDisbursal"),
+    ("Loan_approval", "LoanApproval"),
+    ("Loan_application", "LoanApplication"),
+    ("Achieve_level", "AchieveLevel"),
+    ("Join_group", "JoinGroup"),
+    ("InApp_ad_impr", "InAppADImpr"),
+    ("InApp_ad_click", "InAppADClick"),
+    ("Generate_lead", "Lead"),
+    ("Create_role", "CreateRole"),
+    ("Create_group", "CreateGroup"),
+    ("Complete_tutorial", "CompleteTutorial"),
+    ("Launch_app", "LaunchAPP"),
+    ("Add_to_wishlist", "AddToWishlist"),
+    ("Add_payment_info", "AddPaymentInfo"),
+)
+
+# --- Hashed user identifiers -------------------------------------------------------------------
+
+_SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
+_CURRENCY = re.compile(r"[A-Z]{3}")
+
+
+def _sha256_or_passthrough(normalised: str, raw: str, field: str) -> str:
+    # A caller that already hashed (as TikTok's own docs tell advertisers to) must not be
+    # hashed twice: a hash of a hash matches nobody.
+    stripped = raw.strip()
+    if _SHA256_HEX.fullmatch(stripped):
+        return stripped.lower()
+    if not normalised:
+        # sha256("") would be one shared identity for every user with a blank value.
+        raise ValueError(f"{field} is empty after normalisation")
+    return hashlib.sha256(normalised.encode("utf-8")).hexdigest()
+
+
+def _normalise_email(value: str) -> str:
+    return value.strip().lower()
+
+
+def _normalise_phone(value: str) -> str:
+    # E.164 is "+" then country code and number, digits only. "00" is the international call
+    # prefix most of the world dials in place of "+". A number without either is taken to
+    # already start with its country code: guessing a country would hash the wrong person.
+    digits = "".join(ch for ch in value if ch.isdigit())
+    if "+" not in value and digits.startswith("00"):
+        digits = digits[2:]
+    return f"+{digits}" if digits else ""
+
+
+def _normalise_external_id(value: str) -> str:
+    # Trimmed only: an app's own user ids may be case-sensitive.
+    return value.strip()
+
+
+def hash_email(value: str) -> str:
+    """SHA-256 hex of the trimmed, lower-cased email; a 64-hex value is passed through."""
+    return _sha256_or_passthrough(_normalise_email(value), value, "email")
+
+
+def hash_phone(value: str) -> str:
+    """SHA-256 hex of the phone number in E.164 (`+` and digits); a 64-hex value passes."""
+    return _sha256_or_passthrough(_normalise_phone(value), value, "phone")
+
+
+def hash_external_id(value: str) -> str:
+    """SHA-256 hex of the trimmed external id; a 64-hex value is passed through."""
+    return _sha256_or_passthrough(_normalise_external_id(value), value, "external_id")
+
+
+_USER_HASHERS: tuple[tuple[str, Callable[[str], str]], ...] = (
+    ("email", hash_email),
+    ("phone", hash_phone),
+    ("external_id", hash_external_id),
+)
+
+
+def hashed_user(user: Mapping[str, str] | None) -> dict[str, str]:
+    """The event's `user` fields as TikTok takes them: hashed, blank or absent ones left out."""
+    hashed: dict[str, str] = {}
+    if not user:
+        return hashed
+    for field, hasher in _USER_HASHERS:
+        value = user.get(field)
+        if not isinstance(value, str):
+            continue
+        try:
+            hashed[field] = hasher(value)
+        except ValueError:
+            # Blank after normalisation ("  ", a phone with no digits): the spec says absent
+            # values are left out, never sent empty.
+            continue
+    return hashed
+
+
+# --- CCPA limited data use ---------------------------------------------------------------------
+
+# Cloudflare's CF-IPCountry says "XX" when it does not know and "T1" for Tor exits: neither is a
+# location, and the spec has unknown locations err to limited.
+_NO_COUNTRY = frozenset({"", "XX", "T1"})
+
+
+def limited_data_use(
+    *,
+    ccpa_limit: bool,
+    country: str | None,
+    region: str | None,
+    gpc: bool,
+    covered_states: frozenset[str],
+) -> bool:
+    """Whether an event goes out with `limited_data_use: true` (spec postbacks.md section 4).
+
+    With the switch on: limited for Global Privacy Control, for a covered US state, and for an
+    unknown location (no country, or the US without a state); not limited for a location known
+    to be outside the covered states. `covered_states` are two-letter codes (`CA`, `TX`, ...);
+    a region given as ISO 3166-2 (`US-CA`) is accepted too.
+    """
+    if not ccpa_limit:
+        return False
+    if gpc:
+        return True
+    country_code = (country or "").strip().upper()
+    if country_code in _NO_COUNTRY:
+        return True
+    if country_code != "US":
+        return False
+    state = (region or "").strip().upper().removeprefix("US-")
+    if not state:
+        return True
+    return state in {s.upper() for s in covered_states}
+
+
+# --- Event properties --------------------------------------------------------------------------
+
+
+def _revenue_number(raw: object) -> float | int:
+    if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+        raise ValueError("af_revenue must be a decimal number")
+    try:
+        amount = Decimal(str(raw).strip())
+    except InvalidOperation:
+        raise ValueError(f"af_revenue is not a decimal: {raw!r}") from None
+    # Decimal happily parses "NaN" and "Infinity"; JSON has no such numbers.
+    if not amount.is_finite():
+        raise ValueError(f"af_revenue is not a finite decimal: {raw!r}")
+    if amount == amount.to_integral_value() and abs(amount) < 2**53:
+        return int(amount)
+    number = float(amount)
+    if not math.isfinite(number):
+        raise ValueError(f"af_revenue is out of range: {raw!r}")
+    return number
+
+
+def revenue_properties(event_value: Mapping[str, object] | None) -> dict[str, object]:
+    """TikTok `properties` from an event's `event_value`: value, currency, content_id.
+
+    Only keys present in `event_value` appear. `value` is a JSON number parsed from the decimal
+    string `af_revenue`; with revenue but no `af_currency`, the currency is USD. Raises
+    ValueError (naming the field) for a revenue that is not a finite decimal or a currency that
+    is not three letters, so the event endpoint can call this to validate at intake and nothing
+    stored can fail here later.
+    """
+    properties: dict[str, object] = {}
+    if not event_value:
+        return properties
+    revenue = event_value.get("af_revenue")
+    currency = event_value.get("af_currency")
+    if revenue is not None:
+        properties["value"] = _revenue_number(revenue)
+    if currency is not None:
+        code = currency.strip().upper() if isinstance(currency, str) else ""
+        if not _CURRENCY.fullmatch(code):
+            raise ValueError(f"af_currency is not an ISO 4217 code: {currency!r}")
+        properties["currency"] = code
+    elif "value" in properties:
+        properties["currency"] = DEFAULT_CURRENCY
+    content_id = event_value.get("af_content_id")
+    if content_id is not None and not isinstance(content_id, bool) and str(content_id) != "":
+        properties["content_id"] = str(content_id)
+    return properties
+
+
+# --- Payloads ----------------------------------------------------------------------------------
+
+
+def build_event(
+    *,
+    event: str,
+    event_time: float,
+    event_id: str,
+    touch: Touch | None,
+    limited_data_use: bool,
+    user: Mapping[str, str] | None = None,
+    properties: Mapping[str, object] | None = None,
+) -> dict[str, object]:
+    """One element of the request's `data` list.
+
+    `event_time` is the install's or event's own time (Unix seconds, truncated to whole
+    seconds), `event_id` its stable id so retries are deduplicated by TikTok. `user` carries the
+    touch's browser values plus the hashed `user` fields; `page` the touch's landing URL and
+    referrer. Absent values are left out, never sent empty.
+    """
+    if not event:
+        raise ValueError("event name is empty")
+    if not event_id:
+        raise ValueError("event_id is empty")
+    user_fields: dict[str, str] = {}
+    page: dict[str, str] = {}
+    if touch is not None:
+        for name, value in (
+            ("ttclid", touch.ttclid),
+            ("ip", touch.ip),
+            ("user_agent", touch.user_agent),
+        ):
+            if value:
+                user_fields[name] = value
+        if touch.original_url:
+            page["url"] = touch.original_url
+        if touch.referrer:
+            page["referrer"] = touch.referrer
+    user_fields.update(hashed_user(user))
+    payload: dict[str, object] = {
+        "event": event,
+        "event_time": int(event_time),
+        "event_id": event_id,
+        "limited_data_use": limited_data_use,
+        "user": user_fields,
+    }
+    if page:
+        payload["page"] = page
+    if properties:
+        payload["properties"] = dict(properties)
+    return payload
+
+
+def build_request(
+    *,
+    pixel_code: str,
+    events: Sequence[Mapping[str, object]],
+    test_event_code: str | None,
+) -> dict[str, object]:
+    """The JSON body of one `POST {base}{TRACK_PATH}` carrying 1 to 1,000 events.
+
+    Raises ValueError for an empty batch or one over MAX_EVENTS_PER_REQUEST: TikTok rejects an
+    oversized request whole, so the caller must split rather than lose the lot.
+    """
+    if not pixel_code:
+        raise ValueError("pixel_code is empty")
+    if not events:
+        raise ValueError("a request needs at least one event")
+    if len(events) > MAX_EVENTS_PER_REQUEST:
+        raise ValueError(
+            f"{len(events)} events in one request; TikTok takes at most {MAX_EVENTS_PER_REQUEST}"
+        )
+    body: dict[str, object] = {
+        "event_source": EVENT_SOURCE,
+        "event_source_id": pixel_code,
+        "partner_name": PARTNER_NAME,
+    }
+    if test_event_code:
+        body["test_event_code"] = test_event_code
+    body["data"] = [dict(event) for event in events]
+    return body
+
+
+# --- Answers and retries -----------------------------------------------------------------------
+
+OutcomeState = Literal["sent", "retry", "failed"]
+
+CODE_OK = 0
+CODE_PARTIAL_SUCCESS = 20001
+# Rate limiting (40100) and 40700 are TikTok saying "not now", not "never".
+RETRYABLE_CODES = frozenset({40100, 40700})
+# Statuses that mean "try later" when no TikTok JSON came back (a proxy or load balancer spoke).
+_RETRYABLE_HTTP = frozenset({408, 425, 429})
+_EXCERPT_CHARS = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one delivery attempt came to, with what the attempt log keeps of TikTok's answer."""
+
+    state: OutcomeState
+    code: int | None
+    message: str
+    request_id: str | None
+
+
+def _parse_answer(body: bytes | None) -> Mapping[str, object] | None:
+    if not body:
+        return None
+    try:
+        parsed = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+def _excerpt(body: bytes | None) -> str:
+    if not body:
+        return "empty body"
+    text = body.decode("utf-8", errors="replace").strip()
+    return text[:_EXCERPT_CHARS] or "empty body"
+
+
+def classify_answer(
+    *, http_status: int | None, body: bytes | None, transport_error: str | None = None
+) -> Outcome:
+    """Decide sent, retry or failed from one attempt (spec postbacks.md section 3).
+
+    TikTok's JSON `code` decides whenever there is one, whatever the HTTP status:
+    0 and 20001 (partial success) are sent; 40100, 40700 and every 5xxxx are retried; every
+    other 4xxxx is failed. Without a JSON `code` (a proxy, a load balancer or an outage spoke):
+
+    - no answer at all (timeout, connection error): retry;
+    - HTTP 5xx, 408, 425, 429: retry (429 is rate limiting, like 40100);
+    - HTTP 2xx without a code: retry. Nothing says TikTok took the events, and a resend is
+      harmless because TikTok drops a repeated event + event_id within 48 hours;
+    - other HTTP 4xx without a code (wrong base URL, a proxy refusing): failed, so the owner
+      sees a configuration error instead of a day of silent retries;
+    - a JSON code outside the known ranges: failed, with TikTok's message kept for the owner.
+    """
+    if transport_error is not None or http_status is None:
+        return Outcome("retry", None, transport_error or "no answer", None)
+    answer = _parse_answer(body)
+    code = answer.get("code") if answer is not None else None
+    if answer is not None and isinstance(code, int) and not isinstance(code, bool):
+        message = answer.get("message")
+        request_id = answer.get("request_id")
+        text = message if isinstance(message, str) else ""
+        rid = request_id if isinstance(request_id, str) and request_id else None
+        if code in (CODE_OK, CODE_PARTIAL_SUCCESS):
+            return Outcome("sent", code, text, rid)
+        if code in RETRYABLE_CODES or 50000 <= code <= 59999:
+            return Outcome("retry", code, text, rid)
+        return Outcome("failed", code, text, rid)
+    described = f"HTTP {http_status} without a TikTok answer: {_excerpt(body)}"
+    if http_status >= 500 or http_status in _RETRYABLE_HTTP or 200 <= http_status < 300:
+        return Outcome("retry", None, described, None)
+    return Outcome("failed", None, described, None)
+
+
+RETRY_BASE_SECONDS = 1.0
+RETRY_CAP_SECONDS = 3600.0
+RETRY_HORIZON_SECONDS = 24 * 3600
+
+
+def next_retry_delay(attempt: int, rand: Callable[[], float]) -> float:
+    """Seconds to wait after failed attempt number `attempt` (1 for the first), with jitter.
+
+    The nominal delay doubles from 1 s and stops at 1 hour; the wait is drawn from its upper
+    half ("equal jitter"). Why not full jitter: a draw near zero would answer TikTok's rate
+    limiting (40100) by calling again at once, while equal jitter keeps every wait at least
+    half the nominal one, so waits never shrink from one attempt to the next, and still spreads
+    out the herd of postbacks that an outage releases together. `rand` returns [0, 1).
+    """
+    if attempt < 1:
+        raise ValueError("attempt counts from 1")
+    # The exponent is bounded first: 2 ** 10_000 would be a pointless giant integer.
+    nominal = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * (1 << min(attempt - 1, 32)))
+    half = nominal / 2
+    return half + half * rand()

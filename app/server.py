@@ -1,0 +1,133 @@
+"""`create_app(settings)`: the routes table, the middleware and the lifespan.
+
+The lifespan owns everything long-lived: the store (and so its single writer thread), the
+shared `httpx.AsyncClient` and the postback worker. Nothing is opened at import time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from app.burst import BurstCounter
+from app.clock import Clock, system_clock
+from app.devices import parse_networks
+from app.geo import GeoIPDatabase, Locator
+from app.paths import SMARTSCRIPT_DIR, STATIC_DIR
+from app.postbacks.outbox import OutboxWorker
+from app.services import Services
+from app.settings import Settings
+from app.snippet_asset import load_script
+from app.store.sqlite import Store
+from app.web import ops, owner_api, pages, sdk, tracking
+from app.web.errors import ApiError, api_error_handler, http_error_handler
+from app.web.middleware import SecurityHeaders
+from app.web.templates import make_templates
+
+log = logging.getLogger("gangway")
+
+# Every outbound call has an explicit timeout; TikTok's own is a setting.
+CONNECT_TIMEOUT = 5.0
+
+
+def routes() -> list[Route | Mount]:
+    return [
+        # Public tracking surface (http-api.md section 1)
+        Route("/lp/{slug}", pages.landing_page, methods=["GET", "HEAD"]),
+        Route("/i/{app_key}", tracking.impression, methods=["GET", "HEAD", "POST", "OPTIONS"]),
+        Route("/c/{app_key}", tracking.click, methods=["GET", "HEAD"]),
+        Route(
+            "/v1.0/c2s/click/app/{platform}/{app_id}",
+            tracking.direct_click,
+            methods=["GET", "HEAD"],
+        ),
+        Route("/smartscript.js", pages.smartscript, methods=["GET", "HEAD"]),
+        Route("/banner.js", pages.banner, methods=["GET", "HEAD"]),
+        Route("/qr.svg", pages.qr_code, methods=["GET", "HEAD"]),
+        Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+        # App surface (section 2)
+        Route("/api/v1/installs", sdk.post_install, methods=["POST"]),
+        Route("/api/v1/events", sdk.post_event, methods=["POST"]),
+        # Owner surface (section 3)
+        Route("/api/v1/apps", owner_api.list_apps, methods=["GET"]),
+        Route("/api/v1/apps/{app_key}", owner_api.get_app, methods=["GET"]),
+        Route("/api/v1/apps/{app_key}", owner_api.put_app, methods=["PUT"]),
+        Route("/api/v1/apps/{app_key}", owner_api.delete_app, methods=["DELETE"]),
+        Route(
+            "/api/v1/apps/{app_key}/integrations/tiktokweb_int",
+            owner_api.get_integration,
+            methods=["GET"],
+        ),
+        Route(
+            "/api/v1/apps/{app_key}/integrations/tiktokweb_int",
+            owner_api.put_integration,
+            methods=["PUT"],
+        ),
+        Route(
+            "/api/v1/apps/{app_key}/integrations/tiktokweb_int",
+            owner_api.delete_integration,
+            methods=["DELETE"],
+        ),
+        Route("/api/v1/pages", owner_api.list_pages, methods=["GET"]),
+        Route("/api/v1/pages/{slug}", owner_api.get_page, methods=["GET"]),
+        Route("/api/v1/pages/{slug}", owner_api.put_page, methods=["PUT"]),
+        Route("/api/v1/pages/{slug}", owner_api.delete_page, methods=["DELETE"]),
+        Route("/api/v1/installs/{install_id}", sdk.get_install, methods=["GET"]),
+        # Operations (section 4)
+        Route("/healthz", ops.healthz, methods=["GET"]),
+        Route("/metrics", ops.metrics, methods=["GET"]),
+    ]
+
+
+def create_app(settings: Settings, *, clock: Clock = system_clock) -> Starlette:
+    settings = settings.with_secret()
+
+    trusted_proxies = parse_networks(settings.trusted_proxies)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        geoip = GeoIPDatabase(Path(settings.geoip_db)) if settings.geoip_db else None
+        store = await Store.open(settings.db, batch_max=settings.writer_batch_max)
+        timeout = httpx.Timeout(settings.tiktok_timeout_seconds, connect=CONNECT_TIMEOUT)
+        async with httpx.AsyncClient(timeout=timeout) as http:
+            svc = Services(
+                settings=settings,
+                store=store,
+                http=http,
+                clock=clock,
+                locator=Locator(trust_headers=settings.trust_geo_headers, database=geoip),
+                burst=BurstCounter(settings.burst_limit),
+                trusted_proxies=trusted_proxies,
+                templates=make_templates(),
+                scripts={
+                    name: load_script(SMARTSCRIPT_DIR / f"{name}.js")
+                    for name in ("smartscript", "banner")
+                },
+            )
+            worker = OutboxWorker(svc)
+            worker.start()
+            svc.outbox = worker
+            try:
+                yield {"services": svc}
+            finally:
+                await worker.stop()
+                await store.close()
+                if geoip is not None:
+                    geoip.close()
+
+    return Starlette(
+        routes=routes(),
+        middleware=[Middleware(SecurityHeaders)],
+        exception_handlers={ApiError: api_error_handler, HTTPException: http_error_handler},
+        lifespan=lifespan,
+    )

@@ -1,0 +1,231 @@
+"""The database schema, as named migrations applied in order at start-up.
+
+Times are Unix seconds (REAL, UTC), like the domain. JSON columns hold what the spec calls
+"all incoming params", configs and receipts. A new migration is appended, never edited: a
+database in the field has already run the old ones.
+"""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+migrations = Migrations("gangway")
+
+# Columns every touch (impression or click) has; see http-api.md section 1, "Stored".
+_TOUCH_COLUMNS = """
+    id TEXT PRIMARY KEY,
+    app_key TEXT NOT NULL,
+    page_slug TEXT,
+    pvid TEXT,
+    time REAL NOT NULL,
+    ip TEXT,
+    user_agent TEXT,
+    os_family TEXT,
+    os_version TEXT,
+    device_model TEXT,
+    browser TEXT,
+    in_app TEXT,
+    language TEXT,
+    country TEXT,
+    region TEXT,
+    gpc INTEGER NOT NULL DEFAULT 0,
+    pid TEXT,
+    c TEXT, af_c_id TEXT, af_adset TEXT, af_adset_id TEXT, af_ad TEXT, af_ad_id TEXT,
+    af_channel TEXT, af_siteid TEXT,
+    af_sub1 TEXT, af_sub2 TEXT, af_sub3 TEXT, af_sub4 TEXT, af_sub5 TEXT,
+    deep_link_value TEXT,
+    ttclid TEXT,
+    params TEXT NOT NULL DEFAULT '{}',
+    original_url TEXT,
+    referrer TEXT,
+    verdict TEXT NOT NULL DEFAULT 'human',
+    verdict_reasons TEXT NOT NULL DEFAULT '',
+    flags TEXT NOT NULL DEFAULT ''
+"""
+
+
+def _run(db: Database, statements: str) -> None:
+    # Not executescript(): it COMMITs first, and migrations run inside a transaction.
+    for statement in statements.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+@migrations(name="0001_initial")
+def initial(db: Database) -> None:
+    _run(
+        db,
+        f"""
+        CREATE TABLE apps (
+            app_key TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            sdk_key TEXT NOT NULL UNIQUE,
+            config TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        );
+        CREATE TABLE integrations (
+            app_key TEXT NOT NULL REFERENCES apps(app_key) ON DELETE CASCADE,
+            partner TEXT NOT NULL,
+            config TEXT NOT NULL,
+            access_token TEXT,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (app_key, partner)
+        );
+        CREATE TABLE pages (
+            slug TEXT PRIMARY KEY,
+            app_key TEXT NOT NULL REFERENCES apps(app_key) ON DELETE CASCADE,
+            config TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        );
+        CREATE TABLE impressions ({_TOUCH_COLUMNS});
+        CREATE UNIQUE INDEX impressions_pvid ON impressions(app_key, pvid) WHERE pvid IS NOT NULL;
+        CREATE INDEX impressions_match ON impressions(app_key, ip, time);
+        CREATE INDEX impressions_time ON impressions(app_key, time);
+        CREATE TABLE clicks (
+            {_TOUCH_COLUMNS},
+            platform TEXT,
+            destination TEXT,
+            claimed_by TEXT,
+            claimed_at REAL
+        );
+        CREATE INDEX clicks_match ON clicks(app_key, ip, time);
+        CREATE INDEX clicks_time ON clicks(app_key, time);
+        CREATE INDEX clicks_pvid ON clicks(app_key, pvid) WHERE pvid IS NOT NULL;
+        CREATE TABLE installs (
+            id TEXT PRIMARY KEY,
+            app_key TEXT NOT NULL,
+            app_instance_id TEXT NOT NULL,
+            platform TEXT NOT NULL,
+            time REAL NOT NULL,
+            received_at REAL NOT NULL,
+            ip TEXT,
+            user_agent TEXT,
+            os_version TEXT,
+            device_model TEXT,
+            language TEXT,
+            idfa TEXT, idfv TEXT, gaid TEXT, android_id TEXT,
+            att_status TEXT,
+            install_referrer TEXT,
+            status TEXT NOT NULL,
+            match_type TEXT,
+            touch_type TEXT,
+            touch_id TEXT,
+            touch_time REAL,
+            media_source TEXT NOT NULL,
+            original_media_source TEXT,
+            campaign TEXT, campaign_id TEXT, adset TEXT, adset_id TEXT, ad TEXT, ad_id TEXT,
+            channel TEXT, site_id TEXT,
+            af_sub1 TEXT, af_sub2 TEXT, af_sub3 TEXT, af_sub4 TEXT, af_sub5 TEXT,
+            ttclid TEXT,
+            deep_link_value TEXT,
+            original_url TEXT,
+            country TEXT,
+            region TEXT,
+            is_limited_data_use INTEGER NOT NULL DEFAULT 0,
+            is_retained_organic INTEGER NOT NULL DEFAULT 0,
+            receipt TEXT NOT NULL,
+            answer TEXT NOT NULL,
+            UNIQUE (app_key, app_instance_id)
+        );
+        CREATE INDEX installs_time ON installs(app_key, time);
+        CREATE INDEX installs_idfv ON installs(app_key, idfv) WHERE idfv IS NOT NULL;
+        CREATE INDEX installs_idfa ON installs(app_key, idfa) WHERE idfa IS NOT NULL;
+        CREATE INDEX installs_gaid ON installs(app_key, gaid) WHERE gaid IS NOT NULL;
+        CREATE INDEX installs_android_id ON installs(app_key, android_id)
+            WHERE android_id IS NOT NULL;
+        CREATE TABLE events (
+            id TEXT PRIMARY KEY,
+            app_key TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            install_id TEXT NOT NULL REFERENCES installs(id) ON DELETE CASCADE,
+            app_instance_id TEXT NOT NULL,
+            event_name TEXT NOT NULL,
+            event_time REAL NOT NULL,
+            received_at REAL NOT NULL,
+            revenue TEXT,
+            currency TEXT,
+            event_value TEXT NOT NULL DEFAULT '{{}}',
+            media_source TEXT NOT NULL,
+            postback TEXT NOT NULL,
+            answer TEXT NOT NULL,
+            UNIQUE (app_key, event_id)
+        );
+        CREATE INDEX events_time ON events(app_key, event_time);
+        CREATE INDEX events_install ON events(install_id);
+        CREATE TABLE postbacks (
+            id TEXT PRIMARY KEY,
+            app_key TEXT NOT NULL,
+            partner TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            subject_id TEXT NOT NULL,
+            event TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            state TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL,
+            next_attempt_at REAL NOT NULL,
+            last_attempt_at REAL,
+            last_http_status INTEGER,
+            last_code INTEGER,
+            last_message TEXT,
+            sent_at REAL
+        );
+        CREATE INDEX postbacks_due ON postbacks(state, next_attempt_at);
+        CREATE INDEX postbacks_subject ON postbacks(subject_id);
+        CREATE TABLE postback_attempts (
+            id INTEGER PRIMARY KEY,
+            postback_id TEXT NOT NULL REFERENCES postbacks(id) ON DELETE CASCADE,
+            time REAL NOT NULL,
+            http_status INTEGER,
+            code INTEGER,
+            message TEXT,
+            request_id TEXT
+        );
+        CREATE INDEX postback_attempts_postback ON postback_attempts(postback_id);
+        CREATE TABLE cost (
+            date TEXT NOT NULL,
+            app_key TEXT NOT NULL,
+            media_source TEXT NOT NULL,
+            campaign TEXT NOT NULL DEFAULT '', campaign_id TEXT NOT NULL DEFAULT '',
+            adset TEXT NOT NULL DEFAULT '', adset_id TEXT NOT NULL DEFAULT '',
+            ad TEXT NOT NULL DEFAULT '', ad_id TEXT NOT NULL DEFAULT '',
+            country TEXT NOT NULL DEFAULT '',
+            cost TEXT NOT NULL,
+            currency TEXT NOT NULL,
+            PRIMARY KEY (date, app_key, media_source, campaign, campaign_id, adset, adset_id,
+                         ad, ad_id, country)
+        );
+        CREATE TABLE rollups (
+            date TEXT NOT NULL,
+            app_key TEXT NOT NULL,
+            media_source TEXT NOT NULL DEFAULT '',
+            campaign TEXT NOT NULL DEFAULT '', campaign_id TEXT NOT NULL DEFAULT '',
+            adset TEXT NOT NULL DEFAULT '', adset_id TEXT NOT NULL DEFAULT '',
+            ad TEXT NOT NULL DEFAULT '', ad_id TEXT NOT NULL DEFAULT '',
+            country TEXT NOT NULL DEFAULT '', platform TEXT NOT NULL DEFAULT '',
+            metric TEXT NOT NULL,
+            value TEXT NOT NULL DEFAULT '0',
+            PRIMARY KEY (date, app_key, media_source, campaign, campaign_id, adset, adset_id,
+                         ad, ad_id, country, platform, metric)
+        );
+        CREATE TABLE tokens (
+            id TEXT PRIMARY KEY,
+            token_hash TEXT NOT NULL UNIQUE,
+            label TEXT NOT NULL DEFAULT '',
+            created_at REAL NOT NULL,
+            last_used_at REAL
+        );
+        CREATE TABLE users (
+            username TEXT PRIMARY KEY,
+            password_hash TEXT NOT NULL,
+            created_at REAL NOT NULL
+        )
+        """,
+    )
+
+
+def migrate(db: Database) -> None:
+    migrations.apply(db)

@@ -1,0 +1,98 @@
+"""Error answers and request-body reading, the same for every JSON endpoint.
+
+Every error is JSON `{"error", "message", "field"}` with a 4xx status (http-api.md). Handlers
+raise `ApiError`; anything else escaping a handler is a bug and answers 500 with no detail.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from app.configs import ConfigError
+
+log = logging.getLogger("gangway.web")
+
+MAX_BODY = 64 * 1024
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, error: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error = error
+        self.message = message
+        self.field = field
+
+    @classmethod
+    def invalid(cls, field: str | None, message: str) -> ApiError:
+        return cls(400, "invalid", message, field)
+
+    @classmethod
+    def from_config(cls, exc: ConfigError) -> ApiError:
+        return cls(
+            400, "invalid", f"{exc.field}: {exc.message}" if exc.field else exc.message, exc.field
+        )
+
+
+def error_response(status: int, error: str, message: str, field: str | None = None) -> Response:
+    return JSONResponse(
+        {"error": error, "message": message, "field": field},
+        status_code=status,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+async def api_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status, exc.error, exc.message, exc.field)
+
+
+async def http_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    error = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return error_response(exc.status_code, error, str(exc.detail))
+
+
+async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
+    """The body, refused with 413 past `limit` bytes without reading the rest into memory."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise ApiError(400, "invalid", "Content-Length is not a number")
+        if int(declared) > limit:
+            raise ApiError(413, "too_large", f"body over {limit // 1024} KiB")
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "too_large", f"body over {limit // 1024} KiB")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_json(
+    request: Request, *, allow_text_plain: bool = False, limit: int = MAX_BODY
+) -> Any:
+    """A JSON body. `text/plain` is allowed where browsers send beacons (no CORS preflight)."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    allowed = {"application/json"} | ({"text/plain"} if allow_text_plain else set())
+    if content_type not in allowed:
+        raise ApiError(415, "unsupported_media_type", f"send {' or '.join(sorted(allowed))}")
+    raw = await read_body(request, limit)
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ApiError(400, "invalid_json", f"body is not valid JSON: {exc}") from None
+
+
+def json_object(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ApiError.invalid(None, "body must be a JSON object")
+    return value

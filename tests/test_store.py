@@ -1,0 +1,137 @@
+"""The store's promises: migrations, group commit durability, one failure fails alone."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+from sqlite_utils import Database
+
+from app.store.sqlite import ClickAlreadyClaimed, Store, TouchRecord
+from app.touches import Touch
+
+
+def run(coro):  # type: ignore[no-untyped-def]
+    return asyncio.run(coro)
+
+
+def test_migrations_are_named_and_applied_once(tmp_path: Path) -> None:
+    db = str(tmp_path / "g.db")
+    Store.open_sync(db).close_sync()
+    Store.open_sync(db).close_sync()
+    conn = sqlite3.connect(db)
+    names = [r[0] for r in conn.execute("SELECT name FROM _sqlite_migrations")]
+    assert names == ["0001_initial"]
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert {"clicks_match", "impressions_match", "impressions_pvid"} <= indexes
+
+
+def test_an_acknowledged_write_is_readable_from_a_fresh_connection(tmp_path: Path) -> None:
+    db = str(tmp_path / "g.db")
+
+    async def scenario() -> None:
+        store = await Store.open(db)
+        try:
+            # Many concurrent writes so they share group commits.
+            touches = [
+                Touch(id=f"t{i}", kind="impression", app_key="demo", time=float(i), pvid=f"p{i}")
+                for i in range(200)
+            ]
+            for coro in asyncio.as_completed(
+                [store.record_touch(TouchRecord(t)) for t in touches]
+            ):
+                touch_id = await coro
+                # The moment the write answers, another process can see the row.
+                fresh = sqlite3.connect(db)
+                found = fresh.execute(
+                    "SELECT COUNT(*) FROM impressions WHERE id = ?", [touch_id]
+                ).fetchone()[0]
+                fresh.close()
+                assert found == 1, touch_id
+            assert store.writer.stats.batches < 200, "writes were not grouped into batches"
+        finally:
+            await store.close()
+
+    run(scenario())
+
+
+def test_a_failing_write_fails_alone_and_its_batch_commits(tmp_path: Path) -> None:
+    db = str(tmp_path / "g.db")
+
+    async def scenario() -> None:
+        store = await Store.open(db)
+        try:
+            def good(i: int):  # type: ignore[no-untyped-def]
+                def fn(d: Database) -> int:
+                    d.execute("INSERT INTO tokens (id, token_hash, created_at) VALUES (?, ?, 0)",
+                              [f"id{i}", f"h{i}"])
+                    return i
+                return fn
+
+            def bad(d: Database) -> None:
+                d.execute("INSERT INTO tokens (id, token_hash, created_at) VALUES ('x', 'hx', 0)")
+                raise ValueError("refused")
+
+            results = await asyncio.gather(
+                store.writer.write(good(1)), store.writer.write(bad),
+                store.writer.write(good(2)), return_exceptions=True,
+            )
+            assert results[0] == 1 and results[2] == 2
+            assert isinstance(results[1], ValueError)
+        finally:
+            await store.close()
+        conn = sqlite3.connect(db)
+        assert sorted(r[0] for r in conn.execute("SELECT id FROM tokens")) == ["id1", "id2"]
+
+    run(scenario())
+
+
+def test_a_pvid_is_one_impression(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        store = await Store.open(str(tmp_path / "g.db"))
+        try:
+            a = Touch(id="a", kind="impression", app_key="demo", time=1.0, pvid="pv")
+            b = Touch(id="b", kind="impression", app_key="demo", time=2.0, pvid="pv")
+            assert await store.record_touch(TouchRecord(a)) == "a"
+            assert await store.record_touch(TouchRecord(b)) == "a"
+        finally:
+            await store.close()
+
+    run(scenario())
+
+
+def test_a_click_is_claimed_by_one_install(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        store = await Store.open(str(tmp_path / "g.db"))
+        try:
+            await store.put_app("demo", {"name": "Demo", "destinations": {}}, 0.0)
+            click = Touch(id="c1", kind="click", app_key="demo", time=1.0, ip="1.1.1.1")
+            await store.record_touch(TouchRecord(click))
+
+            def row(i: int) -> dict[str, object]:
+                return {"id": f"i{i}", "app_key": "demo", "app_instance_id": f"a{i}",
+                        "platform": "android", "time": 5.0, "received_at": 5.0,
+                        "status": "attributed", "media_source": "x", "receipt": "{}",
+                        "answer": "{}"}
+
+            results = await asyncio.gather(
+                *(store.record_install(row(i), claim_click="c1", now=5.0) for i in range(5)),
+                return_exceptions=True,
+            )
+            won = [r for r in results if not isinstance(r, Exception)]
+            lost = [r for r in results if isinstance(r, ClickAlreadyClaimed)]
+            assert len(won) == 1 and len(lost) == 4
+        finally:
+            await store.close()
+
+    run(scenario())
+
+
+def test_store_refuses_writes_when_closed(tmp_path: Path) -> None:
+    store = Store.open_sync(str(tmp_path / "g.db"))
+    store.close_sync()
+    with pytest.raises(RuntimeError):
+        store.writer.submit(lambda d: None)
