@@ -338,7 +338,7 @@ def _run_tier(
     winner: Touch | None = None
     losers: list[dict[str, object]] = []
     # Latest first, ties by the greater id: the outcome and the receipt ignore input order.
-    for touch in sorted(touches, key=lambda t: t.time, reverse=True):
+    for touch in sorted(touches, key=lambda t: (t.time, t.id), reverse=True):
         lost: dict[str, object] | None
         if tier_off is not None:
             lost = {"reason": tier_off}
@@ -372,7 +372,7 @@ def _referrer_loss(install: InstallFacts, touch: Touch) -> dict[str, object] | N
 
 
 def _probabilistic_click_loss(touch: Touch) -> dict[str, object] | None:
-    if touch.verdict == "bot":
+    if touch.verdict == "nobot":
         return {"reason": "bot"}
     if touch.claimed_by is not None:
         return {"reason": "claimed"}

@@ -18,6 +18,9 @@ from tests.mapping_vectors import LANDING_ORIGIN, PVID, SNIPPET_ORIGIN
 SNIPPET_SOURCE = (SMARTSCRIPT_DIR / "smartscript.js").read_text(encoding="utf-8")
 BANNER_SOURCE = (SMARTSCRIPT_DIR / "banner.js").read_text(encoding="utf-8")
 
+# What /qr.svg answers here: any small SVG, so the <img> loads without a console error.
+QR_STAND_IN = '<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"></svg>'
+
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -91,15 +94,9 @@ def open_site(
         elif path == "/banner.js":
             route.fulfill(status=200, content_type="text/javascript", body=BANNER_SOURCE)
         elif path.startswith("/i/"):
-            site.beacons.append(
-                Beacon(
-                    request.method,
-                    request.url,
-                    request.headers.get("content-type"),
-                    request.post_data,
-                )
-            )
             route.fulfill(status=202, content_type="application/json", body='{"id": "imp"}')
+        elif path == "/qr.svg":
+            route.fulfill(status=200, content_type="image/svg+xml", body=QR_STAND_IN)
         else:
             route.fulfill(status=404, body="")
 
@@ -109,6 +106,21 @@ def open_site(
         context.add_init_script(init_script)
     page = context.new_page()
     page.on("pageerror", lambda error: site.page_errors.append(str(error)))
+
+    def request(request: Any) -> None:
+        # Recorded from the page's request events rather than the route handler: events arrive
+        # in order, so once a later request has been seen every earlier beacon is listed.
+        if request.url.startswith(SNIPPET_ORIGIN + "/i/"):
+            site.beacons.append(
+                Beacon(
+                    request.method,
+                    request.url,
+                    request.headers.get("content-type"),
+                    request.post_data,
+                )
+            )
+
+    page.on("request", request)
 
     def console(message: Any) -> None:
         if message.type == "error":

@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 from app import configs
 from app.clock import iso
 from app.configs import ConfigError
+from app.mapping import MappingError, validate_af_parameters
 from app.services import services
 from app.store.sqlite import AppRecord, IntegrationRecord, PageRecord
 from app.web.errors import ApiError, json_object, read_json
@@ -63,6 +64,8 @@ def _validated(fn: Any, *args: Any) -> Any:
         return fn(*args)
     except ConfigError as exc:
         raise ApiError.from_config(exc) from None
+    except MappingError as exc:
+        raise ApiError.invalid(exc.field, str(exc)) from None
 
 
 async def _existing_app(request: Request, app_key: str) -> AppRecord:
@@ -157,8 +160,6 @@ async def get_page(request: Request) -> Response:
 
 async def put_page(request: Request) -> Response:
     await require_admin(request)
-    from app.mapping import validate_af_parameters
-
     slug = _validated(configs.validate_slug, request.path_params["slug"])
     config = _validated(
         configs.validate_page, json_object(await read_json(request)), validate_af_parameters

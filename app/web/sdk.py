@@ -7,6 +7,7 @@ three are on disk.
 
 from __future__ import annotations
 
+import hmac
 import json
 import re
 from decimal import Decimal, InvalidOperation
@@ -22,7 +23,7 @@ from app.configs import PARTNER
 from app.devices import bot_verdict
 from app.ids import new_id
 from app.params import clean_text
-from app.postbacks import tiktok
+from app.postbacks import rules
 from app.services import Services, services
 from app.store.sqlite import AppRecord, ClickAlreadyClaimed, IntegrationRecord, NewPostback
 from app.touches import CAMPAIGN_PARAMS, Touch
@@ -54,8 +55,6 @@ async def _authorised_app(request: Request, body: dict[str, Any]) -> AppRecord:
 
 
 def _same(a: str, b: str) -> bool:
-    import hmac
-
     return hmac.compare_digest(a.encode(), b.encode())
 
 
@@ -157,43 +156,6 @@ async def _candidates(
     )
 
 
-def _install_postback(
-    svc: Services,
-    app: AppRecord,
-    integration: IntegrationRecord | None,
-    decision: Decision,
-    install_id: str,
-    install_time: float,
-) -> list[NewPostback]:
-    """The install postback, when the install went to TikTok and the integration is on.
-    No postback for organic, reinstall or rejected installs (postbacks.md section 2)."""
-    touch = decision.touch
-    if (
-        decision.status != "attributed"
-        or touch is None
-        or touch.pid != PARTNER
-        or integration is None
-        or not integration.config.get("enabled")
-    ):
-        return []
-    config = integration.config
-    event_name = config.get("install_event") or tiktok.DEFAULT_INSTALL_EVENT
-    event = tiktok.build_event(
-        event=event_name,
-        event_time=install_time,
-        event_id=install_id,
-        touch=touch,
-        limited_data_use=tiktok.limited_data_use(
-            ccpa_limit=bool(config.get("ccpa_limit")),
-            country=touch.country,
-            region=touch.region,
-            gpc=touch.gpc,
-            covered_states=svc.settings.ldu_states,
-        ),
-    )
-    return [NewPostback(app.app_key, PARTNER, "install", install_id, event_name, event)]
-
-
 def _install_row(
     facts: dict[str, Any],
     app: AppRecord,
@@ -287,8 +249,19 @@ async def post_install(request: Request) -> Response:
         decision = attribution.decide(install, candidates, settings)
         install_id = new_id()
         answer = attribution.conversion_data(decision, install_id, True, unified)
-        postbacks = _install_postback(svc, app, integration, decision, install_id, install.time)
-        limited = bool(postbacks and postbacks[0].payload.get("limited_data_use"))
+        event = rules.install_postback(
+            decision=decision,
+            install_id=install_id,
+            install_time=install.time,
+            integration=integration.config if integration else None,
+            covered_states=svc.settings.ldu_states,
+        )
+        postbacks = (
+            [NewPostback(app.app_key, PARTNER, "install", install_id, str(event["event"]), event)]
+            if event
+            else []
+        )
+        limited = bool(event and event.get("limited_data_use"))
         claim = (
             decision.touch.id
             if decision.status == "attributed" and decision.touch and decision.touch.kind == "click"
@@ -363,30 +336,6 @@ def _revenue(value: dict[str, Any]) -> tuple[str | None, str | None]:
     return str(amount), currency.upper()
 
 
-def _event_decision(
-    install: dict[str, Any],
-    integration: IntegrationRecord | None,
-    event_name: str,
-    event_time: float,
-) -> tuple[str, dict[str, Any] | None]:
-    """(postback decision, the mapping entry when queued)."""
-    if integration is None or not integration.config.get("enabled"):
-        return "disabled", None
-    inapp = integration.config.get("inapp_postbacks", {})
-    if not inapp.get("enabled", True):
-        return "disabled", None
-    entry = next((e for e in inapp.get("events", []) if e["app_event"] == event_name), None)
-    if entry is None:
-        return "not_mapped", None
-    ours = install["original_media_source"] == PARTNER and not install["is_retained_organic"]
-    if install["status"] in ("rejected",) or (not ours and inapp.get("for_users") != "all"):
-        return "not_attributed", None
-    window = inapp.get("window_days", 0)
-    if window and event_time - install["time"] > window * 86_400:
-        return "outside_window", None
-    return "queued", entry
-
-
 async def post_event(request: Request) -> Response:
     svc = services(request)
     body = json_object(await read_json(request))
@@ -416,32 +365,35 @@ async def post_event(request: Request) -> Response:
         return JSONResponse(json.loads(stored["answer"]), status_code=202)
 
     integration = await svc.store.get_integration(app.app_key, PARTNER)
-    decision, entry = _event_decision(install, integration, event_name, event_time)
+    config = integration.config if integration else None
+    decision, entry = rules.event_decision(
+        install=rules.InstallAttribution(
+            status=install["status"],
+            original_media_source=install["original_media_source"],
+            time=install["time"],
+            is_retained_organic=bool(install["is_retained_organic"]),
+        ),
+        integration=config,
+        event_name=event_name,
+        event_time=event_time,
+    )
     media_source = install["media_source"]
     answer = {"event_id": event_id, "media_source": media_source, "postback": decision}
     postbacks: list[NewPostback] = []
     stored_id = new_id()
-    if entry is not None and integration is not None:
+    if entry is not None and config is not None:
         touch = None
         if install["touch_id"] and install["original_media_source"] == PARTNER:
             touch = await svc.store.touch_by_id(install["touch_type"], install["touch_id"])
-        properties = tiktok.revenue_properties(value) if entry["include_revenue"] else {}
-        if not entry["include_revenue"] and value.get("af_content_id"):
-            properties = {"content_id": str(value["af_content_id"])}
-        event = tiktok.build_event(
-            event=entry["partner_event"],
-            event_time=event_time,
+        event = rules.event_postback(
+            entry=entry,
             event_id=stored_id,
+            event_time=event_time,
             touch=touch,
-            limited_data_use=tiktok.limited_data_use(
-                ccpa_limit=bool(integration.config.get("ccpa_limit")),
-                country=touch.country if touch else None,
-                region=touch.region if touch else None,
-                gpc=touch.gpc if touch else False,
-                covered_states=svc.settings.ldu_states,
-            ),
+            event_value=value,
             user={k: str(v) for k, v in (user or {}).items() if isinstance(v, str | int)},
-            properties=properties,
+            integration=config,
+            covered_states=svc.settings.ldu_states,
         )
         postbacks.append(
             NewPostback(app.app_key, PARTNER, "event", stored_id, entry["partner_event"], event)

@@ -1,0 +1,87 @@
+"""The store's plumbing: opening the file, the writer, and read connections per thread.
+
+The query modules (`configs`, `touches`, `installs`, `outbox`) extend `StoreBase`; `Store` in
+`app/store/sqlite.py` puts them together.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Self, TypeVar
+
+import anyio.to_thread
+
+from app.store.schema import migrate
+from app.store.writer import Writer, connect
+
+T = TypeVar("T")
+
+
+class StoreBase:
+    """Open with `await Store.open(path)`; close with `await store.close()`."""
+
+    def __init__(self, path: str, *, batch_max: int = 256) -> None:
+        self.path = path
+        self.writer = Writer(path, batch_max=batch_max)
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @classmethod
+    def open_sync(cls, path: str, *, batch_max: int = 256) -> Self:
+        """Create the file and its folder if needed, apply migrations, start the writer."""
+        Path(path).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+        store = cls(path, batch_max=batch_max)
+        store.writer.start()
+        store.writer.write_sync(migrate)
+        return store
+
+    @classmethod
+    async def open(cls, path: str, *, batch_max: int = 256) -> Self:
+        return await anyio.to_thread.run_sync(lambda: cls.open_sync(path, batch_max=batch_max))
+
+    def close_sync(self) -> None:
+        self.writer.stop()
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+
+    async def close(self) -> None:
+        await anyio.to_thread.run_sync(self.close_sync)
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self.path, readonly=True)
+            conn.row_factory = sqlite3.Row
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    def read_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return fn(self._reader())
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await anyio.to_thread.run_sync(self.read_sync, fn)
+
+    async def _one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
+        def run(conn: sqlite3.Connection) -> dict[str, Any] | None:
+            row = conn.execute(sql, params).fetchone()
+            return dict(row) if row is not None else None
+
+        return await self._read(run)
+
+    async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        def run(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            return [dict(r) for r in conn.execute(sql, params).fetchall()]
+
+        return await self._read(run)

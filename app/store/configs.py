@@ -1,0 +1,195 @@
+"""Configuration queries: apps, integrations, pages and admin tokens."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from sqlite_utils import Database
+
+from app.ids import new_id, new_secret, token_hash
+from app.store.base import StoreBase
+from app.store.records import AppRecord, IntegrationRecord, PageRecord
+
+
+class ConfigQueries(StoreBase):
+    # -- apps --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _app(row: Mapping[str, Any]) -> AppRecord:
+        return AppRecord(
+            app_key=row["app_key"],
+            name=row["name"],
+            sdk_key=row["sdk_key"],
+            config=json.loads(row["config"]),
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+        )
+
+    async def get_app(self, app_key: str) -> AppRecord | None:
+        row = await self._one("SELECT * FROM apps WHERE app_key = ?", [app_key])
+        return self._app(row) if row else None
+
+    async def list_apps(self) -> list[AppRecord]:
+        return [self._app(r) for r in await self._all("SELECT * FROM apps ORDER BY app_key")]
+
+    async def put_app(self, app_key: str, config: Mapping[str, Any], now: float) -> AppRecord:
+        """Full replace of an app's config; its `sdk_key` is made on create and then kept."""
+
+        def write(db: Database) -> dict[str, Any]:
+            existing = db.execute(
+                "SELECT sdk_key, created_at FROM apps WHERE app_key = ?", [app_key]
+            ).fetchone()
+            sdk_key, created = existing if existing else (new_secret(), now)
+            row = {
+                "app_key": app_key,
+                "name": config["name"],
+                "sdk_key": sdk_key,
+                "config": json.dumps(config, ensure_ascii=False),
+                "created_at": created,
+                "updated_at": now,
+            }
+            db.execute(
+                "INSERT INTO apps (app_key, name, sdk_key, config, created_at, updated_at) "
+                "VALUES (:app_key, :name, :sdk_key, :config, :created_at, :updated_at) "
+                "ON CONFLICT(app_key) DO UPDATE SET name = excluded.name, "
+                "config = excluded.config, updated_at = excluded.updated_at",
+                row,
+            )
+            return row
+
+        return self._app(await self.writer.write(write))
+
+    async def delete_app(self, app_key: str) -> bool:
+        def write(db: Database) -> bool:
+            return db.execute("DELETE FROM apps WHERE app_key = ?", [app_key]).rowcount > 0
+
+        return await self.writer.write(write)
+
+    async def app_for_destination(self, platform: str, app_id: str) -> AppRecord | None:
+        """The app whose destination `platform` has `app_id` (direct click URLs)."""
+        row = await self._one(
+            "SELECT * FROM apps WHERE json_extract(config, '$.destinations.' || ? || '.app_id') = ?"
+            " ORDER BY app_key LIMIT 1",
+            [platform, app_id],
+        )
+        return self._app(row) if row else None
+
+    # -- integrations -------------------------------------------------------------------------
+
+    async def get_integration(self, app_key: str, partner: str) -> IntegrationRecord | None:
+        row = await self._one(
+            "SELECT * FROM integrations WHERE app_key = ? AND partner = ?", [app_key, partner]
+        )
+        if row is None:
+            return None
+        return IntegrationRecord(
+            app_key=row["app_key"],
+            partner=row["partner"],
+            config=json.loads(row["config"]),
+            access_token=row["access_token"],
+            updated_at=row["updated_at"],
+        )
+
+    async def put_integration(
+        self,
+        app_key: str,
+        partner: str,
+        config: Mapping[str, Any],
+        access_token: str | None,
+        now: float,
+    ) -> IntegrationRecord:
+        """Full replace of the config. `access_token=None` keeps the stored token, so an owner
+        can edit settings without pasting the secret again."""
+
+        def write(db: Database) -> str | None:
+            db.execute(
+                "INSERT INTO integrations (app_key, partner, config, access_token, updated_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT(app_key, partner) DO UPDATE SET "
+                "config = excluded.config, updated_at = excluded.updated_at, "
+                "access_token = COALESCE(excluded.access_token, integrations.access_token)",
+                [app_key, partner, json.dumps(config), access_token, now],
+            )
+            row = db.execute(
+                "SELECT access_token FROM integrations WHERE app_key = ? AND partner = ?",
+                [app_key, partner],
+            ).fetchone()
+            return row[0] if row else None
+
+        token = await self.writer.write(write)
+        return IntegrationRecord(app_key, partner, dict(config), token, now)
+
+    async def delete_integration(self, app_key: str, partner: str) -> bool:
+        def write(db: Database) -> bool:
+            cursor = db.execute(
+                "DELETE FROM integrations WHERE app_key = ? AND partner = ?", [app_key, partner]
+            )
+            return cursor.rowcount > 0
+
+        return await self.writer.write(write)
+
+    # -- pages -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _page(row: Mapping[str, Any]) -> PageRecord:
+        return PageRecord(
+            slug=row["slug"],
+            app_key=row["app_key"],
+            config=json.loads(row["config"]),
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+        )
+
+    async def get_page(self, slug: str) -> PageRecord | None:
+        row = await self._one("SELECT * FROM pages WHERE slug = ?", [slug])
+        return self._page(row) if row else None
+
+    async def list_pages(self) -> list[PageRecord]:
+        return [self._page(r) for r in await self._all("SELECT * FROM pages ORDER BY slug")]
+
+    async def put_page(self, slug: str, config: Mapping[str, Any], now: float) -> PageRecord:
+        def write(db: Database) -> dict[str, Any]:
+            existing = db.execute("SELECT created_at FROM pages WHERE slug = ?", [slug]).fetchone()
+            row = {
+                "slug": slug,
+                "app_key": config["app_key"],
+                "config": json.dumps(config, ensure_ascii=False),
+                "created_at": existing[0] if existing else now,
+                "updated_at": now,
+            }
+            db.execute(
+                "INSERT INTO pages (slug, app_key, config, created_at, updated_at) "
+                "VALUES (:slug, :app_key, :config, :created_at, :updated_at) "
+                "ON CONFLICT(slug) DO UPDATE SET app_key = excluded.app_key, "
+                "config = excluded.config, updated_at = excluded.updated_at",
+                row,
+            )
+            return row
+
+        return self._page(await self.writer.write(write))
+
+    async def delete_page(self, slug: str) -> bool:
+        def write(db: Database) -> bool:
+            return db.execute("DELETE FROM pages WHERE slug = ?", [slug]).rowcount > 0
+
+        return await self.writer.write(write)
+
+    # -- admin tokens -------------------------------------------------------------------------
+
+    async def create_token(self, label: str, now: float) -> str:
+        """Make an admin token; only its hash is kept, so this is the one time it is seen."""
+        token = new_secret()
+
+        def write(db: Database) -> None:
+            db.execute(
+                "INSERT INTO tokens (id, token_hash, label, created_at) VALUES (?, ?, ?, ?)",
+                [new_id(), token_hash(token), label, now],
+            )
+
+        await self.writer.write(write)
+        return token
+
+    async def token_valid(self, token: str) -> bool:
+        row = await self._one("SELECT 1 FROM tokens WHERE token_hash = ?", [token_hash(token)])
+        return row is not None
