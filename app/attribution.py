@@ -372,7 +372,7 @@ def _referrer_loss(install: InstallFacts, touch: Touch) -> dict[str, object] | N
 
 
 def _probabilistic_click_loss(touch: Touch) -> dict[str, object] | None:
-    if touch.verdict == "nobot":
+    if touch.verdict == "bot":
         return {"reason": "bot"}
     if touch.claimed_by is not None:
         return {"reason": "claimed"}

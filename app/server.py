@@ -16,20 +16,19 @@ import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.routing import Mount, Route
-from starlette.staticfiles import StaticFiles
+from starlette.routing import Route
 
 from app.burst import BurstCounter
 from app.clock import Clock, system_clock
 from app.devices import parse_networks
 from app.geo import GeoIPDatabase, Locator
-from app.paths import SMARTSCRIPT_DIR, STATIC_DIR
+from app.paths import SMARTSCRIPT_DIR
 from app.postbacks.outbox import OutboxWorker
 from app.services import Services
 from app.settings import Settings
 from app.snippet_asset import load_script
 from app.store.sqlite import Store
-from app.web import ops, owner_api, pages, sdk, tracking
+from app.web import ops, outbox_api, owner_api, pages, sdk, tracking
 from app.web.errors import ApiError, api_error_handler, http_error_handler
 from app.web.middleware import SecurityHeaders
 from app.web.templates import make_templates
@@ -40,7 +39,7 @@ log = logging.getLogger("gangway")
 CONNECT_TIMEOUT = 5.0
 
 
-def routes() -> list[Route | Mount]:
+def routes() -> list[Route]:
     return [
         # Public tracking surface (http-api.md section 1)
         Route("/lp/{slug}", pages.landing_page, methods=["GET", "HEAD"]),
@@ -54,7 +53,7 @@ def routes() -> list[Route | Mount]:
         Route("/smartscript.js", pages.smartscript, methods=["GET", "HEAD"]),
         Route("/banner.js", pages.banner, methods=["GET", "HEAD"]),
         Route("/qr.svg", pages.qr_code, methods=["GET", "HEAD"]),
-        Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+        Route("/static/{path:path}", pages.static_file, methods=["GET", "HEAD"]),
         # App surface (section 2)
         Route("/api/v1/installs", sdk.post_install, methods=["POST"]),
         Route("/api/v1/events", sdk.post_event, methods=["POST"]),
@@ -83,6 +82,7 @@ def routes() -> list[Route | Mount]:
         Route("/api/v1/pages/{slug}", owner_api.put_page, methods=["PUT"]),
         Route("/api/v1/pages/{slug}", owner_api.delete_page, methods=["DELETE"]),
         Route("/api/v1/installs/{install_id}", sdk.get_install, methods=["GET"]),
+        Route("/api/v1/postbacks/{postback_id}/retry", outbox_api.retry, methods=["POST"]),
         # Operations (section 4)
         Route("/healthz", ops.healthz, methods=["GET"]),
         Route("/metrics", ops.metrics, methods=["GET"]),

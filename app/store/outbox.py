@@ -70,6 +70,23 @@ class OutboxQueries(StoreBase):
 
         await self.writer.write(write)
 
+    async def retry_postback(self, postback_id: str, now: float) -> str | None:
+        """Make a failed, dead or waiting postback due now. Answers its state before, or None
+        when there is no such postback; a `sent` one is left alone."""
+
+        def write(db: Database) -> str | None:
+            row = db.execute("SELECT state FROM postbacks WHERE id = ?", [postback_id]).fetchone()
+            if row is None:
+                return None
+            if row[0] != "sent":
+                db.execute(
+                    "UPDATE postbacks SET state = 'pending', next_attempt_at = ? WHERE id = ?",
+                    [now, postback_id],
+                )
+            return str(row[0])
+
+        return await self.writer.write(write)
+
     async def postback_attempts(self, postback_id: str) -> list[dict[str, Any]]:
         return await self._all(
             "SELECT * FROM postback_attempts WHERE postback_id = ? ORDER BY id", [postback_id]

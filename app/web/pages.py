@@ -12,15 +12,17 @@ from urllib.parse import urlencode, urlsplit
 
 import segno
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import FileResponse, Response
 
 from app import mapping
 from app.devices import parse_user_agent
 from app.ids import new_id
+from app.paths import STATIC_DIR
 from app.services import Services, services
 from app.snippet_asset import ScriptAsset
 from app.web.errors import ApiError
 from app.web.links import click_base, own_origin
+from app.web.templates import static_hash
 
 # Store wording, as each store's own badge says it.
 CTA_LABELS = {
@@ -131,6 +133,26 @@ async def smartscript(request: Request) -> Response:
 
 async def banner(request: Request) -> Response:
     return _script_response(request, services(request).scripts["banner"])
+
+
+async def static_file(request: Request) -> Response:
+    """Our CSS, images and fonts. A `?v=<content hash>` URL (what `static_url()` writes) is
+    cached for a year; a plain one for five minutes."""
+    name = request.path_params["path"]
+    path = (STATIC_DIR / name).resolve()
+    if STATIC_DIR.resolve() not in path.parents or not path.is_file():
+        raise ApiError(404, "not_found", "no such file")
+    version = static_hash(str(path.relative_to(STATIC_DIR.resolve())))
+    immutable = request.query_params.get("v") == version
+    return FileResponse(
+        path,
+        headers={
+            "Cache-Control": "public, max-age=31536000, immutable"
+            if immutable
+            else "public, max-age=300",
+            "ETag": f'"{version}"',
+        },
+    )
 
 
 async def qr_code(request: Request) -> Response:
