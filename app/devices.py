@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 
 from crawlerdetect import CrawlerDetect
@@ -44,8 +44,24 @@ PARSE_CACHE_SIZE = 4096
 # regex time than a real one. Tokens past it are ignored.
 MAX_PARSED_UA_CHARS = 2048
 
-_RESOLVER = BasicResolver(load_builtins())
-_CRAWLERS = CrawlerDetect()
+
+
+@cache
+def _resolver() -> BasicResolver:
+    # Built on first use, not at import: compiling the rules takes a while, and importing a
+    # module must not do work (the server warms it up in its lifespan instead).
+    return BasicResolver(load_builtins())
+
+
+@cache
+def _crawlers() -> CrawlerDetect:
+    return CrawlerDetect()
+
+
+def warm_up() -> None:
+    """Compile the parser and crawler rules now, so the first visitor does not wait for them."""
+    _resolver()
+    _crawlers()
 
 # uap-core OS families, lower-cased the way touches and installs name platforms. Anything else is
 # lower-cased with spaces removed ("Windows Phone" -> "windowsphone").
@@ -142,7 +158,7 @@ def parse_user_agent(ua: str | None) -> Device:
 
 @lru_cache(maxsize=PARSE_CACHE_SIZE)
 def _parse(ua: str) -> Device:
-    result = _RESOLVER(ua, Domain.ALL).complete()
+    result = _resolver()(ua, Domain.ALL).complete()
     os_family = _os_family(result.os.family if result.os else None)
     os_version = None
     if result.os and result.os.major:
@@ -210,7 +226,7 @@ def bot_verdict(ua: str | None, *, method: str = "GET", burst: bool = False) -> 
 def _ua_reason(ua: str) -> str | None:
     if _PREVIEW_FETCHERS.search(ua):
         return "preview_ua"
-    if _CRAWLERS.is_crawler(ua):
+    if _crawlers().is_crawler(ua):
         return "crawler_ua"
     return None
 

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -20,7 +21,7 @@ from starlette.routing import Route
 
 from app.burst import BurstCounter
 from app.clock import Clock, system_clock
-from app.devices import parse_networks
+from app.devices import parse_networks, warm_up
 from app.geo import GeoIPDatabase, Locator
 from app.paths import SMARTSCRIPT_DIR
 from app.postbacks.outbox import OutboxWorker
@@ -97,6 +98,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         geoip = GeoIPDatabase(Path(settings.geoip_db)) if settings.geoip_db else None
+        await anyio.to_thread.run_sync(warm_up)
         store = await Store.open(settings.db, batch_max=settings.writer_batch_max)
         timeout = httpx.Timeout(settings.tiktok_timeout_seconds, connect=CONNECT_TIMEOUT)
         async with httpx.AsyncClient(timeout=timeout) as http:

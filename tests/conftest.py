@@ -8,8 +8,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from app.__main__ import seed_demo
 from app.server import create_app
 from app.settings import Secret, Settings
 from app.store.sqlite import Store
+from tests.aio import run_async
 from tests.browser import ARTIFACTS, launch_browser
 
 pytest_plugins = ["tests.fakes.tiktok_api"]
@@ -52,9 +51,7 @@ def seed(db: str) -> tuple[str, str]:
         finally:
             await store.close()
 
-    # In a thread of its own: Playwright's sync API keeps an event loop running in this one.
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, run()).result()
+    return run_async(run())
 
 
 @pytest.fixture()
@@ -102,9 +99,7 @@ def artifacts_dir() -> Path:
 
 
 @pytest.fixture(scope="module")
-def live_server(
-    tmp_path_factory: pytest.TempPathFactory, fake_tiktok_server: Any
-) -> Iterator[Any]:
+def live_server(tmp_path_factory: pytest.TempPathFactory, fake_tiktok_server: Any) -> Iterator[Any]:
     """One real server per test module, seeded with the demo, posting to the fake TikTok.
     `live_server.admin_token` and `live_server.sdk_key` are the demo's credentials."""
     from tests.live import LiveServer

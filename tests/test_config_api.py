@@ -81,9 +81,15 @@ def test_app_key_and_body_shape(client: TestClient, admin: dict[str, str]) -> No
     assert (r.status_code, r.json()["field"]) == (400, "app_key")
     r = client.put("/api/v1/apps/demo", json=[1, 2], headers=admin)
     assert r.status_code == 400
-    r = client.put("/api/v1/apps/demo", content=b"{nope", headers=admin | {"content-type": "application/json"})
+    r = client.put(
+        "/api/v1/apps/demo", content=b"{nope", headers=admin | {"content-type": "application/json"}
+    )
     assert (r.status_code, r.json()["error"]) == (400, "invalid_json")
-    r = client.put("/api/v1/apps/demo", content=b"name=x", headers=admin | {"content-type": "application/x-www-form-urlencoded"})
+    r = client.put(
+        "/api/v1/apps/demo",
+        content=b"name=x",
+        headers=admin | {"content-type": "application/x-www-form-urlencoded"},
+    )
     assert r.status_code == 415
     big = {"name": "x", "padding": "y" * 70_000}
     assert client.put("/api/v1/apps/demo", json=big, headers=admin).status_code == 413
@@ -115,14 +121,26 @@ INTEGRATION_CASES = [
     ("inapp_postbacks.window_days", -3, "inapp_postbacks.window_days"),
     (
         "inapp_postbacks.events",
-        [{"app_event": "af_complete_registration", "partner_event": "CompleteRegistration",
-          "include_revenue": True}],
+        [
+            {
+                "app_event": "af_complete_registration",
+                "partner_event": "CompleteRegistration",
+                "include_revenue": True,
+            }
+        ],
         "inapp_postbacks.events[0].include_revenue",
     ),
-    ("inapp_postbacks.events", [{"partner_event": "Purchase"}], "inapp_postbacks.events[0].app_event"),
     (
         "inapp_postbacks.events",
-        [{"app_event": "a", "partner_event": "Lead"}, {"app_event": "a", "partner_event": "Search"}],
+        [{"partner_event": "Purchase"}],
+        "inapp_postbacks.events[0].app_event",
+    ),
+    (
+        "inapp_postbacks.events",
+        [
+            {"app_event": "a", "partner_event": "Lead"},
+            {"app_event": "a", "partner_event": "Search"},
+        ],
         "inapp_postbacks.events[1].app_event",
     ),
 ]
@@ -142,7 +160,9 @@ def test_integration_validation(
 
 
 def test_integration_of_an_unknown_app_is_404(client: TestClient, admin: dict[str, str]) -> None:
-    r = client.put("/api/v1/apps/nope/integrations/tiktokweb_int", json=DEMO_INTEGRATION, headers=admin)
+    r = client.put(
+        "/api/v1/apps/nope/integrations/tiktokweb_int", json=DEMO_INTEGRATION, headers=admin
+    )
     assert r.status_code == 404
 
 

@@ -34,8 +34,11 @@ def test_environment_overrides_defaults() -> None:
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("GANGWAY_PORT", "eighty"), ("GANGWAY_TRUST_GEO_HEADERS", "maybe"),
-     ("GANGWAY_UNIFIED_PIDS", "tiktokweb_int")],
+    [
+        ("GANGWAY_PORT", "eighty"),
+        ("GANGWAY_TRUST_GEO_HEADERS", "maybe"),
+        ("GANGWAY_UNIFIED_PIDS", "tiktokweb_int"),
+    ],
 )
 def test_a_bad_value_names_its_variable(name: str, value: str) -> None:
     with pytest.raises(ValueError, match=name):

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from sqlite_utils import Database
 
+from app.store.schema import migrations
 from app.store.sqlite import ClickAlreadyClaimed, Store, TouchRecord
 from app.touches import Touch
+from tests.aio import run_async
 
-
-def run(coro):  # type: ignore[no-untyped-def]
-    return asyncio.run(coro)
+run = run_async
 
 
 def test_migrations_are_named_and_applied_once(tmp_path: Path) -> None:
@@ -23,7 +23,9 @@ def test_migrations_are_named_and_applied_once(tmp_path: Path) -> None:
     Store.open_sync(db).close_sync()
     conn = sqlite3.connect(db)
     names = [r[0] for r in conn.execute("SELECT name FROM _sqlite_migrations")]
-    assert names == ["0001_initial"]
+    assert names[0] == "0001_initial"
+    assert names == sorted(set(names)), "each migration applied once, in order"
+    assert migrations.pending(Database(conn)) == []
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     assert {"clicks_match", "impressions_match", "impressions_pvid"} <= indexes
@@ -40,9 +42,7 @@ def test_an_acknowledged_write_is_readable_from_a_fresh_connection(tmp_path: Pat
                 Touch(id=f"t{i}", kind="impression", app_key="demo", time=float(i), pvid=f"p{i}")
                 for i in range(200)
             ]
-            for coro in asyncio.as_completed(
-                [store.record_touch(TouchRecord(t)) for t in touches]
-            ):
+            for coro in asyncio.as_completed([store.record_touch(TouchRecord(t)) for t in touches]):
                 touch_id = await coro
                 # The moment the write answers, another process can see the row.
                 fresh = sqlite3.connect(db)
@@ -64,11 +64,15 @@ def test_a_failing_write_fails_alone_and_its_batch_commits(tmp_path: Path) -> No
     async def scenario() -> None:
         store = await Store.open(db)
         try:
+
             def good(i: int):  # type: ignore[no-untyped-def]
                 def fn(d: Database) -> int:
-                    d.execute("INSERT INTO tokens (id, token_hash, created_at) VALUES (?, ?, 0)",
-                              [f"id{i}", f"h{i}"])
+                    d.execute(
+                        "INSERT INTO tokens (id, token_hash, created_at) VALUES (?, ?, 0)",
+                        [f"id{i}", f"h{i}"],
+                    )
                     return i
+
                 return fn
 
             def bad(d: Database) -> None:
@@ -76,8 +80,10 @@ def test_a_failing_write_fails_alone_and_its_batch_commits(tmp_path: Path) -> No
                 raise ValueError("refused")
 
             results = await asyncio.gather(
-                store.writer.write(good(1)), store.writer.write(bad),
-                store.writer.write(good(2)), return_exceptions=True,
+                store.writer.write(good(1)),
+                store.writer.write(bad),
+                store.writer.write(good(2)),
+                return_exceptions=True,
             )
             assert results[0] == 1 and results[2] == 2
             assert isinstance(results[1], ValueError)
@@ -112,10 +118,18 @@ def test_a_click_is_claimed_by_one_install(tmp_path: Path) -> None:
             await store.record_touch(TouchRecord(click))
 
             def row(i: int) -> dict[str, object]:
-                return {"id": f"i{i}", "app_key": "demo", "app_instance_id": f"a{i}",
-                        "platform": "android", "time": 5.0, "received_at": 5.0,
-                        "status": "attributed", "media_source": "x", "receipt": "{}",
-                        "answer": "{}"}
+                return {
+                    "id": f"i{i}",
+                    "app_key": "demo",
+                    "app_instance_id": f"a{i}",
+                    "platform": "android",
+                    "time": 5.0,
+                    "received_at": 5.0,
+                    "status": "attributed",
+                    "media_source": "x",
+                    "receipt": "{}",
+                    "answer": "{}",
+                }
 
             results = await asyncio.gather(
                 *(store.record_install(row(i), claim_click="c1", now=5.0) for i in range(5)),
