@@ -55,7 +55,7 @@
   const show = o => {
     o = o || {};
     const app = o.appKey, days = o.days == null ? 7 : o.days, bottom = o.position == 'bottom';
-    /^[a-z0-9-]{1,40}$/.test(app) || fail('appKey');
+    typeof app == 'string' && /^[a-z0-9-]{1,40}$/.test(app) || fail('appKey');
     typeof days == 'number' && days >= 0 || fail('days');
     o.position == null || bottom || o.position == 'top' || fail('position');
     const box = o.containerQuery ? D.querySelector(o.containerQuery) : D.body;

@@ -6,7 +6,7 @@
 // are short to stay under the 3 KB gzip budget. Conventions: a = call arguments, c = one field
 // configuration {keys, overrideValues, defaultValue}, m = the argument path an error names,
 // p = parameters as a Map (a Map, so a query key like "__proto__" stays plain data), k/v = key and
-// value. Every public member runs inside `guard`: bad input logs one console.error and gives null.
+// value. Every public member runs inside `safe`: bad input logs one console.error and gives null.
 (() => {
   const W = window, D = document, L = location, N = navigator, E = encodeURIComponent,
     V = 'gw-1.0.0',

@@ -4,6 +4,7 @@ throws or lies, data-auto pages, and no exception ever reaching the page."""
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote
@@ -363,3 +364,59 @@ def test_no_call_throws_into_the_page(site: Callable[..., Site]) -> None:
     answers = s.page.evaluate(HOSTILE_CALLS)
     assert answers == [None] * len(answers)
     assert len(s.console_errors) == len(answers)  # one line each
+
+
+# Hostile queries are built from these: keys the mapping below reads (and look-alikes), and
+# value pieces with broken escapes, bad UTF-8 (a surrogate, a BOM, 0xFF), NUL, separators and
+# object internals.
+HOSTILE_KEYS = (
+    "pid c utm_campaign ttclid TTCLID gclid keyword __proto__ constructor af_sub1 x".split()
+)
+HOSTILE_PIECES = (
+    "a Z 0 % + = ? ; / %00 é %C3 %2 %F0%9F %E2%82 %ED%A0%80 %EF%BB%BF %FF İ constructor %26"
+).split() + [" "]
+
+
+def hostile_query(rng: random.Random) -> str:
+    def value() -> str:
+        return "".join(rng.choice(HOSTILE_PIECES) for _ in range(rng.randint(0, 5)))
+
+    return "&".join(f"{rng.choice(HOSTILE_KEYS)}={value()}" for _ in range(rng.randint(1, 6)))
+
+
+TWIN_ARGS = {
+    "oneLinkURL": LINK,
+    "afParameters": {
+        "mediaSource": {
+            "keys": ["pid", "utm_source"],
+            "defaultValue": "d",
+            "overrideValues": {"constructor": "X", "é": "E"},
+        },
+        "campaign": {"keys": ["c", "utm_campaign"]},
+        "afSub2": {"keys": ["af_sub1"]},
+        "googleClickIdKey": "af_sub4",
+        "afCustom": [
+            {"paramKey": "ttclid", "keys": ["__proto__"]},
+            {"paramKey": "k w", "keys": ["constructor", "ttclid"]},
+        ],
+    },
+}
+
+
+def test_the_twins_agree_on_hostile_queries(vector_site: Site) -> None:
+    # Seeded, so a failure reproduces.
+    rng = random.Random(20261121)
+    direct = {**TWIN_ARGS, "platform": "steam", "app_id": "440", "redirectURL": "https://s.test/"}
+    for _ in range(20):
+        query = hostile_query(rng)
+        vector_site.visit("/lp/a?" + query)
+        # The server sees the URL the browser requested (percent-encoded the browser's way).
+        page_url = vector_site.page.evaluate("document.URL")
+        assert vector_site.call("generateOneLinkURL", TWIN_ARGS) == mapping.generate_one_link_url(
+            TWIN_ARGS, page_url, pvid=PVID
+        ), query
+        assert vector_site.call("generateDirectClickURL", direct) == (
+            mapping.generate_direct_click_url(direct, page_url, origin=SNIPPET_ORIGIN, pvid=PVID)
+        ), query
+        vector_site.page.evaluate("localStorage.clear()")
+    assert vector_site.page_errors == []
