@@ -37,6 +37,15 @@ the referrer tier is `skipped` as `no_referrer_click_id` when the referrer names
 Candidates that pass but are not chosen lose as `older`, or `tie` when they have the winner's
 time and lost on the id. The referrer tier compares no signals: the Play referrer is proof.
 
+The receipt (`attribution.md` section 5) is JSON with: `status`; `tier`, the waterfall tier that
+decided (`organic` when none matched, null when decided before the waterfall); `reason`
+(`bot_install`, `click_injection` or null); `notes`; `touch` (id, type, time, pid, campaign,
+campaign_id); `signals` of a probabilistic match (ip, os, os_version, device_model: `equal`,
+`differs` or `unknown`); `windows`, the settings used; `tiers`, each tier tried with its window,
+how many candidates it saw and its `losers` (id, type, time, reason, and the signals of a
+`signal_mismatch`); `referrer_click_id`; `prior_install`; `click_to_install_seconds` of a
+matched click.
+
 Signal comparison, where the spec says "decide sensibly":
 - IPs are compared as addresses (an IPv4-mapped IPv6 address equals its IPv4 address).
 - Browsers freeze parts of their user agent. Chrome's reduced UA says `Android 10; K` on every
@@ -75,8 +84,8 @@ DEFAULT_UNIFIED_PIDS: Mapping[str, str] = {"tiktokweb_int": "tiktokglobal_int"}
 
 _DAY = 86_400
 _HOUR = 3_600
-# A referrer is sometimes encoded twice on its way through store links and SDKs; three rounds
-# cover every case seen and keep a hostile string from looping long.
+# A referrer may arrive encoded more than once (store link, SDK, server-to-server caller); the
+# bound keeps a hostile string from costing more than a few passes.
 _MAX_REFERRER_DECODES = 3
 _ATT_BLOCKING = frozenset({"denied", "restricted"})
 # OS major versions that browsers freeze in their user agent (Chrome's reduced UA on Android,
@@ -131,7 +140,8 @@ class Candidates:
     """The touches the store found for one install; the engine applies every window itself.
 
     `referrer_click` is the click of this app named by the referrer's `gw_click_id`
-    (`referrer_click_id`), whatever its age; None with an id means the id is unknown.
+    (`referrer_click_id`, from `referrer_click_id()`), whatever its age; None with an id means
+    no click of this app has that id (a click of another app is passed as None too).
     `clicks` and `impressions` are this app's touches from the install's IP since
     `lookback_start`.
     """
@@ -148,6 +158,8 @@ class Candidates:
 
 @dataclass(frozen=True)
 class Decision:
+    """What `decide` concluded about one install, and the receipt that explains it."""
+
     status: Status
     # The tier that matched; also set for a `rejected` click injection.
     match_type: MatchType | None
@@ -211,6 +223,7 @@ def decide(
     install: InstallFacts, candidates: Candidates, settings: AttributionSettings
 ) -> Decision:
     """Attribute one install: the decision and its receipt (see the module docstring)."""
+    tiers: list[dict[str, object]] = []
     receipt: dict[str, object] = {
         "status": None,
         "tier": None,
@@ -219,7 +232,7 @@ def decide(
         "touch": None,
         "signals": None,
         "windows": _windows(settings),
-        "tiers": [],
+        "tiers": tiers,
         "referrer_click_id": candidates.referrer_click_id,
         "prior_install": _prior_install(install, settings),
     }
@@ -228,8 +241,6 @@ def decide(
     if install.prior_install_id is not None and _within_reattribution(install, settings):
         return _finish(receipt, "reinstall", None, None)
 
-    tiers: list[dict[str, object]] = []
-    receipt["tiers"] = tiers
     if candidates.referrer_click_id is None:
         tiers.append(
             {"tier": "referrer", "skipped": "no_referrer_click_id", "candidates": 0, "losers": []}

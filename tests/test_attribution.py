@@ -436,6 +436,12 @@ PROBABILISTIC_ROWS = [
         losers={"a": "tie"},
     ),
     Row(
+        "the tie goes the same way whatever order the store returns the clicks in",
+        ("attributed", "probabilistic_click", "b"),
+        clicks=(click("a", HOUR), click("b", HOUR)),
+        losers={"a": "tie"},
+    ),
+    Row(
         "clicks always beat impressions, even newer ones",
         ("attributed", "probabilistic_click", "c"),
         clicks=(click("c", 20 * HOUR),),
