@@ -149,3 +149,18 @@ def test_store_refuses_writes_when_closed(tmp_path: Path) -> None:
     store.close_sync()
     with pytest.raises(RuntimeError):
         store.writer.submit(lambda d: None)
+
+
+def test_a_2xx_answer_means_the_row_is_on_disk(client, settings) -> None:  # type: ignore[no-untyped-def]
+    """The group-commit promise, seen from HTTP: right after a 2xx, a fresh connection to the
+    file (another process, in effect) reads the row."""
+    for n in range(20):
+        r = client.post(
+            "/i/demo",
+            json={"url": f"http://gangway.test/lp/demo?pid=tiktokweb_int&c=n{n}", "pvid": f"pv{n}"},
+        )
+        assert r.status_code == 202
+        fresh = sqlite3.connect(settings.db)
+        row = fresh.execute("SELECT c FROM impressions WHERE id = ?", [r.json()["id"]]).fetchone()
+        fresh.close()
+        assert row == (f"n{n}",)
