@@ -83,6 +83,8 @@ def routes() -> list[Route]:
         Route("/api/v1/pages/{slug}", owner_api.put_page, methods=["PUT"]),
         Route("/api/v1/pages/{slug}", owner_api.delete_page, methods=["DELETE"]),
         Route("/api/v1/installs/{install_id}", sdk.get_install, methods=["GET"]),
+        Route("/api/v1/postbacks/retry", outbox_api.retry_failed, methods=["POST"]),
+        Route("/api/v1/postbacks/{postback_id}", outbox_api.get_postback, methods=["GET"]),
         Route("/api/v1/postbacks/{postback_id}/retry", outbox_api.retry, methods=["POST"]),
         # Operations (section 4)
         Route("/healthz", ops.healthz, methods=["GET"]),

@@ -1,10 +1,21 @@
 """The postback worker: delivers due outbox rows to TikTok's Events API, at least once.
 
-It wakes when a postback is queued (`nudge()`) or when the next retry falls due, groups due
-events of one pixel into one request (never over 1,000), and lets TikTok's answer decide each
-row's next state (`tiktok.classify_answer`). A row changes state only after its attempt is
-recorded, so a process killed mid-send sends that row again after restart; the stable
-`event_id` makes the repeat harmless (TikTok de-duplicates on event + event_id).
+How a round goes: under a lock, read the due postbacks (up to 1,000 per integration, so one
+pixel's events share one request, never more than TikTok takes) of every integration that has
+no request in flight, and mark those integrations in flight; then send one request per
+integration, concurrently, and let TikTok's answer (`tiktok.classify_answer`) and the retry
+schedule (`tiktok.after_attempt`) decide each row's next state. The attempt is logged and the
+state changed in one write; only after that write is the integration free again, so no round
+can read a row that is still on its way (which would send it twice).
+
+When it runs: `nudge()` (a postback was just queued) starts a round at once, so a postback leaves
+within moments of its install or event; the end of a request starts another round (what queued
+meanwhile goes next, grouped); otherwise the worker sleeps until the next retry falls due, and at
+most IDLE_POLL_SECONDS, in case something queued without nudging.
+
+Nothing is marked "being sent" on disk: a process killed mid-request leaves its rows due, and
+they are sent again after restart. TikTok drops a repeated `event` + `event_id` within 48 hours,
+so at-least-once delivery is exactly-once in effect.
 """
 
 from __future__ import annotations
@@ -13,98 +24,165 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections import defaultdict
 from collections.abc import Sequence
 
 import httpx
 
 from app.postbacks import tiktok
 from app.services import Services
-from app.store.sqlite import PostbackAttempt, PostbackRecord
+from app.store.sqlite import IntegrationRecord, PostbackAttempt, PostbackRecord
 
 log = logging.getLogger("gangway.outbox")
 
-# How long the worker sleeps at most between looks at the outbox when nothing nudges it.
+# The longest the worker sleeps between looks at the outbox when nothing nudges it.
 IDLE_POLL_SECONDS = 1.0
-BATCH_LIMIT = tiktok.MAX_EVENTS_PER_REQUEST
+# Most postbacks one round reads, over all integrations (each integration gets at most
+# MAX_EVENTS_PER_REQUEST of them); a fuller backlog is read by the rounds that follow at once.
+ROUND_LIMIT = 10 * tiktok.MAX_EVENTS_PER_REQUEST
+# After the store refused to record an attempt, the integration rests this long before its rows
+# are tried again: without the pause a broken disk would resend the same request in a tight loop.
+STORE_FAILURE_PAUSE_SECONDS = 5.0
+
+IntegrationKey = tuple[str, str]  # (app_key, partner)
 
 
 class OutboxWorker:
+    """Started and stopped by the server's lifespan; tests may call `deliver_due()` directly."""
+
     def __init__(self, svc: Services, *, rand: random.Random | None = None) -> None:
         self.svc = svc
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         self._rand = rand or random.Random()
+        self._wake = asyncio.Event()
+        self._claim_lock = asyncio.Lock()
+        self._in_flight: set[IntegrationKey] = set()
+        self._deliveries: set[asyncio.Task[None]] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="gangway-outbox")
 
     async def stop(self) -> None:
-        if self._task is None:
-            return
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        """Stop at once. A request cut off here leaves its rows due: sent again next start."""
+        tasks = [*self._deliveries, *([self._task] if self._task else [])]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         self._task = None
 
     def nudge(self) -> None:
         """A postback was queued: look now rather than at the next poll."""
         self._wake.set()
 
+    # -- rounds ------------------------------------------------------------------------------
+
+    async def deliver_due(self) -> int:
+        """Send everything due now and wait for every answer; answers how many postbacks were
+        attempted. The server's loop does the same without waiting for the answers."""
+        attempted = 0
+        while True:
+            claimed, _ = await self._claim()
+            if not claimed:
+                return attempted
+            await asyncio.gather(*(self._deliver(key, rows) for key, rows in claimed))
+            attempted += sum(len(rows) for _, rows in claimed)
+
     async def _run(self) -> None:
         while True:
-            try:
-                sent_any = await self.deliver_due()
-            except Exception:  # a bad row or a store hiccup must not kill delivery for good
-                log.exception("outbox round failed")
-                sent_any = False
-            if sent_any:
-                continue
+            # Cleared before looking, so a nudge that arrives during the look is not lost.
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), IDLE_POLL_SECONDS)
+            wait = IDLE_POLL_SECONDS
+            try:
+                claimed, more = await self._claim()
+                for key, rows in claimed:
+                    task = asyncio.create_task(self._deliver(key, rows), name=f"postbacks-{key}")
+                    self._deliveries.add(task)
+                    task.add_done_callback(self._deliveries.discard)
+                wait = 0.0 if more else await self._idle_wait()
+            except Exception:  # a store hiccup must not end delivery for good
+                log.exception("outbox round failed")
+            if wait > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), wait)
 
-    async def deliver_due(self) -> bool:
-        """One round: send every due postback. Answers whether any were due."""
-        store = self.svc.store
-        due = await store.due_postbacks(self.svc.clock(), BATCH_LIMIT)
-        if not due:
-            return False
-        groups: dict[tuple[str, str], list[PostbackRecord]] = defaultdict(list)
-        for row in due:
-            groups[(row.app_key, row.partner)].append(row)
-        await asyncio.gather(*(self._send_group(key, rows) for key, rows in groups.items()))
-        return True
+    async def _idle_wait(self) -> float:
+        next_due = await self.svc.store.next_postback_due()
+        if next_due is None:
+            return IDLE_POLL_SECONDS
+        delay = next_due - self.svc.clock()
+        # Due already: those rows belong to an integration with a request in flight, and the
+        # end of that request nudges.
+        return min(delay, IDLE_POLL_SECONDS) if delay > 0 else IDLE_POLL_SECONDS
 
-    async def _send_group(self, key: tuple[str, str], rows: Sequence[PostbackRecord]) -> None:
+    async def _claim(self) -> tuple[list[tuple[IntegrationKey, list[PostbackRecord]]], bool]:
+        """The due rows of every integration not in flight, grouped, and those integrations
+        marked in flight; and whether the round was full (more may be due)."""
+        async with self._claim_lock:
+            due = await self.svc.store.due_postbacks(
+                self.svc.clock(),
+                per_integration=tiktok.MAX_EVENTS_PER_REQUEST,
+                limit=ROUND_LIMIT,
+                exclude=tuple(self._in_flight),
+            )
+            groups: dict[IntegrationKey, list[PostbackRecord]] = {}
+            for row in due:
+                groups.setdefault((row.app_key, row.partner), []).append(row)
+            self._in_flight.update(groups)
+            return list(groups.items()), len(due) >= ROUND_LIMIT
+
+    async def _deliver(self, key: IntegrationKey, rows: Sequence[PostbackRecord]) -> None:
+        """One request for one integration's rows; its attempts recorded; the integration
+        released; another round nudged (rows may have queued behind this request)."""
+        try:
+            try:
+                attempts = await self._attempt(key, rows)
+            except Exception as exc:
+                # A bug must not leave the rows due at once (a tight loop): back off instead.
+                log.exception("postbacks app=%s: delivery failed inside Gangway", key[0])
+                outcome = tiktok.Outcome(
+                    "retry", None, f"internal error: {type(exc).__name__}", None
+                )
+                attempts = self._attempts(rows, outcome, None, None, None, None)
+            try:
+                await self.svc.store.record_attempts(attempts)
+            except Exception:
+                log.exception("postbacks app=%s: could not record %d attempts", key[0], len(rows))
+                await asyncio.sleep(STORE_FAILURE_PAUSE_SECONDS)
+        finally:
+            self._in_flight.discard(key)
+            self.nudge()
+
+    async def _attempt(
+        self, key: IntegrationKey, rows: Sequence[PostbackRecord]
+    ) -> list[PostbackAttempt]:
         app_key, partner = key
-        now = self.svc.clock()
         integration = await self.svc.store.get_integration(app_key, partner)
-        if integration is None or not integration.access_token:
-            message = (
-                "the integration was removed"
-                if integration is None
-                else "access_token is not set for this integration"
-            )
-            await self.svc.store.record_attempts(
-                [PostbackAttempt(r.id, now, "failed", now, message=message) for r in rows]
-            )
-            return
+        problem = configuration_problem(integration)
+        if problem is not None or integration is None:
+            # The owner must fix the integration; retrying would change nothing. The rows wait
+            # as `failed`, and the owner's retry sends them once it is fixed.
+            outcome = tiktok.Outcome("failed", None, problem or "no integration", None)
+            log.warning("postbacks app=%s n=%d failed: %s", app_key, len(rows), outcome.message)
+            return self._attempts(rows, outcome, None, None, None, None)
         config = integration.config
+        pixel_code: str = config["pixel_code"]
+        test_event_code: str | None = config.get("test_event_code") or None
         body = tiktok.build_request(
-            pixel_code=config["pixel_code"],
-            events=[r.payload for r in rows],
-            test_event_code=config.get("test_event_code"),
+            pixel_code=pixel_code,
+            events=[row.payload for row in rows],
+            test_event_code=test_event_code,
         )
         url = self.svc.settings.tiktok_api_url.rstrip("/") + tiktok.TRACK_PATH
+        log.debug("postbacks app=%s n=%d sending to %s", app_key, len(rows), url)
         status: int | None = None
         content: bytes | None = None
         error: str | None = None
         try:
             answer = await self.svc.http.post(
-                url,
-                json=body,
-                headers={"Access-Token": integration.access_token},
+                url, json=body, headers={"Access-Token": integration.access_token or ""}
             )
             status, content = answer.status_code, answer.content
         except httpx.TimeoutException as exc:
@@ -112,35 +190,68 @@ class OutboxWorker:
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"
         outcome = tiktok.classify_answer(http_status=status, body=content, transport_error=error)
+        log.info(
+            "postbacks app=%s pixel=%s n=%d outcome=%s http=%s code=%s request_id=%s message=%r",
+            app_key,
+            pixel_code,
+            len(rows),
+            outcome.state,
+            status,
+            outcome.code,
+            outcome.request_id,
+            outcome.message,
+        )
+        return self._attempts(rows, outcome, status, pixel_code, test_event_code, len(rows))
+
+    def _attempts(
+        self,
+        rows: Sequence[PostbackRecord],
+        outcome: tiktok.Outcome,
+        http_status: int | None,
+        pixel_code: str | None,
+        test_event_code: str | None,
+        batch_size: int | None,
+    ) -> list[PostbackAttempt]:
         done = self.svc.clock()
+        # One draw per request: rows that failed together stay together, so their retry is one
+        # request again. Jitter is for spreading Gangway's load, not for splitting a batch.
+        draw = self._rand.random()
         attempts = []
         for row in rows:
-            state: str = outcome.state
-            next_at = done
-            if outcome.state == "retry":
-                delay = tiktok.next_retry_delay(row.attempts + 1, self._rand.random)
-                next_at = done + delay
-                state = "retrying"
-                if next_at - row.created_at > tiktok.RETRY_HORIZON_SECONDS:
-                    state = "dead"
+            state, next_at = tiktok.after_attempt(
+                outcome.state,
+                attempt=row.retry_attempts + 1,
+                since=row.created_at if row.retry_since is None else row.retry_since,
+                now=done,
+                rand=lambda: draw,
+            )
             attempts.append(
                 PostbackAttempt(
                     postback_id=row.id,
                     time=done,
                     state=state,
                     next_attempt_at=next_at,
-                    http_status=status,
+                    http_status=http_status,
                     code=outcome.code,
                     message=outcome.message,
                     request_id=outcome.request_id,
+                    pixel_code=pixel_code,
+                    test_event_code=test_event_code,
+                    batch_size=batch_size,
                 )
             )
-        await self.svc.store.record_attempts(attempts)
-        log.info(
-            "postbacks app=%s n=%d state=%s http=%s code=%s",
-            app_key,
-            len(rows),
-            outcome.state,
-            status,
-            outcome.code,
-        )
+        return attempts
+
+
+def configuration_problem(integration: IntegrationRecord | None) -> str | None:
+    """Why postbacks of this integration cannot be sent at all, in the owner's words; None
+    when they can."""
+    if integration is None:
+        return "the tiktokweb_int integration was deleted"
+    if not integration.config.get("enabled"):
+        return "the tiktokweb_int integration is disabled"
+    if not integration.config.get("pixel_code"):
+        return "pixel_code is not set on the tiktokweb_int integration"
+    if not integration.access_token:
+        return "access_token is not set on the tiktokweb_int integration"
+    return None

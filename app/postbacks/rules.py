@@ -87,8 +87,12 @@ def event_decision(
     entry = next((e for e in inapp.get("events", []) if e["app_event"] == event_name), None)
     if entry is None:
         return "not_mapped", None
-    ours = install.original_media_source == PARTNER and not install.is_retained_organic
-    if install.status == "rejected" or (not ours and inapp.get("for_users") != "all"):
+    # Retention made the install organic: its later events send nothing, not even under
+    # `for_users: "all"` (reporting.md section 5, "no postback"). A rejected install was fraud.
+    if install.is_retained_organic or install.status == "rejected":
+        return "not_attributed", None
+    ours = install.status == "attributed" and install.original_media_source == PARTNER
+    if not ours and inapp.get("for_users") != "all":
         return "not_attributed", None
     window = inapp.get("window_days", 0)
     if window and event_time - install.time > window * DAY:
@@ -109,7 +113,9 @@ def event_postback(
 ) -> dict[str, object]:
     """The mapped event for TikTok's `data` list. `touch` is the install's TikTok touch, or
     None for an event of another source sent under `for_users: "all"` (no ttclid then)."""
-    if entry.get("include_revenue"):
+    # Revenue only on Purchase, even if a stored mapping says otherwise (the config API refuses
+    # it elsewhere; a mapping written before that rule must not leak revenue to TikTok).
+    if entry.get("include_revenue") and entry["partner_event"] == tiktok.REVENUE_EVENT:
         properties = tiktok.revenue_properties(event_value)
     else:
         content_id = event_value.get("af_content_id")

@@ -283,7 +283,9 @@ def build_event(
                 user_fields[name] = value
         if touch.original_url:
             page["url"] = touch.original_url
-        if touch.referrer:
+        # A click's Referer is the landing page itself; a page is not its own referrer, and
+        # saying so would tell TikTok the visit came from nowhere else.
+        if touch.referrer and touch.referrer != touch.original_url:
             page["referrer"] = touch.referrer
     user_fields.update(hashed_user(user))
     payload: dict[str, object] = {
@@ -427,3 +429,24 @@ def next_retry_delay(attempt: int, rand: Callable[[], float]) -> float:
     nominal = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * (1 << min(attempt - 1, 32)))
     half = nominal / 2
     return half + half * rand()
+
+
+PostbackState = Literal["sent", "retrying", "failed", "dead"]
+
+
+def after_attempt(
+    outcome: OutcomeState, *, attempt: int, since: float, now: float, rand: Callable[[], float]
+) -> tuple[PostbackState, float]:
+    """A postback's next state and when it is next due, after attempt number `attempt` of the
+    current run of retries (which began at `since`) came to `outcome` at `now`.
+
+    Retries follow `next_retry_delay` for up to RETRY_HORIZON_SECONDS: the last one is moved to
+    the end of the horizon rather than past it, and a retryable answer at or after the end means
+    `dead` (postbacks.md section 3). `sent` and `failed` are final: their time is `now`.
+    """
+    if outcome != "retry":
+        return outcome, now
+    deadline = since + RETRY_HORIZON_SECONDS
+    if now >= deadline:
+        return "dead", now
+    return "retrying", min(now + next_retry_delay(attempt, rand), deadline)

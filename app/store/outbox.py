@@ -1,9 +1,17 @@
-"""Outbox queries: due postbacks, attempts and their states."""
+"""Outbox queries: due postbacks, delivery attempts and the states they leave, owner retries.
+
+A postback row is inserted by `queue_postbacks` inside the transaction of its install or event
+(`app/store/installs.py`), so a stored install always has its postback. The worker reads due
+rows with `due_postbacks`, and `record_attempts` logs each attempt and moves its postback to the
+next state in one transaction. Nothing marks a row as "being sent": a row whose request was in
+flight when the process died is still due after restart, and is sent again (at least once).
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+import sqlite3
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from sqlite_utils import Database
@@ -13,13 +21,33 @@ from app.store.records import NewPostback, PostbackAttempt, PostbackRecord
 
 
 class OutboxQueries(StoreBase):
-    # -- outbox ------------------------------------------------------------------------------
+    # -- delivery ----------------------------------------------------------------------------
 
-    async def due_postbacks(self, now: float, limit: int) -> list[PostbackRecord]:
+    async def due_postbacks(
+        self,
+        now: float,
+        *,
+        per_integration: int,
+        limit: int,
+        exclude: Collection[tuple[str, str]] = (),
+    ) -> list[PostbackRecord]:
+        """Postbacks due at `now`, oldest due first: at most `per_integration` of each
+        (app_key, partner), at most `limit` in all, none of the integrations in `exclude`
+        (those with a request in flight)."""
+        skip = ""
+        params: list[Any] = [now]
+        for app_key, partner in exclude:
+            skip += " AND NOT (app_key = ? AND partner = ?)"
+            params += [app_key, partner]
+        params += [per_integration, limit]
+        # The window function caps each integration's share, so one app's backlog after an
+        # outage cannot crowd every other app out of a round. Ties go in queue order (rowid).
         rows = await self._all(
-            "SELECT * FROM postbacks WHERE state IN ('pending', 'retrying') "
-            "AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?",
-            [now, limit],
+            "SELECT * FROM (SELECT *, rowid AS seq, ROW_NUMBER() OVER ("
+            "PARTITION BY app_key, partner ORDER BY next_attempt_at, rowid) AS n "
+            f"FROM postbacks WHERE state IN ('pending', 'retrying') AND next_attempt_at <= ?{skip}"
+            ") WHERE n <= ? ORDER BY next_attempt_at, seq LIMIT ?",
+            params,
         )
         return [_postback(r) for r in rows]
 
@@ -40,52 +68,101 @@ class OutboxQueries(StoreBase):
         return {r["state"]: r["n"] for r in rows}
 
     async def record_attempts(self, attempts: Sequence[PostbackAttempt]) -> None:
-        """Log one delivery attempt per postback and move each to its next state."""
+        """Log one delivery attempt per postback and move each to its next state, together."""
+        log_rows = [
+            [
+                a.postback_id,
+                a.time,
+                a.http_status,
+                a.code,
+                a.message,
+                a.request_id,
+                a.state,
+                a.pixel_code,
+                a.test_event_code,
+                a.batch_size,
+            ]
+            for a in attempts
+        ]
+        updates = [
+            [
+                a.state,
+                a.time,
+                a.http_status,
+                a.code,
+                a.message,
+                a.request_id,
+                a.next_attempt_at,
+                a.state,
+                a.time,
+                a.postback_id,
+            ]
+            for a in attempts
+        ]
 
         def write(db: Database) -> None:
-            for a in attempts:
-                db.execute(
-                    "INSERT INTO postback_attempts "
-                    "(postback_id, time, http_status, code, message, request_id) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    [a.postback_id, a.time, a.http_status, a.code, a.message, a.request_id],
-                )
-                db.execute(
-                    "UPDATE postbacks SET state = ?, attempts = attempts + 1, "
-                    "last_attempt_at = ?, last_http_status = ?, last_code = ?, "
-                    "last_message = ?, next_attempt_at = ?, "
-                    "sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END WHERE id = ?",
-                    [
-                        a.state,
-                        a.time,
-                        a.http_status,
-                        a.code,
-                        a.message,
-                        a.next_attempt_at,
-                        a.state,
-                        a.time,
-                        a.postback_id,
-                    ],
-                )
+            conn = db.conn
+            conn.executemany(
+                "INSERT INTO postback_attempts (postback_id, time, http_status, code, message, "
+                "request_id, state, pixel_code, test_event_code, batch_size) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                log_rows,
+            )
+            conn.executemany(
+                "UPDATE postbacks SET state = ?, attempts = attempts + 1, "
+                "retry_attempts = retry_attempts + 1, last_attempt_at = ?, "
+                "last_http_status = ?, last_code = ?, last_message = ?, last_request_id = ?, "
+                "next_attempt_at = ?, "
+                "sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END WHERE id = ?",
+                updates,
+            )
 
         await self.writer.write(write)
 
+    # -- the owner's view --------------------------------------------------------------------
+
     async def retry_postback(self, postback_id: str, now: float) -> str | None:
-        """Make a failed, dead or waiting postback due now. Answers its state before, or None
-        when there is no such postback; a `sent` one is left alone."""
+        """Make a failed, dead or waiting postback due now, with a fresh run of retries.
+        Answers its state before, or None when there is no such postback; a `sent` one is left
+        alone."""
 
         def write(db: Database) -> str | None:
             row = db.execute("SELECT state FROM postbacks WHERE id = ?", [postback_id]).fetchone()
             if row is None:
                 return None
             if row[0] != "sent":
-                db.execute(
-                    "UPDATE postbacks SET state = 'pending', next_attempt_at = ? WHERE id = ?",
-                    [now, postback_id],
-                )
+                _restart(db, "id = ?", [postback_id], now)
             return str(row[0])
 
         return await self.writer.write(write)
+
+    async def retry_failed_postbacks(self, app_key: str, now: float) -> int:
+        """Make every failed or dead postback of an app due now; answers how many."""
+
+        def write(db: Database) -> int:
+            return _restart(db, "app_key = ? AND state IN ('failed', 'dead')", [app_key], now)
+
+        return await self.writer.write(write)
+
+    async def get_postback(self, postback_id: str) -> dict[str, Any] | None:
+        """One postback as stored, its payload parsed, with every attempt (oldest first)."""
+
+        def run(conn: sqlite3.Connection) -> dict[str, Any] | None:
+            row = conn.execute("SELECT * FROM postbacks WHERE id = ?", [postback_id]).fetchone()
+            if row is None:
+                return None
+            found = dict(row)
+            found["payload"] = json.loads(found["payload"])
+            found["attempt_log"] = [
+                dict(a)
+                for a in conn.execute(
+                    "SELECT * FROM postback_attempts WHERE postback_id = ? ORDER BY id",
+                    [postback_id],
+                )
+            ]
+            return found
+
+        return await self._read(run)
 
     async def postback_attempts(self, postback_id: str) -> list[dict[str, Any]]:
         return await self._all(
@@ -100,6 +177,7 @@ class OutboxQueries(StoreBase):
 
 
 def queue_postbacks(db: Database, postbacks: Sequence[NewPostback], now: float) -> None:
+    """Insert outbox rows, due now; called inside the install's or event's own transaction."""
     for p in postbacks:
         db.execute(
             "INSERT INTO postbacks (id, app_key, partner, kind, subject_id, event, payload, "
@@ -118,6 +196,15 @@ def queue_postbacks(db: Database, postbacks: Sequence[NewPostback], now: float) 
         )
 
 
+def _restart(db: Database, where: str, params: list[Any], now: float) -> int:
+    cursor = db.execute(
+        "UPDATE postbacks SET state = 'pending', next_attempt_at = ?, retry_since = ?, "
+        f"retry_attempts = 0 WHERE state != 'sent' AND {where}",
+        [now, now, *params],
+    )
+    return int(cursor.rowcount)
+
+
 def _postback(row: Mapping[str, Any]) -> PostbackRecord:
     return PostbackRecord(
         id=row["id"],
@@ -133,4 +220,6 @@ def _postback(row: Mapping[str, Any]) -> PostbackRecord:
         next_attempt_at=row["next_attempt_at"],
         last_code=row["last_code"],
         last_message=row["last_message"],
+        retry_since=row["retry_since"],
+        retry_attempts=row["retry_attempts"],
     )

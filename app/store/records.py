@@ -84,6 +84,9 @@ class PostbackRecord:
     next_attempt_at: float
     last_code: int | None
     last_message: str | None
+    # Start of the current run of retries (None: created_at) and the attempts made in it.
+    retry_since: float | None = None
+    retry_attempts: int = 0
 
 
 @dataclass(frozen=True)
@@ -96,3 +99,7 @@ class PostbackAttempt:
     code: int | None = None
     message: str | None = None
     request_id: str | None = None
+    # The request's envelope and how many events it carried (None: no request was made).
+    pixel_code: str | None = None
+    test_event_code: str | None = None
+    batch_size: int | None = None

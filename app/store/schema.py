@@ -229,3 +229,29 @@ def initial(db: Database) -> None:
 
 def migrate(db: Database) -> None:
     migrations.apply(db)
+
+
+@migrations(name="0002_outbox_delivery")
+def outbox_delivery(db: Database) -> None:
+    """What delivery needs beyond 0001: a run of retries that the owner's retry restarts, and
+    per attempt the request envelope (so "the exact JSON sent" survives a config change) and the
+    state the attempt left its postback in."""
+    for statement in (
+        # Start of the current run of retries (NULL: the postback's created_at). An owner's
+        # retry restarts the run, so a revived postback gets its own 24 hours and 1 s backoff.
+        "ALTER TABLE postbacks ADD COLUMN retry_since REAL",
+        "ALTER TABLE postbacks ADD COLUMN retry_attempts INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE postbacks ADD COLUMN last_request_id TEXT",
+        "ALTER TABLE postback_attempts ADD COLUMN state TEXT",
+        "ALTER TABLE postback_attempts ADD COLUMN pixel_code TEXT",
+        "ALTER TABLE postback_attempts ADD COLUMN test_event_code TEXT",
+        "ALTER TABLE postback_attempts ADD COLUMN batch_size INTEGER",
+    ):
+        db.execute(statement)
+
+
+@migrations(name="0003_install_reinstall_of")
+def install_reinstall_of(db: Database) -> None:
+    """A reinstall names the first install of its device (attribution.md section 4): its events
+    carry that install's attribution. NULL for every install that is not a reinstall."""
+    db.execute("ALTER TABLE installs ADD COLUMN reinstall_of TEXT")

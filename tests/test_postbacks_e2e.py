@@ -1,0 +1,334 @@
+"""Postbacks end to end: a real server, the fake TikTok, and nothing but HTTP in between.
+
+Landing page -> CTA click -> install with the Play referrer -> in-app events; what reaches the
+fake TikTok is compared whole with what the spec says it must be. Also the owner's view of a
+postback (attempts, the JSON sent, retry), test mode, and the installs that must send nothing.
+The helpers here (`visit`, `install`, `event`) are shared with the CCPA and crash tests.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, urljoin, urlsplit
+
+import httpx
+
+from app.__main__ import DEMO_INTEGRATION
+from tests.fakes.tiktok_api import FakeTikTok
+
+ANDROID_UA = (
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0.0.0 Mobile Safari/537.36"
+)
+EMAIL_VECTOR = "848a771458438fc2ec420560d769fb9b9b86851ee338ec56517baabd79d3bb4f"
+PHONE_VECTOR = "9f7ec22d72092cd3c0b58726ed9c2d91b92e51a3f29837508fb2948bb22dd2fd"
+DEMO_PIXEL = "DEMOPIXEL0000000000"
+
+T = TypeVar("T")
+
+
+@functools.cache
+def http() -> httpx.Client:
+    """One client for every helper call: a new client costs ~30 ms (its TLS context), more
+    than the request it would make."""
+    client = httpx.Client(timeout=5.0)
+    # Closed at exit: kept-alive sockets left to the interpreter's last GC warn as unclosed.
+    atexit.register(client.close)
+    return client
+
+
+class _Anchors(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[dict[str, str | None]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            self.found.append(dict(attrs))
+
+
+def _cta_href(page: str, platform: str) -> str:
+    """The href of the page's store button for `platform` (attribute order does not matter)."""
+    anchors = _Anchors()
+    anchors.feed(page)
+    hrefs = [a["href"] for a in anchors.found if a.get("data-platform") == platform]
+    assert hrefs and hrefs[0], f"no {platform} button on the page"
+    return hrefs[0]
+
+
+@dataclass(frozen=True)
+class Visit:
+    landing_url: str
+    click_id: str
+    # The Play install referrer the store hands the app: how the install finds its click.
+    install_referrer: str
+
+
+def visit(base: str, ttclid: str, headers: dict[str, str] | None = None) -> Visit:
+    """Open the demo landing page from a TikTok ad and tap the Google Play button."""
+    landing = f"{base}/lp/demo?pid=tiktokweb_int&c=summer&ttclid={ttclid}"
+    sent = {"User-Agent": ANDROID_UA, **(headers or {})}
+    page = http().get(landing, headers=sent)
+    assert page.status_code == 200, page.text
+    href = urljoin(base, _cta_href(page.text, "android"))
+    click = http().get(href, headers=sent | {"Referer": landing})
+    assert click.status_code == 302, click.text
+    referrer = parse_qs(urlsplit(click.headers["location"]).query)["referrer"][0]
+    return Visit(landing, parse_qs(referrer)["gw_click_id"][0], referrer)
+
+
+def install(server: Any, instance: str, referrer: str | None, **fields: Any) -> dict[str, Any]:
+    body = {
+        "app_key": "demo",
+        "platform": "android",
+        "app_instance_id": instance,
+        # A minute after the click: an install seconds after its click is click injection.
+        "install_time": int(time.time()) + 60,
+        "ip": "198.51.100.77",
+        **({"install_referrer": referrer} if referrer else {}),
+        **fields,
+    }
+    answer = http().post(
+        f"{server.url}/api/v1/installs",
+        headers={"Authorization": f"Bearer {server.sdk_key}"},
+        json=body,
+    )
+    assert answer.status_code == 200, answer.text
+    return dict(answer.json()) | {"install_time": body["install_time"]}
+
+
+def event(server: Any, instance: str, name: str, **fields: Any) -> dict[str, Any]:
+    answer = http().post(
+        f"{server.url}/api/v1/events",
+        headers={"Authorization": f"Bearer {server.sdk_key}"},
+        json={"app_key": "demo", "app_instance_id": instance, "event_name": name, **fields},
+    )
+    assert answer.status_code == 202, answer.text
+    return dict(answer.json())
+
+
+def owner(server: Any, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    return http().request(
+        method,
+        f"{server.url}{path}",
+        headers={"Authorization": f"Bearer {server.admin_token}"},
+        **kwargs,
+    )
+
+
+def wait_until(probe: Callable[[], T | None], timeout: float = 5.0) -> T:
+    """Poll every 50 ms until `probe` answers something; AssertionError after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = probe()
+        if found is not None:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"nothing after {timeout} s")
+        time.sleep(0.05)
+
+
+def install_postback(server: Any, install_id: str, state: str) -> dict[str, Any]:
+    """The install's postback as the owner sees it, once it is in `state`."""
+
+    def probe() -> dict[str, Any] | None:
+        listed = owner(server, "GET", f"/api/v1/installs/{install_id}").json()["postbacks"]
+        if not listed:
+            return None
+        detail = owner(server, "GET", f"/api/v1/postbacks/{listed[0]['id']}").json()
+        return dict(detail) if detail["state"] == state else None
+
+    return wait_until(probe)
+
+
+def put_integration(server: Any, **changes: Any) -> None:
+    answer = owner(
+        server,
+        "PUT",
+        "/api/v1/apps/demo/integrations/tiktokweb_int",
+        json=DEMO_INTEGRATION | changes,
+    )
+    assert answer.status_code == 200, answer.text
+
+
+# --- the journey ------------------------------------------------------------------------------
+
+
+def test_install_and_mapped_events_reach_tiktok_exactly_as_specified(
+    live_server: Any, fake_tiktok: FakeTikTok
+) -> None:
+    ttclid = "E.C.P.e2e-Cs1ABC"
+    v = visit(live_server.url, ttclid)
+    installed = install(live_server, "e2e-device-1", v.install_referrer)
+    assert installed["status"] == "attributed"
+
+    fake_tiktok.wait_for_events(1)
+    [request] = fake_tiktok.requests
+    touch_user = {"ttclid": ttclid, "ip": "127.0.0.1", "user_agent": ANDROID_UA}
+    page = {"url": v.landing_url}
+    assert request.headers["access-token"] == "demo-access-token"
+    assert request.body == {
+        "event_source": "web",
+        "event_source_id": DEMO_PIXEL,
+        "partner_name": "Gangway",
+        # The demo integration is in test mode.
+        "test_event_code": "TEST00000",
+        "data": [
+            {
+                "event": "Download",
+                "event_time": installed["install_time"],
+                "event_id": installed["install_id"],
+                "limited_data_use": False,
+                "user": touch_user,
+                "page": page,
+            }
+        ],
+    }
+
+    t = installed["install_time"]
+    unmapped = event(live_server, "e2e-device-1", "af_level_achieved", event_time=t + 60)
+    assert unmapped["postback"] == "not_mapped"
+    purchase_fields = {
+        "event_time": t + 120,
+        "event_id": "order-1",
+        "event_value": {"af_revenue": "9.99", "af_currency": "USD", "af_content_id": "sku-1"},
+        "user": {"email": " ALICE_abc@gmail.com ", "phone": "(+1)2133734253"},
+    }
+    assert event(live_server, "e2e-device-1", "af_purchase", **purchase_fields) == {
+        "event_id": "order-1",
+        "media_source": "tiktokglobal_int",
+        "postback": "queued",
+    }
+    # The app sends the same purchase again (a retry after a lost answer): stored once.
+    event(live_server, "e2e-device-1", "af_purchase", **purchase_fields)
+    registered = event(live_server, "e2e-device-1", "af_complete_registration", event_time=t + 180)
+    assert registered["postback"] == "queued"
+
+    events = fake_tiktok.wait_for_events(3)
+    # Nothing from the unmapped event nor from the repeated purchase.
+    assert len(events) == 3
+    _, purchase, registration = events
+    assert purchase == {
+        "event": "Purchase",
+        "event_time": t + 120,
+        "event_id": purchase["event_id"],
+        "limited_data_use": False,
+        "user": touch_user | {"email": EMAIL_VECTOR, "phone": PHONE_VECTOR},
+        "page": page,
+        "properties": {"value": 9.99, "currency": "USD", "content_id": "sku-1"},
+    }
+    assert registration == {
+        "event": "CompleteRegistration",
+        "event_time": t + 180,
+        "event_id": registration["event_id"],
+        "limited_data_use": False,
+        "user": touch_user,
+        "page": page,
+    }
+    ids = {installed["install_id"], purchase["event_id"], registration["event_id"]}
+    assert len(ids) == 3, "every install and event has its own event_id"
+    assert fake_tiktok.violations == []
+
+
+def test_without_a_test_event_code_postbacks_carry_none(
+    live_server: Any, fake_tiktok: FakeTikTok
+) -> None:
+    put_integration(live_server, test_event_code=None)
+    try:
+        v = visit(live_server.url, "E.C.P.live-mode")
+        install(live_server, "live-mode-device", v.install_referrer)
+        fake_tiktok.wait_for_events(1)
+        assert "test_event_code" not in fake_tiktok.requests[0].body
+    finally:
+        put_integration(live_server)
+
+
+def test_installs_that_must_send_nothing_send_nothing(
+    live_server: Any, fake_tiktok: FakeTikTok
+) -> None:
+    first = visit(live_server.url, "E.C.P.first")
+    attributed = install(live_server, "nothing-a", first.install_referrer, device={"gaid": "g-1"})
+    fake_tiktok.wait_for_events(1)
+
+    # Re-engagement: the same user taps another ad and the app reports its launch again.
+    again = visit(live_server.url, "E.C.P.again")
+    repeat = install(live_server, "nothing-a", again.install_referrer, device={"gaid": "g-1"})
+    assert repeat["is_first_launch"] is False
+    # A reinstall on the same device (a new app_instance_id, the same Google advertising id).
+    reinstall = install(live_server, "nothing-b", again.install_referrer, device={"gaid": "g-1"})
+    assert reinstall["status"] == "reinstall"
+    # An organic install, and its mapped purchase.
+    organic = install(live_server, "nothing-c", None, ip="192.0.2.200")
+    assert organic["status"] == "organic"
+    purchase = event(live_server, "nothing-c", "af_purchase", event_value={"af_revenue": "1"})
+    assert purchase["postback"] == "not_attributed"
+
+    # A last attributed install: when its postback arrives, nothing else came before it.
+    last_visit = visit(live_server.url, "E.C.P.last")
+    last = install(live_server, "nothing-d", last_visit.install_referrer)
+    events = fake_tiktok.wait_for_events(2)
+    assert [e["event_id"] for e in events] == [attributed["install_id"], last["install_id"]]
+
+
+# --- the owner's view -------------------------------------------------------------------------
+
+
+def test_the_owner_sees_every_attempt_and_the_json_sent(
+    live_server: Any, fake_tiktok: FakeTikTok
+) -> None:
+    fake_tiktok.script(code=40100, message="Too many requests", times=1)
+    v = visit(live_server.url, "E.C.P.attempts")
+    installed = install(live_server, "attempts-device", v.install_referrer)
+    # The live worker retries on its own, after about a second.
+    fake_tiktok.wait_for_events(1)
+    detail = install_postback(live_server, installed["install_id"], "sent")
+    log = detail["attempt_log"]
+    assert [(a["state"], a["http_status"], a["code"]) for a in log] == [
+        ("retrying", 200, 40100),
+        ("sent", 200, 0),
+    ]
+    assert log[0]["message"] == "Too many requests"
+    assert all(a["request_id"] and a["time"].endswith("Z") for a in log)
+    assert detail["attempts"] == 2
+    assert detail["sent_json"] == fake_tiktok.requests[-1].body
+    assert detail["next_attempt_at"] is None
+
+
+def test_a_failed_postback_shows_tiktoks_message_and_the_owner_can_retry_it(
+    live_server: Any, fake_tiktok: FakeTikTok
+) -> None:
+    fake_tiktok.script(code=40001, message="No permission to operate pixel", times=1)
+    v = visit(live_server.url, "E.C.P.refused")
+    installed = install(live_server, "refused-device", v.install_referrer)
+    failed = install_postback(live_server, installed["install_id"], "failed")
+    assert failed["last_code"] == 40001
+    assert failed["last_message"] == "No permission to operate pixel"
+    assert fake_tiktok.events() == []
+
+    retried = owner(live_server, "POST", f"/api/v1/postbacks/{failed['id']}/retry")
+    assert retried.status_code == 202
+    [delivered] = fake_tiktok.wait_for_events(1)
+    assert delivered["event_id"] == installed["install_id"]
+    install_postback(live_server, installed["install_id"], "sent")
+    again = owner(live_server, "POST", f"/api/v1/postbacks/{failed['id']}/retry")
+    assert again.status_code == 409
+    assert again.json()["error"] == "already_sent"
+
+
+def test_retry_all_failed_and_bad_owner_requests(live_server: Any) -> None:
+    retry_all = owner(live_server, "POST", "/api/v1/postbacks/retry", json={"app_key": "demo"})
+    assert retry_all.status_code == 202
+    assert retry_all.json() == {"app_key": "demo", "retried": 0}
+    missing = owner(live_server, "POST", "/api/v1/postbacks/retry", json={})
+    assert (missing.status_code, missing.json()["field"]) == (400, "app_key")
+    unknown_app = owner(live_server, "POST", "/api/v1/postbacks/retry", json={"app_key": "nope"})
+    assert unknown_app.status_code == 404
+    assert owner(live_server, "GET", "/api/v1/postbacks/nope").status_code == 404
+    anonymous = http().get(f"{live_server.url}/api/v1/postbacks/nope")
+    assert anonymous.status_code == 401
