@@ -1,4 +1,10 @@
-"""Touch queries: recording impressions and clicks, and finding attribution candidates."""
+"""Touch queries: recording impressions and clicks, and finding attribution candidates.
+
+Every write goes through the group-commit writer, so `record_touch` returns only once the row
+is on disk. The lookups ride the indexes of migration 0001: the unique `(app_key, pvid)` of
+impressions (one page view, one impression), the click id primary key (the Play referrer) and
+`(app_key, ip, time)` on both tables (probabilistic candidates).
+"""
 
 from __future__ import annotations
 
@@ -101,6 +107,15 @@ class TouchQueries(StoreBase):
             return rec.touch.id
 
         return await self.writer.write(write)
+
+    async def page_view(self, app_key: str, pvid: str) -> tuple[str | None, str | None] | None:
+        """(original URL, page slug) of the impression of one page view, or None when that page
+        view has not been recorded (yet: a fast tap can beat the beacon)."""
+        row = await self._one(
+            "SELECT original_url, page_slug FROM impressions WHERE app_key = ? AND pvid = ?",
+            [app_key, pvid],
+        )
+        return (row["original_url"], row["page_slug"]) if row else None
 
     async def impression_by_pvid(self, app_key: str, pvid: str) -> Touch | None:
         row = await self._one(

@@ -2,6 +2,15 @@
 
 Each handler parses the request, asks the pure modules (params, devices, destinations) what it
 means, records the touch through the writer and answers. A touch acknowledged is on disk.
+
+Nothing here refuses a visitor for what is in the URL: values are bounded and flagged by
+`app.params`, a burst of touches from one IP only marks them `suspect` (`burst_ip`), and a click
+always ends in a redirect to a host the owner configured. What is refused with a 4xx is what no
+real browser sends: an impression beacon that is not JSON, a beacon from an origin the app does
+not list, an unknown app.
+
+HEAD is answered like GET and never recorded: link checkers and preview fetchers send it, and
+a HEAD is nobody looking at anything.
 """
 
 from __future__ import annotations
@@ -25,10 +34,11 @@ from app.touches import Touch, TouchKind
 from app.web.errors import ApiError, json_object, read_json
 from app.web.links import own_origin
 
+# The smallest transparent GIF: what an impression pixel answers.
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 NO_STORE = {"Cache-Control": "no-store"}
-# Beacons are small; a page URL with a long query is the largest honest part.
-MAX_BEACON = 16 * 1024
+# How long a browser may reuse a CORS preflight answer (one day).
+PREFLIGHT_MAX_AGE = "86400"
 
 
 def request_ip(request: Request, svc: Services) -> str | None:
@@ -38,7 +48,7 @@ def request_ip(request: Request, svc: Services) -> str | None:
     return client_ip(peer, forwarded, svc.trusted_proxies)
 
 
-def build_touch(
+def build_touch_record(
     request: Request,
     svc: Services,
     *,
@@ -48,17 +58,22 @@ def build_touch(
     original_url: str | None,
     referrer: str | None,
     pvid: str | None,
+    page_slug: str | None,
+    flags: set[str],
+    all_params: Mapping[str, str] | None = None,
     platform: str | None = None,
+    destination: str | None = None,
     touch_id: str | None = None,
-) -> tuple[Touch, dict[str, Any]]:
-    """A touch from a request: device, verdict, location and params. Also answers the extras
-    only storage needs (language, in-app browser)."""
-    ua = request.headers.get("user-agent")
-    ua, _ = params.clean_text(ua, 1024) if ua else (None, set())
+) -> TouchRecord:
+    """A touch from a request: device, verdict, location and params, plus what only storage
+    needs (language, in-app browser, all params, flags)."""
+    raw_ua = request.headers.get("user-agent") or ""
+    cleaned_ua, ua_flags = params.clean_text(raw_ua, params.MAX_USER_AGENT_BYTES)
+    ua = cleaned_ua if cleaned_ua.strip() else None
     ip = request_ip(request, svc)
     now = svc.clock()
     device = parse_user_agent(ua)
-    burst = bool(ip) and svc.burst.hit(ip or "", now)
+    burst = ip is not None and svc.burst.hit(ip, now)
     verdict = bot_verdict(ua, method=request.method, burst=burst)
     location = svc.locator.locate(request.headers, ip)
     touch = Touch(
@@ -85,18 +100,23 @@ def build_touch(
         region=location.region,
         gpc=request.headers.get("sec-gpc", "").strip() == "1",
     )
-    language = request.headers.get("accept-language")
-    extras = {
-        "language": params.clean_text(language, 256)[0] if language else None,
-        "in_app": device.in_app,
-    }
-    return touch, extras
+    return TouchRecord(
+        touch=touch,
+        page_slug=page_slug,
+        language=params.clean_header(
+            request.headers.get("accept-language"), params.MAX_LANGUAGE_BYTES
+        ),
+        in_app=device.in_app,
+        all_params=incoming.params if all_params is None else all_params,
+        flags=tuple(sorted(set(incoming.flags) | flags | ua_flags)),
+        destination=destination,
+    )
 
 
 async def _app(svc: Services, app_key: str) -> AppRecord:
     app = await svc.store.get_app(app_key)
     if app is None:
-        raise ApiError(404, "not_found", "unknown app")
+        raise ApiError(404, "not_found", "unknown app", "app_key")
     return app
 
 
@@ -104,12 +124,23 @@ def _page_slug(url: str | None, origin: str) -> str | None:
     """The hosted page a URL of ours points at (`/lp/<slug>`), if any."""
     if not url or not url.startswith(origin + "/lp/"):
         return None
-    slug = urlsplit(url).path.removeprefix("/lp/")
+    try:
+        slug = urlsplit(url).path.removeprefix("/lp/")
+    except ValueError:
+        return None
     return slug or None
 
 
 def _ours(url: str | None, origin: str) -> str | None:
+    """`url` when it is a page of this service, else None."""
     return url if url and (url == origin or url.startswith(origin + "/")) else None
+
+
+def _request_url(request: Request, origin: str) -> str:
+    """The URL this request was made to, on our public origin (behind a proxy the request's
+    own host may be an internal one)."""
+    query = request.url.query
+    return f"{origin}{request.url.path}" + (f"?{query}" if query else "")
 
 
 # -- impressions -----------------------------------------------------------------------------
@@ -117,18 +148,58 @@ def _ours(url: str | None, origin: str) -> str | None:
 
 def _cors_headers(request: Request, app: AppRecord, svc: Services) -> dict[str, str] | None:
     """CORS headers for an allowed Origin; None when the Origin is not allowed. No Origin at
-    all (a pixel, a server) needs none."""
+    all (a pixel, a server, a same-origin GET) needs none.
+
+    Allowed: our own origin and the app's `allowed_origins` (its owner's own sites, whose
+    snippet sends beacons here). Credentials are allowed because `sendBeacon` always sends in
+    credentials mode; nothing on this endpoint reads a cookie.
+    """
     origin = request.headers.get("origin")
     if origin is None:
         return {}
     if origin == own_origin(request, svc.settings) or origin in app.config.get(
         "allowed_origins", []
     ):
-        return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+        return {
+            "Access-Control-Allow-Origin": origin,
+            "Access-Control-Allow-Credentials": "true",
+            "Vary": "Origin",
+        }
     return None
 
 
+def _optional_str(body: Mapping[str, Any], key: str) -> str | None:
+    value = body.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    raise ApiError.invalid(key, f"{key} must be a string")
+
+
+async def _beacon(
+    request: Request,
+) -> tuple[Incoming, str | None, str | None, str | None, set[str]]:
+    """A beacon body: (params, page URL, referrer, pvid, flags). http-api.md section 1:
+    `{"url", "referrer", "pvid", "params"}`, all optional, as text/plain or JSON."""
+    body = json_object(await read_json(request, allow_text_plain=True))
+    url, url_flags = params.clean_url(_optional_str(body, "url"))
+    referrer, referrer_flags = params.clean_url(_optional_str(body, "referrer"))
+    raw_pvid = _optional_str(body, "pvid")
+    raw_params = body.get("params")
+    if raw_params is not None and not isinstance(raw_params, Mapping):
+        raise ApiError.invalid("params", "params must be an object of strings")
+    incoming = (
+        params.from_mapping(raw_params) if raw_params is not None else params.from_url(url or "")
+    )
+    # The snippet sends the pvid on its own and among the params; a hand-made beacon may only
+    # have it in the page URL.
+    pvid = params.clean_pvid(raw_pvid or incoming.params.get("pvid"))
+    if pvid is None and url and raw_params is not None:
+        pvid = params.clean_pvid(params.from_url(url).params.get("pvid"))
+    return incoming, url, referrer, pvid, url_flags | referrer_flags
+
+
 async def impression(request: Request) -> Response:
+    """`POST /i/{app_key}` (beacon, 202 with the id) and `GET /i/{app_key}` (1x1 GIF)."""
     svc = services(request)
     app = await _app(svc, request.path_params["app_key"])
     cors = _cors_headers(request, app, svc)
@@ -141,7 +212,7 @@ async def impression(request: Request) -> Response:
             | {
                 "Access-Control-Allow-Methods": "GET, POST",
                 "Access-Control-Allow-Headers": "Content-Type",
-                "Access-Control-Max-Age": "86400",
+                "Access-Control-Max-Age": PREFLIGHT_MAX_AGE,
             },
         )
     if request.method == "HEAD":
@@ -151,25 +222,15 @@ async def impression(request: Request) -> Response:
 
     origin = own_origin(request, svc.settings)
     if request.method == "POST":
-        body = json_object(await read_json(request, allow_text_plain=True, limit=MAX_BEACON))
-        url, url_flags = params.clean_url(body.get("url"))
-        referrer, _ = params.clean_url(body.get("referrer"))
-        raw_params = body.get("params")
-        incoming = (
-            params.from_mapping(raw_params)
-            if isinstance(raw_params, Mapping)
-            else params.from_url(url or "")
-        )
-        pvid = body.get("pvid") if isinstance(body.get("pvid"), str) else None
+        incoming, url, referrer, pvid, flags = await _beacon(request)
     else:
         incoming = params.from_query(request.url.query)
-        pvid = incoming.params.pop("pvid", None)
-        # The pixel sits on the landing page, so its Referer is the landing URL.
-        url, url_flags = params.clean_url(request.headers.get("referer"))
+        pvid = params.clean_pvid(incoming.params.get("pvid"))
+        # The pixel sits on the page it counts, so its Referer is that page's URL.
+        url, flags = params.clean_url(request.headers.get("referer"))
         referrer = None
-    pvid = params.clean_text(pvid, 64)[0] if pvid else None
 
-    touch, extras = build_touch(
+    record = build_touch_record(
         request,
         svc,
         kind="impression",
@@ -178,16 +239,13 @@ async def impression(request: Request) -> Response:
         original_url=url,
         referrer=referrer,
         pvid=pvid,
-    )
-    record = TouchRecord(
-        touch=touch,
         page_slug=_page_slug(url, origin),
-        all_params=incoming.params,
-        flags=tuple(sorted(set(incoming.flags) | url_flags)),
-        **extras,
+        flags=flags,
     )
+    # A pvid seen before answers the first impression's id and stores nothing.
     touch_id = await svc.store.record_touch(record)
-    svc.counters.touches["impression"] += 1
+    if touch_id == record.touch.id:
+        svc.counters.touches["impression"] += 1
     if request.method == "POST":
         return JSONResponse({"id": touch_id}, status_code=202, headers=NO_STORE | cors)
     return Response(PIXEL, media_type="image/gif", headers=NO_STORE | cors)
@@ -196,70 +254,70 @@ async def impression(request: Request) -> Response:
 # -- clicks ----------------------------------------------------------------------------------
 
 
-async def _original_url(
-    request: Request, svc: Services, app_key: str, pvid: str | None, origin: str
-) -> str:
-    """The landing URL of the click's page view, else a Referer of ours, else the click URL."""
-    if pvid:
-        seen = await svc.store.impression_by_pvid(app_key, pvid)
-        if seen and seen.original_url:
-            return seen.original_url
-    referer = _ours(request.headers.get("referer"), origin)
-    if referer:
-        return params.clean_text(referer, params.MAX_URL_BYTES)[0]
-    return params.clean_text(str(request.url), params.MAX_URL_BYTES)[0]
-
-
-async def _click(request: Request, svc: Services, app: AppRecord, incoming: Incoming) -> Response:
+async def _click(
+    request: Request,
+    svc: Services,
+    app: AppRecord,
+    incoming: Incoming,
+    *,
+    all_params: Mapping[str, str] | None = None,
+) -> Response:
+    """Route a click, record it (unless HEAD) and answer the 302."""
     origin = own_origin(request, svc.settings)
-    pvid = incoming.params.get("pvid") or None
-    forced = incoming.params.get("platform") or None
-    referer = _ours(request.headers.get("referer"), origin)
+    pvid = params.clean_pvid(incoming.params.get("pvid"))
+    referer_url, referer_flags = params.clean_url(request.headers.get("referer"))
+    referer = _ours(referer_url, origin)
     recording = request.method != "HEAD"
-    device = parse_user_agent(request.headers.get("user-agent"))
+    device = parse_user_agent(
+        params.clean_header(request.headers.get("user-agent"), params.MAX_USER_AGENT_BYTES)
+    )
     click_id = new_id() if recording else None
     dest = destinations.choose(
         app.config,
         os_family=device.os_family,
-        forced_platform=forced,
+        forced_platform=incoming.params.get("platform") or None,
         params=incoming.params,
         click_id=click_id,
         fallback_url=referer,
     )
     if recording:
-        touch, extras = build_touch(
+        # The original URL is the landing URL of the click's page view, else a Referer of ours,
+        # else the click URL itself (http-api.md section 1).
+        view = await svc.store.page_view(app.app_key, pvid) if pvid else None
+        view_url, view_slug = view if view else (None, None)
+        original_url = view_url or referer
+        if original_url is None:
+            original_url = params.clean_text(_request_url(request, origin), params.MAX_URL_BYTES)[0]
+        record = build_touch_record(
             request,
             svc,
             kind="click",
             app_key=app.app_key,
             incoming=incoming,
-            original_url=await _original_url(request, svc, app.app_key, pvid, origin),
-            referrer=referer,
+            all_params=all_params,
+            original_url=original_url,
+            referrer=referer_url,
             pvid=pvid,
+            page_slug=view_slug or _page_slug(referer, origin),
+            flags=referer_flags | set(dest.flags),
             platform=dest.platform,
+            destination=dest.url,
             touch_id=click_id,
         )
-        await svc.store.record_touch(
-            TouchRecord(
-                touch=touch,
-                page_slug=_page_slug(referer, origin),
-                all_params=incoming.params,
-                flags=tuple(sorted(set(incoming.flags) | set(dest.flags))),
-                destination=dest.url,
-                **extras,
-            )
-        )
+        await svc.store.record_touch(record)
         svc.counters.touches["click"] += 1
     return RedirectResponse(dest.url, status_code=302, headers=NO_STORE)
 
 
 async def click(request: Request) -> Response:
+    """`GET /c/{app_key}`: the click link of landing pages and the snippet."""
     svc = services(request)
     app = await _app(svc, request.path_params["app_key"])
     return await _click(request, svc, app, params.from_query(request.url.query))
 
 
-# AppsFlyer's direct click parameter names -> ours.
+# AppsFlyer's direct click parameter names -> ours. When a link carries both spellings, the
+# AppsFlyer one is what the link's author meant for this URL shape, so it wins.
 _DIRECT_NAMES = {
     "af_media_source": "pid",
     "af_campaign": "c",
@@ -272,11 +330,15 @@ async def direct_click(request: Request) -> Response:
     svc = services(request)
     platform = request.path_params["platform"].lower()
     if platform not in DIRECT_PLATFORMS:
-        raise ApiError(404, "not_found", f"unknown platform {platform!r}")
+        raise ApiError(404, "not_found", "unknown platform", "platform")
     app = await svc.store.app_for_destination(platform, request.path_params["app_id"])
     if app is None:
-        raise ApiError(404, "not_found", "no app has that platform and app id")
+        raise ApiError(404, "not_found", "no app has that platform and app id", "app_id")
     raw = params.from_query(request.url.query)
-    renamed = {_DIRECT_NAMES.get(k, k): v for k, v in raw.params.items()}
+    renamed = dict(raw.params)
+    for theirs, ours in _DIRECT_NAMES.items():
+        if renamed.get(theirs):
+            renamed[ours] = renamed.pop(theirs)
+    # The path names the store; a platform= in the query cannot send the click elsewhere.
     renamed["platform"] = platform
-    return await _click(request, svc, app, Incoming(renamed, raw.flags))
+    return await _click(request, svc, app, Incoming(renamed, raw.flags), all_params=raw.params)
