@@ -6,16 +6,20 @@ VENV := .venv
 BIN := $(VENV)/bin
 DB ?= ./data/gangway.db
 
-.PHONY: serve test env chromium lint bench
+.PHONY: serve test env env-serve chromium lint bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
+# Serving needs only the runtime dependencies; the suite needs the test extra too.
+env-serve: $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+
 env: $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 
-serve: env
+serve: env-serve
 	$(BIN)/python -m app demo --db $(DB)
 	$(BIN)/python -m app token create --db $(DB) --label "make serve"
 	@echo "Demo landing page: http://127.0.0.1:8000/lp/demo?pid=tiktokweb_int&c=summer&ttclid=E.C.P.demo"
