@@ -18,7 +18,7 @@
     NAMED = FIELDS.map(f => f[1]),
     IDS = ['ttclid', 'gclid', 'fbclid', 'gbraid', 'wbraid', 'twclid', 'ScCid'], // auto-forwarded
     PLAT = 'ios android steam epic nativepc playstation xbox switch quest battlenet roku tizen webos smartcast vidaa'.split(' '),
-    PRESET = {
+    TT = { // the TikTok preset (section 4 of the contract)
       mediaSource: {keys: ['pid', 'utm_source'], defaultValue: 'tiktokweb_int'},
       campaign: {keys: ['c', 'utm_campaign']},
       afCustom: ['af_c_id', 'af_adset_id', 'af_ad_id', 'af_siteid', 'ttclid'].map(k => ({paramKey: k, keys: [k]}))
@@ -26,9 +26,9 @@
     me = D.currentScript,
     HOST = me ? new URL(me.src, L.href).origin : L.origin,
     fail = m => { throw Error('invalid ' + m) },
-    isStr = s => typeof s == 'string',
-    isObj = o => !!o && typeof o == 'object' && !Array.isArray(o),
-    strs = s => s == null || Array.isArray(s) && s.every(isStr),
+    str = s => typeof s == 'string',
+    obj = o => !!o && typeof o == 'object' && !Array.isArray(o),
+    strs = s => s == null || Array.isArray(s) && s.every(str),
     lc = s => s.toLowerCase(),
     safe = f => (...a) => {
       try { return f(...a) } catch (e) { console.error('Gangway:', e); return null }
@@ -42,10 +42,10 @@
       for (const [k, v] of new URLSearchParams(q)) v && !p.has(k) && p.set(k, v);
       return p;
     },
-    opt = (s, m) => s == null || isStr(s) || fail(m),
+    opt = (s, m) => s == null || str(s) || fail(m),
     cur = parse(L.search);
   // The TikTok preset's adSet, ad and channel read the incoming key of the same name.
-  FIELDS.slice(2, 5).forEach(([f, k]) => { PRESET[f] = {keys: [k]} });
+  FIELDS.slice(2, 5).forEach(([f, k]) => { TT[f] = {keys: [k]} });
 
   // Older pages' queries, newest first, kept as the raw query string: whatever sits in storage
   // goes through the same parser as the address bar, so tampered entries cannot break a call.
@@ -56,8 +56,8 @@
     if (D.referrer && new URL(D.referrer).origin != L.origin) put('gw_referrer', ref = {t: Date.now(), r: D.referrer});
   } catch (e) {}
 
-  const conf = (c, m) => isObj(c) && strs(c.keys) && opt(c.defaultValue, m) &&
-      (c.overrideValues == null || isObj(c.overrideValues) && Object.values(c.overrideValues).every(isStr)) ? c : fail(m),
+  const conf = (c, m) => obj(c) && strs(c.keys) && opt(c.defaultValue, m) &&
+      (c.overrideValues == null || obj(c.overrideValues) && Object.values(c.overrideValues).every(str)) ? c : fail(m),
     pick = (c, p) => {
       const o = c.overrideValues;
       let v;
@@ -67,9 +67,9 @@
     // The mapping rules shared with app/mapping.py: the outgoing parameters, or null.
     // dc: build a direct click URL (af_media_source, af_campaign, ... af_r) instead.
     mapping = (a, dc) => {
-      const ap = a.afParameters == null ? PRESET : a.afParameters, g = ap.googleClickIdKey,
+      const ap = a.afParameters == null ? TT : a.afParameters, g = ap.googleClickIdKey,
         sub = a.ttclidSub == null ? 'af_sub1' : a.ttclidSub;
-      isObj(ap) || fail('afParameters');
+      obj(ap) || fail('afParameters');
       strs(a.referrerSkipList) || fail('referrerSkipList');
       strs(a.urlSkipList) || fail('urlSkipList');
       opt(a.webReferrer, 'webReferrer');
@@ -78,7 +78,7 @@
       const fs = FIELDS.map(([f, k]) => [k, ap[f] == null ? 0 : conf(ap[f], f)]),
         cu = ap.afCustom == null ? [] : Array.isArray(ap.afCustom) ? ap.afCustom : fail('afCustom');
       fs[0][1] || fail('mediaSource');
-      cu.forEach((c, i) => { conf(c, 'afCustom').paramKey && isStr(c.paramKey) || fail('afCustom[' + i + '].paramKey') });
+      cu.forEach((c, i) => { conf(c, 'afCustom').paramKey && str(c.paramKey) || fail('afCustom[' + i + '].paramKey') });
 
       const skip = (l, s) => (l || []).some(x => x && lc(s).includes(lc(x)));
       if (skip(a.referrerSkipList, D.referrer) || skip(a.urlSkipList, D.URL)) return null;
@@ -123,28 +123,36 @@
     enc = q => [...q].map(([k, v]) => E(k) + '=' + E(v)).join('&'),
     fired = new Set(),
     need = () => last || fail('call: generateOneLinkURL first'),
+    // The QR image, unless /qr.svg would refuse the link (over 2,048 bytes of UTF-8, which is
+    // what unescape(E(...)).length counts, MAX_QR_URL in app/web/pages.py): then the element
+    // keeps what it holds, the server's QR code on a hosted page. Answers whether it put one in.
     qr = el => {
-      const img = D.createElement('img');
-      img.src = last.origin + '/qr.svg?u=' + E(last.url + '&af_ss_qr=true');
+      const u = E(last.url + '&af_ss_qr=true'), img = D.createElement('img');
+      if (unescape(u).length > 2048) return false;
+      img.src = new URL(last.base).origin + '/qr.svg?u=' + u;
       img.alt = 'QR code: scan to get the app';
       el.textContent = '';
       el.appendChild(img);
+      return true;
+    },
+    // The click link from a checked base: its last URL is what the other members use.
+    link = (a, base) => {
+      const q = mapping(a), url = q && base + '?' + enc(q);
+      if (q) last = {url, q, base};
+      return q && {clickURL: url};
     },
     api = W.AF_SMART_SCRIPT = W.Gangway = {
       version: V,
       generateOneLinkURL: safe(a => {
         // https with a path; plain http only on this machine.
-        const u = isObj(a) && isStr(a.oneLinkURL) &&
+        const u = obj(a) && str(a.oneLinkURL) &&
           a.oneLinkURL.match(/^(https:\/\/[^/?#\\@\s]+|http:\/\/(localhost|127\.0\.0\.1)(:\d+)?)\/[^?#\s]+$/i);
-        u || fail('oneLinkURL');
-        const q = mapping(a), url = q && a.oneLinkURL + '?' + enc(q);
-        if (q) last = {url, q, base: a.oneLinkURL, origin: lc(u[1])};
-        return q && {clickURL: url};
+        return u ? link(a, a.oneLinkURL) : fail('oneLinkURL');
       }),
       generateDirectClickURL: safe(a => {
-        const p = isObj(a) && isStr(a.platform) && lc(a.platform);
+        const p = obj(a) && str(a.platform) && lc(a.platform);
         PLAT.includes(p) || fail('platform');
-        [a.app_id, a.redirectURL].every(s => s && isStr(s)) || fail('app_id or redirectURL');
+        [a.app_id, a.redirectURL].every(s => s && str(s)) || fail('app_id or redirectURL');
         const q = mapping(a, 1);
         return q && HOST + '/v1.0/c2s/click/app/' + p + '/' + E(a.app_id) + '?' + enc(q);
       }),
@@ -163,19 +171,20 @@
         return true;
       }),
       displayQrCode: safe(id => {
-        const el = isStr(id) && D.getElementById(id);
+        const el = str(id) && D.getElementById(id);
         el || fail('elementId');
         need();
-        qr(el);
-        return true;
+        return qr(el);
       })
     };
 
   if (me && me.hasAttribute('data-auto')) {
     const run = safe(() => {
       const ds = me.dataset;
-      if (!api.generateOneLinkURL({oneLinkURL: HOST + '/c/' + (ds.app || fail('data-app')),
-        afParameters: ds.mapping ? JSON.parse(ds.mapping) : null, ttclidSub: ds.ttclidSub})) return;
+      // The link base is the script's own origin: trusted as it is, plain-http LAN hosts too
+      // (the https rule is for links typed into a page).
+      if (!link({afParameters: ds.mapping ? JSON.parse(ds.mapping) : null, ttclidSub: ds.ttclidSub},
+        HOST + '/c/' + E(ds.app || fail('data-app')))) return;
       // The CTA rule (mapping.cta_url): the button's platform rides along as platform=.
       D.querySelectorAll('a[data-gw-cta]').forEach(a => {
         const p = a.dataset.platform;

@@ -327,6 +327,126 @@ def test_data_auto_with_a_broken_mapping_keeps_the_server_links(site: Callable[.
     assert len(s.console_errors) == 1
 
 
+SNIPPETS = {
+    "source": None,  # open_site's default: the file as it is in the repository
+    "minified": load_script(SMARTSCRIPT_DIR / "smartscript.js").body.decode(),
+}
+# A campaign name long enough that the click link is over what /qr.svg encodes (2,048 bytes).
+LONG_CAMPAIGN = ("summer_sale_" * 250)[:3000]
+# What a hosted page renders inside [data-gw-qr] on a desktop (templates/_qr.html).
+SERVER_QR = (
+    f'<img src="{SNIPPET_ORIGIN}/qr.svg?u=server-rendered" width="232" height="232"'
+    ' alt="QR code: scan with your phone to get Demo Game">'
+)
+# A hosted page on a plain-http LAN host, page and snippet on one origin.
+LAN_ORIGIN = "http://192.168.1.5:8000"
+
+
+def snippet_options(name: str) -> dict[str, Any]:
+    return {} if SNIPPETS[name] is None else {"snippet": SNIPPETS[name]}
+
+
+@pytest.mark.parametrize("snippet", list(SNIPPETS))
+def test_data_auto_keeps_the_server_qr_when_the_link_is_too_long(
+    site: Callable[..., Site], snippet: str
+) -> None:
+    body = AUTO_BODY.replace("<div data-gw-qr></div>", f"<div data-gw-qr>{SERVER_QR}</div>")
+    s = site(
+        script_attrs=' data-app="demo" data-auto', body=body, **DESKTOP, **snippet_options(snippet)
+    )
+    landing = f"/lp/a?pid=tiktokweb_int&c={LONG_CAMPAIGN}&ttclid=E.C.P.long"
+    with s.page.expect_request(f"{SNIPPET_ORIGIN}/i/demo"):
+        s.visit(landing)
+    s.page.wait_for_function("() => document.querySelector('[data-gw-qr] img').complete")
+    click = mapping.generate_one_link_url(
+        {"oneLinkURL": LINK, "afParameters": None}, LANDING_ORIGIN + landing, pvid=PVID
+    )
+    assert click is not None and len(click + "&af_ss_qr=true") > 2048
+    # The links are still refined; only the QR code is left to the server.
+    assert cta_hrefs(s) == [
+        mapping.cta_url(click, "ios"),
+        mapping.cta_url(click, "steam"),
+        click,
+    ]
+    assert s.page.inner_html("[data-gw-qr]") == SERVER_QR
+    assert [u for u in s.requests if "/qr.svg" in u] == [
+        f"{SNIPPET_ORIGIN}/qr.svg?u=server-rendered"
+    ]
+    assert len(s.beacons) == 1
+    assert s.console_errors == []
+
+
+@pytest.mark.parametrize("snippet", list(SNIPPETS))
+def test_data_auto_on_a_plain_http_lan_host(site: Callable[..., Site], snippet: str) -> None:
+    s = site(
+        script_attrs=' data-app="demo" data-auto',
+        body=AUTO_BODY,
+        landing_origin=LAN_ORIGIN,
+        snippet_origin=LAN_ORIGIN,
+        **DESKTOP,
+        **snippet_options(snippet),
+    )
+    with s.page.expect_request(f"{LAN_ORIGIN}/i/demo"):
+        s.visit(TIKTOK_LANDING)
+    # A second fire for the same link is refused, so the one above was the only one.
+    assert s.page.evaluate("Gangway.fireImpressionsLink()") is False
+    assert [b.url for b in s.beacons] == [f"{LAN_ORIGIN}/i/demo"]
+    payload = s.beacons[0].json()
+    assert payload["pvid"] == PVID and payload["url"] == LAN_ORIGIN + TIKTOK_LANDING
+    # The server's links on this host (app/web/pages.py builds them the same way: the mapping
+    # on a stand-in https link, its own origin put back).
+    built = mapping.generate_one_link_url(
+        {"oneLinkURL": LINK, "afParameters": None}, LAN_ORIGIN + TIKTOK_LANDING, pvid=PVID
+    )
+    assert built is not None
+    click = f"{LAN_ORIGIN}/c/demo" + built.removeprefix(LINK)
+    assert cta_hrefs(s) == [
+        mapping.cta_url(click, "ios"),
+        mapping.cta_url(click, "steam"),
+        click,
+    ]
+    assert payload["params"]["af_sub1"] == payload["params"]["ttclid"] == "E.C.P.CsQBabc"
+    qr = s.page.eval_on_selector_all("[data-gw-qr] img", "imgs => imgs.map(i => i.src)")
+    assert qr == [f"{LAN_ORIGIN}/qr.svg?u=" + quote(click + "&af_ss_qr=true", safe="")]
+    assert s.console_errors == []
+    # The https rule stays for a link the page passes in.
+    assert s.call("generateOneLinkURL", {"oneLinkURL": f"{LAN_ORIGIN}/c/demo"}) is None
+    assert len(s.console_errors) == 1
+
+
+def test_display_qr_code_only_for_links_qr_svg_takes(site: Callable[..., Site]) -> None:
+    # /qr.svg takes links of up to 2,048 bytes of UTF-8. The é of this link is two bytes, so a
+    # link of 2,048 characters (2,049 bytes) is refused, the element left as it was.
+    s = site(body='<div id="qr"><p>server QR</p></div>')
+    args = {
+        "oneLinkURL": f"{SNIPPET_ORIGIN}/c/d\u00e9mo",
+        "afParameters": {
+            "mediaSource": {"keys": [], "defaultValue": "d"},
+            "campaign": {"keys": ["c"]},
+        },
+    }
+    s.visit("/lp/a?c=x")
+    short = s.call("generateOneLinkURL", args)
+    n = 1 + 2048 - len((short + "&af_ss_qr=true").encode())
+    s.visit(f"/lp/a?c={'x' * (n + 1)}")
+    over = s.call("generateOneLinkURL", args) + "&af_ss_qr=true"
+    assert (len(over), len(over.encode())) == (2048, 2049)
+    assert s.page.evaluate("Gangway.displayQrCode('qr')") is False
+    assert s.page.inner_html("#qr") == "<p>server QR</p>"
+    s.visit(f"/lp/a?c={'x' * n}")
+    fits = s.call("generateOneLinkURL", args) + "&af_ss_qr=true"
+    assert len(fits.encode()) == 2048
+    assert s.page.evaluate("Gangway.displayQrCode('qr')") is True
+    s.page.wait_for_function("() => document.querySelector('#qr img').complete")
+    assert s.page.locator("#qr img").get_attribute("src") == (
+        f"{SNIPPET_ORIGIN}/qr.svg?u=" + quote(fits, safe="")
+    )
+    assert [u for u in s.requests if "/qr.svg" in u] == [
+        f"{SNIPPET_ORIGIN}/qr.svg?u=" + quote(fits, safe="")
+    ]
+    assert s.console_errors == []
+
+
 def test_display_qr_code(site: Callable[..., Site]) -> None:
     s = site(body='<div id="qr"></div>')
     s.visit(TIKTOK_LANDING)
