@@ -324,13 +324,18 @@ def generate_one_link_url(
     *,
     referrer: str = "",
     pvid: str | None = None,
+    trusted_link: bool = False,
 ) -> str | None:
     """The click URL `generateOneLinkURL(args)` gives on `page_url`, or None where it gives
     null. `args` holds the snippet's argument names (oneLinkURL, afParameters, ttclidSub, ...);
-    afParameters None means TIKTOK_PRESET."""
+    afParameters None means TIKTOK_PRESET.
+
+    `trusted_link`: the link is our own click base, as in the snippet's data-auto mode, so the
+    https rule (meant for links typed into a customer's page) does not apply: a plain-http LAN
+    or test host is ours too."""
     try:
         link = args.get("oneLinkURL")
-        if not isinstance(link, str) or not _ONE_LINK.fullmatch(link):
+        if not isinstance(link, str) or not (trusted_link or _ONE_LINK.fullmatch(link)):
             raise MappingError("oneLinkURL", "must be https://<host>/<path>")
         params = _resolve(args, page_url, referrer, pvid, direct=False)
         return None if params is None else f"{link}?{_query_string(params)}"

@@ -86,8 +86,6 @@ QR_QUIET_ZONE = 4
 # <noscript> pixel, which otherwise carries exactly what the snippet's beacon would.
 _SNIPPET_ONLY_KEYS = ("af_js_web", "af_ss_ver")
 HTML_NO_STORE = {"Cache-Control": "no-store"}
-# Never resolved: only its shape matters to the mapping rules (see `_click_url`).
-_STAND_IN_ORIGIN = "https://gangway.invalid"
 IMMUTABLE = "public, max-age=31536000, immutable"
 SHORT_CACHE = "public, max-age=300"
 
@@ -129,22 +127,19 @@ def _click_url(page: PageRecord, app: AppRecord, origin: str, request: Request, 
     query = params.to_query(incoming.params)
     page_url = f"{origin}{request.url.path}" + (f"?{query}" if query else "")
     base = click_base(origin, app.app_key)
-    # The mapping takes only https links (plain http on localhost): a rule for links typed into
-    # a customer's page. Our own origin is trusted as it is (a plain-http LAN or test host
-    # too), so the rules run on a stand-in https link and our prefix is put back after.
-    stand_in = click_base(_STAND_IN_ORIGIN, app.app_key)
     built = mapping.generate_one_link_url(
         {
-            "oneLinkURL": stand_in,
+            "oneLinkURL": base,
             "afParameters": page.config.get("mapping"),
             "ttclidSub": page.config.get("ttclid_sub") or "af_sub1",
         },
         page_url,
         referrer=params.clean_header(request.headers.get("referer"), params.MAX_URL_BYTES) or "",
         pvid=pvid,
+        trusted_link=True,
     )
-    if built is not None and built.startswith(stand_in + "?"):
-        return base + built[len(stand_in) :]
+    if built is not None:
+        return built
     # The mapping gives none when its media source resolves empty: the buttons must still lead
     # to the store, so they get the bare click link of this page view.
     return f"{base}?{urlencode({'pvid': pvid})}"
