@@ -55,6 +55,17 @@ Signal comparison, where the spec says "decide sensibly":
 - Apple's UAs name only the family (`iPhone`, `iPad`); it agrees with an install model of that
   family (`iPhone15,2`). Other models are compared case- and whitespace-insensitively.
 
+What the store searches (`candidate_ranges`): per probabilistic tier, its own window widened by
+`NEAR_MISS_SECONDS` on both sides, latest first, at most `CANDIDATE_LIMIT` touches per tier. The
+margin costs a few rows and lets the receipt name the click that missed by minutes (or came after
+the install, from a phone whose clock is behind) as `outside_window`, the question a marketer
+asks first. The cap bounds the work one carrier-NAT address can cause; a tier that hit it says
+`"capped": true` in the receipt (older touches behind the cap were not seen).
+
+Bot installs (`is_bot_install`): a user agent a crawler list names is a bot's, except the bare
+HTTP client libraries (`okhttp`, `CFNetwork`, `python-httpx`, ...) that SDKs and server-to-server
+callers send as a matter of course: those say which HTTP stack posted, not who installed.
+
 Conversion data: `reinstall` and `rejected` answers are shaped like organic ones (`af_status`
 `Organic`, media source `organic`, nulls) with their own `status`, as AppsFlyer reports an
 organic re-install when nothing re-attributed it, and a rejected install must not hand its
@@ -93,11 +104,32 @@ _ATT_BLOCKING = frozenset({"denied", "restricted"})
 _FROZEN_UA_OS_MAJOR: Mapping[str, int] = {"android": 10, "ios": 18}
 # Models a UA parser reports when the UA names no model (Chrome's reduced UA says `K`).
 _PLACEHOLDER_MODELS = frozenset(
-    {"k", "smartphone", "tablet", "generic smartphone", "generic tablet", "generic feature phone"}
+    {
+        "k",
+        "smartphone",
+        "tablet",
+        "generic smartphone",
+        "generic tablet",
+        "generic feature phone",
+        # What the parser calls an Apple device a CFNetwork (app HTTP stack) UA came from.
+        "ios-device",
+    }
 )
 # Apple's UAs name only the device family, never the model the SDK reports.
 _FAMILY_MODELS = frozenset({"iphone", "ipad", "ipod"})
 _LEADING_NUMBER = re.compile(r"\s*(\d+)")
+# Seconds each side of a probabilistic window the store also searches, for the receipt's sake.
+NEAR_MISS_SECONDS = 3_600
+# Touches per tier the store hands over at most (latest first).
+CANDIDATE_LIMIT = 500
+# HTTP client libraries whose user agent an install request legitimately carries: crawler lists
+# name them (a page view from okhttp is no person), an install posted by one is normal.
+_HTTP_CLIENT_UA = re.compile(
+    r"^\s*(?:okhttp|Dalvik|CFNetwork|[^/\s]+/[^\s]+\s+CFNetwork/|python-httpx|python-requests"
+    r"|aiohttp|Go-http-client|Java/|Apache-HttpClient|axios|node-fetch|undici|Dart/|ktor-client"
+    r"|Ruby|Faraday|GuzzleHttp|curl/|libcurl|UnityPlayer|UnityWebRequest)",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -136,20 +168,31 @@ class InstallFacts:
 
 
 @dataclass(frozen=True)
+class TimeRange:
+    """Touch times from `start` to `end`, both included (Unix seconds)."""
+
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
 class Candidates:
     """The touches the store found for one install; the engine applies every window itself.
 
     `referrer_click` is the click of this app named by the referrer's `gw_click_id`
     (`referrer_click_id`, from `referrer_click_id()`), whatever its age; None with an id means
     no click of this app has that id (a click of another app is passed as None too).
-    `clicks` and `impressions` are this app's touches from the install's IP since
-    `lookback_start`.
+    `clicks` and `impressions` are this app's touches from the install's IP in the ranges of
+    `candidate_ranges`; `clicks_capped` / `impressions_capped` say the store stopped at
+    `CANDIDATE_LIMIT` (the receipt says so).
     """
 
     referrer_click: Touch | None = None
     referrer_click_id: str | None = None
     clicks: Sequence[Touch] = ()
     impressions: Sequence[Touch] = ()
+    clicks_capped: bool = False
+    impressions_capped: bool = False
 
     def __post_init__(self) -> None:
         if self.referrer_click is not None and self.referrer_click.id != self.referrer_click_id:
@@ -212,6 +255,40 @@ def lookback_start(settings: AttributionSettings, install_time: float) -> float:
     return install_time - longest
 
 
+def candidate_ranges(
+    settings: AttributionSettings, install_time: float
+) -> tuple[TimeRange, TimeRange]:
+    """(clicks, impressions): the touch times the store searches for the probabilistic tiers.
+
+    Each is its tier's window plus `NEAR_MISS_SECONDS` either side; `decide` applies the exact
+    window, so the margin only adds `outside_window` losers to the receipt.
+    """
+    clicks = settings.probabilistic_window_hours * _HOUR
+    impressions = settings.viewthrough_lookback_hours * _HOUR
+    end = install_time + NEAR_MISS_SECONDS
+    return (
+        TimeRange(install_time - clicks - NEAR_MISS_SECONDS, end),
+        TimeRange(install_time - impressions - NEAR_MISS_SECONDS, end),
+    )
+
+
+def is_bot_install(user_agent: str | None, verdict: str) -> bool:
+    """Whether an install whose user agent got `verdict` (`app.devices.bot_verdict`) is a bot's.
+
+    No user agent is no evidence (server-to-server callers may not know it), and an HTTP client
+    library's user agent is what an SDK sends (see the module docstring).
+    """
+    if verdict != "bot" or not user_agent or not user_agent.strip():
+        return False
+    return _HTTP_CLIENT_UA.match(user_agent) is None
+
+
+def is_placeholder_model(model: str | None) -> bool:
+    """A device model that names no device (`K`, `Generic Smartphone`, `iOS-Device`, ...)."""
+    key = _text_key(model)
+    return key is None or key in _PLACEHOLDER_MODELS
+
+
 def unified_pid(pid: str | None, table: Mapping[str, str]) -> str:
     """The media source reports show for `pid` (`reporting.md` section 1)."""
     if not pid:
@@ -268,6 +345,7 @@ def decide(
         settings.probabilistic_window_hours * _HOUR,
         lambda touch: _probabilistic_click_loss(touch) or _signal_loss(install, touch),
         tier_off=probabilistic_off,
+        capped=candidates.clicks_capped,
     )
     tiers.append({"tier": "probabilistic_click", **clicks.entry})
     if clicks.winner is not None:
@@ -280,6 +358,7 @@ def decide(
         settings.viewthrough_lookback_hours * _HOUR,
         lambda touch: _impression_loss(touch, settings) or _signal_loss(install, touch),
         tier_off=probabilistic_off,
+        capped=candidates.impressions_capped,
     )
     tiers.append({"tier": "probabilistic_impression", **impressions.entry})
     if impressions.winner is not None:
@@ -344,6 +423,7 @@ def _run_tier(
     window: float,
     loss: Callable[[Touch], dict[str, object] | None],
     tier_off: str | None,
+    capped: bool = False,
 ) -> _Tier:
     """Pick the latest touch that passes; every other touch becomes a loser with its reason."""
     winner: Touch | None = None
@@ -371,6 +451,8 @@ def _run_tier(
     }
     if tier_off is not None:
         entry["skipped"] = tier_off
+    if capped:
+        entry["capped"] = True
     return _Tier(winner, entry)
 
 

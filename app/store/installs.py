@@ -1,7 +1,14 @@
-"""Install and event queries: the install with its click claim and postbacks, atomically."""
+"""Install and event queries: the install with its click claim and postbacks, atomically.
+
+`record_install` is where two installs racing for one click meet: the claim is an UPDATE of the
+click guarded by `claimed_by IS NULL` inside the install's own transaction (one writer thread, so
+one of them runs first), and the loser writes nothing and hears `ClickAlreadyClaimed`. Lookups by
+device id ride the partial indexes `installs_{idfa,idfv,gaid,android_id}`.
+"""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -10,6 +17,14 @@ from sqlite_utils import Database
 from app.store.base import StoreBase
 from app.store.outbox import queue_postbacks
 from app.store.records import ClickAlreadyClaimed, NewPostback
+
+DEVICE_ID_COLUMNS = ("idfa", "idfv", "gaid", "android_id")
+# INDEXED BY: left to itself the planner may prefer `installs_time` for the ORDER BY, which
+# walks every install of the app in the re-attribution window; a device has a handful of rows.
+PRIOR_INSTALL_SQL = (
+    "SELECT id, time, reinstall_of FROM installs INDEXED BY installs_{column} "
+    "WHERE app_key = ? AND {column} = ? AND time >= ? ORDER BY time DESC LIMIT 1"
+)
 
 
 class InstallQueries(StoreBase):
@@ -29,19 +44,37 @@ class InstallQueries(StoreBase):
     async def prior_install(
         self, app_key: str, device_ids: Mapping[str, str], since: float
     ) -> dict[str, Any] | None:
-        """The latest install of this app since `since` that shares a device id (reinstalls)."""
-        best: dict[str, Any] | None = None
-        for column, value in device_ids.items():
-            if column not in ("idfa", "idfv", "gaid", "android_id") or not value:
-                continue
-            row = await self._one(
-                f"SELECT id, time FROM installs WHERE app_key = ? AND {column} = ? "
-                "AND time >= ? ORDER BY time DESC LIMIT 1",
-                [app_key, value, since],
-            )
-            if row and (best is None or row["time"] > best["time"]):
-                best = row
-        return best
+        """The latest install of this app since `since` that shares a device id (reinstalls):
+        its `id`, `time` and `first_install_id` (itself, or the install it re-installed)."""
+
+        def run(conn: sqlite3.Connection) -> dict[str, Any] | None:
+            best: dict[str, Any] | None = None
+            for column, value in device_ids.items():
+                if column not in DEVICE_ID_COLUMNS or not value:
+                    continue
+                row = conn.execute(
+                    PRIOR_INSTALL_SQL.format(column=column), [app_key, value, since]
+                ).fetchone()
+                if row and (best is None or row["time"] > best["time"]):
+                    best = {
+                        "id": row["id"],
+                        "time": row["time"],
+                        "first_install_id": row["reinstall_of"] or row["id"],
+                    }
+            return best
+
+        return await self._read(run)
+
+    async def attributing_install(self, install: Mapping[str, Any]) -> dict[str, Any]:
+        """The install whose attribution `install`'s events carry: the first install of the
+        device for a reinstall (attribution.md section 4), else `install` itself. A first
+        install erased since (privacy) leaves the reinstall its own, organic, attribution."""
+        first = install.get("reinstall_of")
+        if first:
+            found = await self.get_install(first)
+            if found is not None:
+                return found
+        return dict(install)
 
     async def record_install(
         self,

@@ -8,6 +8,7 @@ and rollups) would implement the same public methods, grouped as here by what th
 
 from __future__ import annotations
 
+from app.store.candidates import CandidateQueries
 from app.store.configs import ConfigQueries
 from app.store.installs import InstallQueries
 from app.store.outbox import OutboxQueries
@@ -36,5 +37,5 @@ __all__ = [
 ]
 
 
-class Store(ConfigQueries, TouchQueries, InstallQueries, OutboxQueries):
+class Store(ConfigQueries, TouchQueries, CandidateQueries, InstallQueries, OutboxQueries):
     """Every query of the SQLite backend."""

@@ -1,15 +1,44 @@
 """The app surface: installs and in-app events (http-api.md section 2), and install receipts.
 
-An install is attributed by the pure engine over the candidates the store finds; its row, the
-claim of its click and its postback are written in one transaction, so a 200 answer means all
-three are on disk.
+`POST /api/v1/installs` reads top to bottom: parse the body (every malformed field is a 400
+naming it), answer a known `app_instance_id` with its stored answer, find the device's prior
+install and the candidate touches (`app/store/candidates.py`), let the pure engine decide
+(`app.attribution`), then write the install, the claim of its click and its postback in one
+transaction (`store.record_install`). A 200 means all three are on disk.
+
+Two installs racing for one click: the store lets exactly one claim it. The loser's decision is
+made again over the same candidates with that click marked claimed (the receipt says `claimed`),
+so it moves on to the next touch or to organic, and is answered without a retry by the app.
+
+Decisions where the spec is silent:
+- The install's `user_agent` is the body's, else the request's own header (an SDK posting from
+  the device). Its OS version and model fill in `os_version` and `device_model` when the body
+  leaves them out and the UA is of the install's platform; placeholder models are not used.
+- Device ids made only of zeros (an iOS IDFA under ATT denial, a GAID with ad tracking limited)
+  are no device ids: keeping them would make every such phone a reinstall of the first one.
+  IDFA, IDFV and GAID are UUIDs and stored lower-cased, so either case finds the device.
+- `att_status` takes the spec's spelling or Apple's (`notDetermined`); it is stored in the spec's.
+- `install_time` more than a day ahead of the server's clock is a 400: every touch would be in
+  its "past", so a broken device clock could claim clicks made after the install.
+- Identifiers (`app_instance_id`, `event_id`, device ids, the referrer) over their length limit
+  are a 400, not cut: two different ids cut to one would merge two installs or two events.
+  Descriptive text (user agent, model, language) is cut to its limit instead.
+- `referrer_click_time` and `install_begin_time` are checked as times and not used: the click
+  time that counts is the one the server recorded.
+- Revenue: `af_currency` defaults to USD when `af_revenue` comes alone (AppsFlyer's default);
+  revenue is stored as a plain decimal string as sent (`9.990` stays `9.990`, `1e3` is `1000`),
+  up to 15 digits before the point; negative amounts (refunds) are allowed.
+- A reinstall's events carry the first install's attribution, including its postback window and
+  the TikTok touch the postback describes; the answer's `media_source` is that install's.
 """
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import json
 import re
+from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -19,173 +48,281 @@ from starlette.responses import JSONResponse, Response
 from app import attribution
 from app.attribution import AttributionSettings, Candidates, Decision, InstallFacts
 from app.clock import iso, parse_time
-from app.configs import PARTNER
-from app.devices import bot_verdict
+from app.configs import DIRECT_PLATFORMS, PARTNER
+from app.devices import bot_verdict, parse_user_agent
 from app.ids import new_id
-from app.params import clean_text
+from app.params import MAX_USER_AGENT_BYTES, clean_text
 from app.postbacks import rules
 from app.services import Services, services
+from app.store.candidates import CandidateQuery
 from app.store.sqlite import AppRecord, ClickAlreadyClaimed, IntegrationRecord, NewPostback
-from app.touches import CAMPAIGN_PARAMS, Touch
+from app.touches import CAMPAIGN_PARAMS
 from app.web.errors import ApiError, json_object, read_json
 from app.web.owner_api import require_admin
 from app.web.tracking import request_ip
 
 DEVICE_IDS = ("idfa", "idfv", "gaid", "android_id")
-ATT_STATUSES = ("authorized", "denied", "restricted", "not_determined")
-PLATFORM_RE = re.compile(r"^[a-z][a-z0-9_]{0,19}$")
-# Two installs racing for one click: the loser re-runs the waterfall without it. More than a
-# few rounds would mean a flood of installs from one IP; past this they go organic.
-MAX_CLAIM_ROUNDS = 4
+# Apple's ATTrackingManager names, keyed by their spelling without case or underscores.
+ATT_STATUSES = {
+    "authorized": "authorized",
+    "denied": "denied",
+    "restricted": "restricted",
+    "notdetermined": "not_determined",
+}
+PLATFORMS = tuple(DIRECT_PLATFORMS)
+USER_FIELDS = ("email", "phone", "external_id")
+MAX_ID_CHARS = 128
+MAX_REFERRER_CHARS = 2048
+MAX_EVENT_NAME_CHARS = 100
+# How far ahead of the server's clock an install may say it happened (device clocks drift).
+MAX_FUTURE_SECONDS = 86_400
+# Revenue up to 10^15 - 1 (more than any purchase) and 40 characters as a plain decimal.
+MAX_REVENUE_DIGITS_BEFORE_POINT = 15
+MAX_REVENUE_CHARS = 40
+CURRENCY_RE = re.compile(r"^[A-Za-z]{3}$")
+ZERO_ID_RE = re.compile(r"^[0\-]*$")
+# A click marked claimed by a concurrent install (never an app_instance_id: those are sent by
+# apps, this has a space and parentheses no id check would let through unnoticed).
+CLAIMED_CONCURRENTLY = "(claimed concurrently)"
 
 
-async def _authorised_app(request: Request, body: dict[str, Any]) -> AppRecord:
-    header = request.headers.get("authorization", "")
-    scheme, _, key = header.partition(" ")
+# -- authentication and fields ----------------------------------------------------------------
+
+
+async def _authorised_app(request: Request) -> tuple[AppRecord, dict[str, Any]]:
+    """The app the request's sdk_key belongs to, and the JSON body naming it."""
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    # Refused before the body is read: no credentials, no parsing of what they sent.
     if scheme.lower() != "bearer" or not key.strip():
         raise ApiError(401, "unauthorized", "send Authorization: Bearer <sdk_key>")
+    body = json_object(await read_json(request))
     app_key = body.get("app_key")
-    if not isinstance(app_key, str) or not app_key:
+    if app_key is None or app_key == "":
         raise ApiError.invalid("app_key", "app_key is required")
+    if not isinstance(app_key, str):
+        raise ApiError.invalid("app_key", "app_key must be a string")
     app = await services(request).store.get_app(app_key)
     # One answer for "no such app" and "wrong key": the endpoint must not reveal app keys.
-    if app is None or not _same(app.sdk_key, key.strip()):
+    if app is None or not hmac.compare_digest(app.sdk_key.encode(), key.strip().encode()):
         raise ApiError(401, "unauthorized", "sdk_key does not belong to this app_key")
-    return app
+    return app, body
 
 
-def _same(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode(), b.encode())
-
-
-def _text(
-    body: dict[str, Any], key: str, *, required: bool = False, limit: int = 512
+def _string(
+    obj: dict[str, Any],
+    key: str,
+    *,
+    limit: int,
+    field: str | None = None,
+    required: bool = False,
+    exact: bool = False,
 ) -> str | None:
-    value = body.get(key)
-    if value is None or value == "":
+    """A string field: None when absent, null or empty. `exact` refuses one over `limit`
+    characters (identifiers); otherwise it is cut to `limit` UTF-8 bytes (descriptive text)."""
+    name = field or key
+    value = obj.get(key)
+    if value is None or (isinstance(value, str) and not value.strip()):
         if required:
-            raise ApiError.invalid(key, f"{key} is required")
+            raise ApiError.invalid(name, f"{name} is required")
         return None
     if not isinstance(value, str):
-        raise ApiError.invalid(key, f"{key} must be a string")
-    return clean_text(value, limit)[0]
+        raise ApiError.invalid(name, f"{name} must be a string")
+    if exact and len(value) > limit:
+        raise ApiError.invalid(name, f"{name} must be at most {limit} characters")
+    return clean_text(value.strip(), limit)[0]
 
 
-def _time(body: dict[str, Any], key: str, default: float) -> float:
-    value = body.get(key)
+def _required(obj: dict[str, Any], key: str, *, limit: int) -> str:
+    """A required identifier-like string (refused, not cut, over `limit` characters)."""
+    value = _string(obj, key, limit=limit, required=True, exact=True)
+    assert value is not None  # `required` raised otherwise
+    return value
+
+
+def _time(obj: dict[str, Any], key: str, default: float | None) -> float | None:
+    value = obj.get(key)
     if value is None:
         return default
     try:
         return parse_time(value)
-    except ValueError as exc:
-        raise ApiError.invalid(key, f"{key}: {exc}") from None
+    except (ValueError, OverflowError):
+        raise ApiError.invalid(key, f"{key} must be an ISO 8601 time or Unix seconds") from None
+
+
+def _object(obj: dict[str, Any], key: str) -> dict[str, Any]:
+    value = obj.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ApiError.invalid(key, f"{key} must be an object")
+    return value
 
 
 # -- installs ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InstallRequest:
+    """A `POST /api/v1/installs` body, checked, with the request's own IP and UA filled in."""
+
+    app_instance_id: str
+    platform: str
+    time: float
+    ip: str | None
+    user_agent: str | None
+    os_version: str | None
+    device_model: str | None
+    language: str | None
+    att_status: str | None
+    install_referrer: str | None
+    device_ids: dict[str, str]
+
+
+def _parse_install(request: Request, svc: Services, body: dict[str, Any]) -> InstallRequest:
+    platform = _required(body, "platform", limit=20).lower()
+    if platform not in PLATFORMS:
+        raise ApiError.invalid("platform", f"platform must be one of {', '.join(PLATFORMS)}")
+    instance = _required(body, "app_instance_id", limit=MAX_ID_CHARS)
+    now = svc.clock()
+    install_time = _time(body, "install_time", now)
+    assert install_time is not None
+    if install_time > now + MAX_FUTURE_SECONDS:
+        raise ApiError.invalid("install_time", "install_time is more than a day in the future")
+    for key in ("referrer_click_time", "install_begin_time"):
+        _time(body, key, None)
+
+    device = _object(body, "device")
+    device_ids: dict[str, str] = {}
+    for key in DEVICE_IDS:
+        value = _string(device, key, limit=MAX_ID_CHARS, field=f"device.{key}", exact=True)
+        if value is not None and not ZERO_ID_RE.match(value):
+            device_ids[key] = value.lower() if key in ("idfa", "idfv", "gaid") else value
+
+    att = _string(body, "att_status", limit=32)
+    att_status = None
+    if att is not None:
+        att_status = ATT_STATUSES.get(att.lower().replace("_", ""))
+        if att_status is None:
+            raise ApiError.invalid(
+                "att_status", "att_status must be authorized, denied, restricted or not_determined"
+            )
+
+    ip = _ip(body) or request_ip(request, svc)
+    user_agent = _string(body, "user_agent", limit=MAX_USER_AGENT_BYTES)
+    if user_agent is None:
+        header = request.headers.get("user-agent")
+        user_agent = clean_text(header, MAX_USER_AGENT_BYTES)[0] if header else None
+    os_version = _string(body, "os_version", limit=32)
+    device_model = _string(body, "device_model", limit=128)
+    if os_version is None or device_model is None:
+        seen = parse_user_agent(user_agent)
+        if seen.os_family == platform:
+            os_version = os_version or seen.os_version
+            if device_model is None and not attribution.is_placeholder_model(seen.device_model):
+                device_model = seen.device_model
+
+    return InstallRequest(
+        app_instance_id=instance,
+        platform=platform,
+        time=install_time,
+        ip=ip,
+        user_agent=user_agent,
+        os_version=os_version,
+        device_model=device_model,
+        language=_string(body, "language", limit=64),
+        att_status=att_status,
+        install_referrer=_string(body, "install_referrer", limit=MAX_REFERRER_CHARS, exact=True),
+        device_ids=device_ids,
+    )
+
+
+def _ip(body: dict[str, Any]) -> str | None:
+    """The body's `ip`, as the touch collectors store addresses (IPv4-mapped IPv6 as IPv4)."""
+    text = _string(body, "ip", limit=64, exact=True)
+    if text is None:
+        return None
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        raise ApiError.invalid("ip", "ip must be an IPv4 or IPv6 address") from None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(address)
 
 
 def _attribution_settings(
     app: AppRecord, integration: IntegrationRecord | None
 ) -> AttributionSettings:
     config = dict(app.config.get("attribution", {}))
+    defaults = AttributionSettings()
     view_through = bool(
         integration and integration.config.get("enabled") and integration.config.get("view_through")
     )
     return AttributionSettings(
-        click_lookback_days=config.get("click_lookback_days", 7),
-        probabilistic_window_hours=config.get("probabilistic_window_hours", 24),
-        viewthrough_lookback_hours=config.get("viewthrough_lookback_hours", 24),
-        reattribution_window_days=config.get("reattribution_window_days", 90),
-        min_click_to_install_seconds=config.get("min_click_to_install_seconds", 10),
-        probabilistic_ios=config.get("probabilistic_ios", True),
+        click_lookback_days=config.get("click_lookback_days", defaults.click_lookback_days),
+        probabilistic_window_hours=config.get(
+            "probabilistic_window_hours", defaults.probabilistic_window_hours
+        ),
+        viewthrough_lookback_hours=config.get(
+            "viewthrough_lookback_hours", defaults.viewthrough_lookback_hours
+        ),
+        reattribution_window_days=config.get(
+            "reattribution_window_days", defaults.reattribution_window_days
+        ),
+        min_click_to_install_seconds=config.get(
+            "min_click_to_install_seconds", defaults.min_click_to_install_seconds
+        ),
+        probabilistic_ios=config.get("probabilistic_ios", defaults.probabilistic_ios),
         view_through_pids=frozenset({PARTNER}) if view_through else frozenset(),
     )
 
 
-def _parse_install(request: Request, svc: Services, body: dict[str, Any]) -> dict[str, Any]:
-    platform = _text(body, "platform", required=True, limit=20)
-    assert platform is not None
-    platform = platform.lower()
-    if not PLATFORM_RE.match(platform):
-        raise ApiError.invalid("platform", "platform must be a name such as ios or android")
-    device = body.get("device") or {}
-    if not isinstance(device, dict):
-        raise ApiError.invalid("device", "device must be an object")
-    ids = {}
-    for key in DEVICE_IDS:
-        value = _text(device, key, limit=128)
-        if value:
-            ids[key] = value
-    att = _text(body, "att_status", limit=32)
-    if att is not None and att not in ATT_STATUSES:
-        raise ApiError.invalid("att_status", f"att_status must be one of {', '.join(ATT_STATUSES)}")
-    ip = _text(body, "ip", limit=64) or request_ip(request, svc)
-    return {
-        "platform": platform,
-        "app_instance_id": _text(body, "app_instance_id", required=True, limit=128),
-        "time": _time(body, "install_time", svc.clock()),
-        "ip": ip,
-        "user_agent": _text(body, "user_agent", limit=1024),
-        "os_version": _text(body, "os_version", limit=32),
-        "device_model": _text(body, "device_model", limit=128),
-        "language": _text(body, "language", limit=64),
-        "att_status": att,
-        "install_referrer": _text(body, "install_referrer", limit=2048),
-        **ids,
-    }
-
-
-async def _candidates(
-    svc: Services, app: AppRecord, facts: InstallFacts, settings: AttributionSettings
-) -> Candidates:
-    click_id = attribution.referrer_click_id(facts.install_referrer)
-    referrer_click = await svc.store.click_by_id(click_id) if click_id else None
-    if referrer_click is not None and referrer_click.app_key != app.app_key:
-        referrer_click = None
-    clicks: list[Touch] = []
-    impressions: list[Touch] = []
-    if facts.ip:
-        clicks, impressions = await svc.store.candidate_touches(
-            app.app_key, facts.ip, attribution.lookback_start(settings, facts.time), facts.time
-        )
-    return Candidates(
-        referrer_click=referrer_click,
-        referrer_click_id=click_id,
-        clicks=clicks,
-        impressions=impressions,
+def _without_claimed(candidates: Candidates, lost: set[str]) -> Candidates:
+    """`candidates` with the clicks other installs claimed meanwhile marked claimed."""
+    if not lost:
+        return candidates
+    referrer = candidates.referrer_click
+    if referrer is not None and referrer.id in lost:
+        referrer = replace(referrer, claimed_by=CLAIMED_CONCURRENTLY)
+    return replace(
+        candidates,
+        referrer_click=referrer,
+        clicks=[
+            replace(c, claimed_by=CLAIMED_CONCURRENTLY) if c.id in lost else c
+            for c in candidates.clicks
+        ],
     )
 
 
 def _install_row(
-    facts: dict[str, Any],
+    req: InstallRequest,
     app: AppRecord,
     decision: Decision,
     install_id: str,
     now: float,
-    answer: dict[str, Any],
+    answer: dict[str, object],
     limited: bool,
     unified: dict[str, str],
+    reinstall_of: str | None,
 ) -> dict[str, Any]:
+    # A rejected install names its click only in the receipt: reports must not credit it.
     touch = decision.touch if decision.status == "attributed" else None
     params = touch.params if touch else {}
     return {
         "id": install_id,
         "app_key": app.app_key,
-        "app_instance_id": facts["app_instance_id"],
-        "platform": facts["platform"],
-        "time": facts["time"],
+        "app_instance_id": req.app_instance_id,
+        "platform": req.platform,
+        "time": req.time,
         "received_at": now,
-        "ip": facts["ip"],
-        "user_agent": facts["user_agent"],
-        "os_version": facts["os_version"],
-        "device_model": facts["device_model"],
-        "language": facts["language"],
-        "idfa": facts.get("idfa"),
-        "idfv": facts.get("idfv"),
-        "gaid": facts.get("gaid"),
-        "android_id": facts.get("android_id"),
-        "att_status": facts["att_status"],
-        "install_referrer": facts["install_referrer"],
+        "ip": req.ip,
+        "user_agent": req.user_agent,
+        "os_version": req.os_version,
+        "device_model": req.device_model,
+        "language": req.language,
+        **{key: req.device_ids.get(key) for key in DEVICE_IDS},
+        "att_status": req.att_status,
+        "install_referrer": req.install_referrer,
         "status": decision.status,
         "match_type": decision.match_type if touch else None,
         "touch_type": touch.kind if touch else None,
@@ -210,43 +347,53 @@ def _install_row(
         "is_limited_data_use": int(limited),
         "receipt": json.dumps(decision.receipt),
         "answer": json.dumps(answer),
+        "reinstall_of": reinstall_of,
     }
 
 
 async def post_install(request: Request) -> Response:
     svc = services(request)
-    body = json_object(await read_json(request))
-    app = await _authorised_app(request, body)
-    facts = _parse_install(request, svc, body)
+    app, body = await _authorised_app(request)
+    req = _parse_install(request, svc, body)
 
-    stored = await svc.store.install_by_instance(app.app_key, facts["app_instance_id"])
+    stored = await svc.store.install_by_instance(app.app_key, req.app_instance_id)
     if stored is not None:
         return JSONResponse(json.loads(stored["answer"]) | {"is_first_launch": False})
 
     integration = await svc.store.get_integration(app.app_key, PARTNER)
     settings = _attribution_settings(app, integration)
-    device_ids = {k: facts[k] for k in DEVICE_IDS if facts.get(k)}
     prior = await svc.store.prior_install(
-        app.app_key, device_ids, facts["time"] - settings.reattribution_window_days * 86_400
+        app.app_key, req.device_ids, req.time - settings.reattribution_window_days * 86_400
     )
-    verdict = bot_verdict(facts["user_agent"]) if facts["user_agent"] else None
+    verdict = bot_verdict(req.user_agent) if req.user_agent else None
     install = InstallFacts(
-        app_instance_id=facts["app_instance_id"],
-        platform=facts["platform"],
-        time=facts["time"],
-        ip=facts["ip"],
-        os_version=facts["os_version"],
-        device_model=facts["device_model"],
-        att_status=facts["att_status"],
-        install_referrer=facts["install_referrer"],
-        is_bot=verdict is not None and verdict.label == "bot",
+        app_instance_id=req.app_instance_id,
+        platform=req.platform,
+        time=req.time,
+        ip=req.ip,
+        os_version=req.os_version,
+        device_model=req.device_model,
+        att_status=req.att_status,
+        install_referrer=req.install_referrer,
+        is_bot=verdict is not None and attribution.is_bot_install(req.user_agent, verdict.label),
         prior_install_id=prior["id"] if prior else None,
         prior_install_time=prior["time"] if prior else None,
     )
+    clicks_range, impressions_range = attribution.candidate_ranges(settings, req.time)
+    found = await svc.store.attribution_candidates(
+        CandidateQuery(
+            app_key=app.app_key,
+            ip=req.ip,
+            referrer_click_id=attribution.referrer_click_id(req.install_referrer),
+            clicks=clicks_range,
+            impressions=impressions_range,
+        )
+    )
     unified = dict(svc.settings.unified_pids)
-    for _ in range(MAX_CLAIM_ROUNDS):
-        candidates = await _candidates(svc, app, install, settings)
-        decision = attribution.decide(install, candidates, settings)
+    lost: set[str] = set()
+    # Each lost race marks one more click claimed, so this ends within (clicks + 2) rounds.
+    for _ in range(len(found.clicks) + 2):
+        decision = attribution.decide(install, _without_claimed(found, lost), settings)
         install_id = new_id()
         answer = attribution.conversion_data(decision, install_id, True, unified)
         event = rules.install_postback(
@@ -261,27 +408,35 @@ async def post_install(request: Request) -> Response:
             if event
             else []
         )
-        limited = bool(event and event.get("limited_data_use"))
         claim = (
             decision.touch.id
             if decision.status == "attributed" and decision.touch and decision.touch.kind == "click"
             else None
         )
+        reinstall_of = (
+            prior["first_install_id"] if prior and decision.status == "reinstall" else None
+        )
         now = svc.clock()
-        row = _install_row(facts, app, decision, install_id, now, answer, limited, unified)
+        limited = bool(event and event.get("limited_data_use"))
+        row = _install_row(
+            req, app, decision, install_id, now, answer, limited, unified, reinstall_of
+        )
         try:
             saved, created = await svc.store.record_install(
                 row, claim_click=claim, postbacks=postbacks, now=now
             )
         except ClickAlreadyClaimed:
+            assert claim is not None
+            lost.add(claim)
             continue
-        if created:
-            svc.counters.installs[decision.status] += 1
-            if postbacks and svc.outbox is not None:
-                svc.outbox.nudge()
-            return JSONResponse(answer)
-        return JSONResponse(json.loads(saved["answer"]) | {"is_first_launch": False})
-    raise ApiError(409, "conflict", "the install's click was claimed concurrently; retry")
+        if not created:
+            # The same app_instance_id won a concurrent request: its answer is the answer.
+            return JSONResponse(json.loads(saved["answer"]) | {"is_first_launch": False})
+        svc.counters.installs[decision.status] += 1
+        if postbacks and svc.outbox is not None:
+            svc.outbox.nudge()
+        return JSONResponse(answer)
+    raise AssertionError("an install lost more click races than it had clicks")
 
 
 async def get_install(request: Request) -> Response:
@@ -315,44 +470,75 @@ async def get_install(request: Request) -> Response:
 
 
 def _revenue(value: dict[str, Any]) -> tuple[str | None, str | None]:
-    revenue = value.get("af_revenue")
+    """(revenue as a plain decimal string, ISO 4217 currency) of an `event_value`."""
     currency = value.get("af_currency")
-    if revenue is None:
-        return None, None
-    try:
-        amount = Decimal(str(revenue))
-    except InvalidOperation:
-        raise ApiError.invalid(
-            "event_value.af_revenue", "af_revenue must be a decimal number such as 9.99"
-        ) from None
-    if not amount.is_finite():
-        raise ApiError.invalid("event_value.af_revenue", "af_revenue must be a finite number")
-    if currency is None:
-        currency = "USD"
-    if not isinstance(currency, str) or not re.fullmatch(r"[A-Za-z]{3}", currency):
+    if currency is not None and (
+        not isinstance(currency, str) or not CURRENCY_RE.match(currency.strip())
+    ):
         raise ApiError.invalid(
             "event_value.af_currency", "af_currency must be an ISO 4217 code such as USD"
         )
-    return str(amount), currency.upper()
+    revenue = value.get("af_revenue")
+    if revenue is None:
+        return None, None
+    field = "event_value.af_revenue"
+    # JSON numbers arrive as int or float; a float's repr is the shortest text that reads back
+    # as it, which is the decimal the client wrote for any amount of up to 15 digits.
+    if isinstance(revenue, bool) or not isinstance(revenue, str | int | float):
+        raise ApiError.invalid(field, "af_revenue must be a decimal number such as 9.99")
+    try:
+        amount = Decimal(str(revenue).strip())
+    except InvalidOperation:
+        raise ApiError.invalid(field, "af_revenue must be a decimal number such as 9.99") from None
+    if not amount.is_finite():
+        raise ApiError.invalid(field, "af_revenue must be a finite number")
+    # Checked on the exponent before writing the digits out: "1e999999999" is a short string
+    # and a billion characters as a plain decimal.
+    exponent = amount.as_tuple().exponent
+    assert isinstance(exponent, int)  # finite
+    if (
+        amount.adjusted() >= MAX_REVENUE_DIGITS_BEFORE_POINT
+        or exponent < -MAX_REVENUE_CHARS
+        or len(text := format(amount, "f")) > MAX_REVENUE_CHARS
+    ):
+        raise ApiError.invalid(field, "af_revenue is out of range")
+    return text, (currency.strip().upper() if isinstance(currency, str) else "USD")
+
+
+def _json_text(value: object) -> str:
+    """JSON as stored: readable UTF-8, unless the client sent a lone surrogate ("\\ud800"),
+    which no UTF-8 column can hold; then escaped ASCII, which still reads back the same."""
+    text = json.dumps(value, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(value)
+    return text
+
+
+def _user(body: dict[str, Any]) -> dict[str, str]:
+    """The event's `user` identifiers; they go to postbacks hashed and are never stored."""
+    user = _object(body, "user")
+    found: dict[str, str] = {}
+    for key in USER_FIELDS:
+        value = _string(user, key, limit=256, field=f"user.{key}", exact=True)
+        if value is not None:
+            found[key] = value
+    return found
 
 
 async def post_event(request: Request) -> Response:
     svc = services(request)
-    body = json_object(await read_json(request))
-    app = await _authorised_app(request, body)
-    instance = _text(body, "app_instance_id", required=True, limit=128)
-    event_name = _text(body, "event_name", required=True, limit=100)
-    event_id = _text(body, "event_id", limit=128)
+    app, body = await _authorised_app(request)
+    instance = _required(body, "app_instance_id", limit=MAX_ID_CHARS)
+    event_name = _required(body, "event_name", limit=MAX_EVENT_NAME_CHARS)
+    event_id = _string(body, "event_id", limit=MAX_ID_CHARS, exact=True)
     now = svc.clock()
     event_time = _time(body, "event_time", now)
-    value = body.get("event_value") or {}
-    if not isinstance(value, dict):
-        raise ApiError.invalid("event_value", "event_value must be an object")
-    user = body.get("user")
-    if user is not None and not isinstance(user, dict):
-        raise ApiError.invalid("user", "user must be an object")
+    value = _object(body, "event_value")
+    user = _user(body)
     revenue, currency = _revenue(value)
-    assert instance is not None and event_name is not None
+    assert event_time is not None  # it has a default
 
     install = await svc.store.install_by_instance(app.app_key, instance)
     if install is None:
@@ -364,34 +550,38 @@ async def post_event(request: Request) -> Response:
     if stored is not None:
         return JSONResponse(json.loads(stored["answer"]), status_code=202)
 
+    # A reinstall's events belong to the first install's attribution (attribution.md 4).
+    attributed = await svc.store.attributing_install(install)
     integration = await svc.store.get_integration(app.app_key, PARTNER)
     config = integration.config if integration else None
     decision, entry = rules.event_decision(
         install=rules.InstallAttribution(
-            status=install["status"],
-            original_media_source=install["original_media_source"],
-            time=install["time"],
-            is_retained_organic=bool(install["is_retained_organic"]),
+            status=attributed["status"],
+            original_media_source=attributed["original_media_source"],
+            time=attributed["time"],
+            is_retained_organic=bool(attributed["is_retained_organic"]),
         ),
         integration=config,
         event_name=event_name,
         event_time=event_time,
     )
-    media_source = install["media_source"]
+    media_source = attributed["media_source"]
     answer = {"event_id": event_id, "media_source": media_source, "postback": decision}
     postbacks: list[NewPostback] = []
     stored_id = new_id()
     if entry is not None and config is not None:
         touch = None
-        if install["touch_id"] and install["original_media_source"] == PARTNER:
-            touch = await svc.store.touch_by_id(install["touch_type"], install["touch_id"])
+        if attributed["touch_id"] and attributed["original_media_source"] == PARTNER:
+            touch = await svc.store.attributed_touch(
+                attributed["touch_type"], attributed["touch_id"]
+            )
         event = rules.event_postback(
             entry=entry,
             event_id=stored_id,
             event_time=event_time,
             touch=touch,
             event_value=value,
-            user={k: str(v) for k, v in (user or {}).items() if isinstance(v, str | int)},
+            user=user or None,
             integration=config,
             covered_states=svc.settings.ldu_states,
         )
@@ -409,7 +599,7 @@ async def post_event(request: Request) -> Response:
         "received_at": now,
         "revenue": revenue,
         "currency": currency,
-        "event_value": json.dumps(value, ensure_ascii=False),
+        "event_value": _json_text(value),
         "media_source": media_source,
         "postback": decision,
         "answer": json.dumps(answer),

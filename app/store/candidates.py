@@ -1,0 +1,169 @@
+"""Attribution candidates: the touches one install may be credited to, found by index only.
+
+Three lookups, each riding an index of migration 0001 (`tests/test_installs.py` checks the query
+plans, `benchmarks/attribution.py` times them over 10 million touches):
+- the click a Play referrer names: the `clicks` primary key, and it must be this app's;
+- the probabilistic clicks: `clicks_match (app_key, ip, time)`, the click tier's time range;
+- the probabilistic impressions: `impressions_match (app_key, ip, time)`, the view-through range.
+
+The range scans walk the index backwards (latest first, no sort) and stop after
+`CANDIDATE_LIMIT` rows plus one, the extra row only telling that the tier was capped. Only the
+columns a `Touch` carries are read: the all-params JSON, flags, language and page slug stay on
+disk. The functions are plain (a connection in, values out) so the benchmark times exactly what
+the server runs.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from app.attribution import CANDIDATE_LIMIT, Candidates, TimeRange
+from app.store.base import StoreBase
+from app.touches import CAMPAIGN_PARAMS, Touch, TouchKind, Verdict
+
+_TOUCH_FIELDS = (
+    "id",
+    "app_key",
+    "time",
+    "ip",
+    "user_agent",
+    "os_family",
+    "os_version",
+    "device_model",
+    "browser",
+    "pid",
+    "ttclid",
+    "original_url",
+    "referrer",
+    "pvid",
+    "verdict",
+    "verdict_reasons",
+    "country",
+    "region",
+    "gpc",
+    *CAMPAIGN_PARAMS,
+)
+_CLICK_FIELDS = (*_TOUCH_FIELDS, "platform", "claimed_by")
+_CLICK_COLUMNS = ", ".join(_CLICK_FIELDS)
+_IMPRESSION_COLUMNS = ", ".join(_TOUCH_FIELDS)
+
+REFERRER_CLICK_SQL = f"SELECT {_CLICK_COLUMNS} FROM clicks WHERE id = ? AND app_key = ?"
+# `time BETWEEN` after the two equalities is the index's range; ORDER BY its last column, DESC,
+# is the index read backwards.
+CLICKS_SQL = (
+    f"SELECT {_CLICK_COLUMNS} FROM clicks WHERE app_key = ? AND ip = ? "
+    "AND time BETWEEN ? AND ? ORDER BY time DESC LIMIT ?"
+)
+IMPRESSIONS_SQL = (
+    f"SELECT {_IMPRESSION_COLUMNS} FROM impressions WHERE app_key = ? AND ip = ? "
+    "AND time BETWEEN ? AND ? ORDER BY time DESC LIMIT ?"
+)
+
+
+@dataclass(frozen=True)
+class CandidateQuery:
+    """What to look up for one install: its app, IP, the referrer's click id, the tier ranges
+    (`app.attribution.candidate_ranges`)."""
+
+    app_key: str
+    ip: str | None
+    referrer_click_id: str | None
+    clicks: TimeRange
+    impressions: TimeRange
+    limit: int = CANDIDATE_LIMIT
+
+
+def find_candidates(conn: sqlite3.Connection, query: CandidateQuery) -> Candidates:
+    """The candidates of one install, read on `conn` (a reader connection)."""
+    referrer_click = None
+    if query.referrer_click_id is not None:
+        row = conn.execute(REFERRER_CLICK_SQL, [query.referrer_click_id, query.app_key]).fetchone()
+        # A click of another app is no click of this one: the engine sees "unknown id".
+        referrer_click = _touch("click", _CLICK_FIELDS, row) if row is not None else None
+    clicks: list[Touch] = []
+    impressions: list[Touch] = []
+    clicks_capped = impressions_capped = False
+    if query.ip is not None:
+        clicks, clicks_capped = _range(
+            conn, CLICKS_SQL, "click", _CLICK_FIELDS, query, query.clicks
+        )
+        impressions, impressions_capped = _range(
+            conn, IMPRESSIONS_SQL, "impression", _TOUCH_FIELDS, query, query.impressions
+        )
+    return Candidates(
+        referrer_click=referrer_click,
+        referrer_click_id=query.referrer_click_id,
+        clicks=clicks,
+        impressions=impressions,
+        clicks_capped=clicks_capped,
+        impressions_capped=impressions_capped,
+    )
+
+
+def _range(
+    conn: sqlite3.Connection,
+    sql: str,
+    kind: TouchKind,
+    fields: Sequence[str],
+    query: CandidateQuery,
+    span: TimeRange,
+) -> tuple[list[Touch], bool]:
+    rows = conn.execute(
+        sql, [query.app_key, query.ip, span.start, span.end, query.limit + 1]
+    ).fetchall()
+    capped = len(rows) > query.limit
+    return [_touch(kind, fields, row) for row in rows[: query.limit]], capped
+
+
+def _touch(kind: TouchKind, fields: Sequence[str], row: Sequence[Any]) -> Touch:
+    # Positional: the reader's rows may be plain tuples or sqlite3.Row, and zip is the fast path.
+    values = dict(zip(fields, row, strict=True))
+    verdict: Verdict = values["verdict"] if values["verdict"] in ("bot", "suspect") else "human"
+    return Touch(
+        id=values["id"],
+        kind=kind,
+        app_key=values["app_key"],
+        time=values["time"],
+        ip=values["ip"],
+        user_agent=values["user_agent"],
+        os_family=values["os_family"],
+        os_version=values["os_version"],
+        device_model=values["device_model"],
+        browser=values["browser"],
+        pid=values["pid"],
+        params={k: values[k] for k in CAMPAIGN_PARAMS if values[k] is not None},
+        ttclid=values["ttclid"],
+        original_url=values["original_url"],
+        referrer=values["referrer"],
+        pvid=values["pvid"],
+        platform=values.get("platform"),
+        verdict=verdict,
+        verdict_reasons=tuple(r for r in (values["verdict_reasons"] or "").split(",") if r),
+        country=values["country"],
+        region=values["region"],
+        gpc=bool(values["gpc"]),
+        claimed_by=values.get("claimed_by"),
+    )
+
+
+class CandidateQueries(StoreBase):
+    """The attribution lookups of the store (`find_candidates`, and a touch by id)."""
+
+    async def attribution_candidates(self, query: CandidateQuery) -> Candidates:
+        return await self._read(lambda conn: find_candidates(conn, query))
+
+    async def attributed_touch(self, kind: str, touch_id: str) -> Touch | None:
+        """The touch an install was credited to (by primary key), for its events' postbacks."""
+        touch_kind: TouchKind = "click" if kind == "click" else "impression"
+        fields = _CLICK_FIELDS if touch_kind == "click" else _TOUCH_FIELDS
+        table = "clicks" if touch_kind == "click" else "impressions"
+        columns = _CLICK_COLUMNS if touch_kind == "click" else _IMPRESSION_COLUMNS
+
+        def run(conn: sqlite3.Connection) -> Touch | None:
+            row = conn.execute(f"SELECT {columns} FROM {table} WHERE id = ?", [touch_id]).fetchone()
+            return _touch(touch_kind, fields, row) if row is not None else None
+
+        return await self._read(run)

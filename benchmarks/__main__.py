@@ -1,0 +1,26 @@
+"""`python -m benchmarks` (`make bench`): every benchmark in turn; exit 1 if any missed its target.
+
+python -m benchmarks.snippet_size    snippet bytes against their gzip budgets
+python -m benchmarks.attribution     install matching over 10 million touches (builds its
+                                     database under tmp/ the first time: minutes, ~7 GB)
+"""
+
+from __future__ import annotations
+
+import sys
+
+from benchmarks import attribution, snippet_size
+
+
+def main() -> int:
+    failed = 0
+    print("== benchmarks.snippet_size", flush=True)
+    failed |= snippet_size.main()
+    print("== benchmarks.attribution", flush=True)
+    # An empty argv: the defaults, not this command's own arguments.
+    failed |= attribution.main([])
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
