@@ -105,8 +105,11 @@ class OutboxWorker:
             except Exception:  # a store hiccup must not end delivery for good
                 log.exception("outbox round failed")
             if wait > 0:
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+                # cancellation that arrives as the event is set, and stop() would wait forever.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), wait)
+                    async with asyncio.timeout(wait):
+                        await self._wake.wait()
 
     async def _idle_wait(self) -> float:
         next_due = await self.svc.store.next_postback_due()

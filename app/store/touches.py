@@ -9,43 +9,13 @@ impressions (one page view, one impression), the click id primary key (the Play 
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import Mapping
 from typing import Any
 
 from sqlite_utils import Database
 
 from app.store.base import StoreBase
 from app.store.records import TouchRecord
-from app.touches import CAMPAIGN_PARAMS, Touch
-
-
-def _touch_from_row(kind: str, row: Mapping[str, Any]) -> Touch:
-    return Touch(
-        id=row["id"],
-        kind="click" if kind == "click" else "impression",
-        app_key=row["app_key"],
-        time=row["time"],
-        ip=row["ip"],
-        user_agent=row["user_agent"],
-        os_family=row["os_family"],
-        os_version=row["os_version"],
-        device_model=row["device_model"],
-        browser=row["browser"],
-        pid=row["pid"],
-        params={k: row[k] for k in CAMPAIGN_PARAMS if row[k] is not None},
-        ttclid=row["ttclid"],
-        original_url=row["original_url"],
-        referrer=row["referrer"],
-        pvid=row["pvid"],
-        platform=row.get("platform"),
-        verdict=row["verdict"],
-        verdict_reasons=tuple(r for r in row["verdict_reasons"].split(",") if r),
-        country=row["country"],
-        region=row["region"],
-        gpc=bool(row["gpc"]),
-        claimed_by=row.get("claimed_by"),
-    )
+from app.touches import CAMPAIGN_PARAMS
 
 
 def _touch_row(rec: TouchRecord) -> dict[str, Any]:
@@ -116,36 +86,3 @@ class TouchQueries(StoreBase):
             [app_key, pvid],
         )
         return (row["original_url"], row["page_slug"]) if row else None
-
-    async def impression_by_pvid(self, app_key: str, pvid: str) -> Touch | None:
-        row = await self._one(
-            "SELECT * FROM impressions WHERE app_key = ? AND pvid = ?", [app_key, pvid]
-        )
-        return _touch_from_row("impression", row) if row else None
-
-    async def click_by_id(self, click_id: str) -> Touch | None:
-        row = await self._one("SELECT * FROM clicks WHERE id = ?", [click_id])
-        return _touch_from_row("click", row) if row else None
-
-    async def touch_by_id(self, kind: str, touch_id: str) -> Touch | None:
-        table = "clicks" if kind == "click" else "impressions"
-        row = await self._one(f"SELECT * FROM {table} WHERE id = ?", [touch_id])
-        return _touch_from_row(kind, row) if row else None
-
-    async def candidate_touches(
-        self, app_key: str, ip: str, since: float, until: float
-    ) -> tuple[list[Touch], list[Touch]]:
-        """Clicks and impressions of one app from one IP in [since, until]: the probabilistic
-        candidates. Both queries ride the (app_key, ip, time) indexes."""
-
-        def run(conn: sqlite3.Connection) -> tuple[list[Touch], list[Touch]]:
-            found = []
-            for table, kind in (("clicks", "click"), ("impressions", "impression")):
-                rows = conn.execute(
-                    f"SELECT * FROM {table} WHERE app_key = ? AND ip = ? AND time BETWEEN ? AND ?",
-                    [app_key, ip, since, until],
-                ).fetchall()
-                found.append([_touch_from_row(kind, dict(r)) for r in rows])
-            return found[0], found[1]
-
-        return await self._read(run)
