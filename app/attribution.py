@@ -82,7 +82,7 @@ from typing import Literal
 from urllib.parse import parse_qsl, unquote
 
 from app.clock import iso
-from app.touches import Touch
+from app.touches import Touch, campaign_columns
 
 Status = Literal["attributed", "organic", "reinstall", "rejected"]
 MatchType = Literal["referrer", "probabilistic_click", "probabilistic_impression"]
@@ -400,19 +400,8 @@ def conversion_data(
         "is_first_launch": is_first_launch,
         "status": decision.status,
         **attribution,
-        "campaign": params.get("c"),
-        "campaign_id": params.get("af_c_id"),
-        "adset": params.get("af_adset"),
-        "adset_id": params.get("af_adset_id"),
-        "ad": params.get("af_ad"),
-        "ad_id": params.get("af_ad_id"),
-        "af_sub1": params.get("af_sub1"),
-        "af_sub2": params.get("af_sub2"),
-        "af_sub3": params.get("af_sub3"),
-        "af_sub4": params.get("af_sub4"),
-        "af_sub5": params.get("af_sub5"),
+        **campaign_columns(params),
         "ttclid": touch.ttclid if touch else None,
-        "deep_link_value": params.get("deep_link_value"),
         "original_url": touch.original_url if touch else None,
     }
 

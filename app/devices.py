@@ -45,7 +45,6 @@ PARSE_CACHE_SIZE = 4096
 MAX_PARSED_UA_CHARS = 2048
 
 
-
 @cache
 def _resolver() -> BasicResolver:
     # Built on first use, not at import: compiling the rules takes a while, and importing a
@@ -62,6 +61,7 @@ def warm_up() -> None:
     """Compile the parser and crawler rules now, so the first visitor does not wait for them."""
     _resolver()
     _crawlers()
+
 
 # uap-core OS families, lower-cased the way touches and installs name platforms. Anything else is
 # lower-cased with spaces removed ("Windows Phone" -> "windowsphone").

@@ -34,6 +34,28 @@ CAMPAIGN_PARAMS: tuple[str, ...] = (
     "deep_link_value",
 )
 
+# Campaign fields under the names conversion data, stored installs and reports give them
+# (http-api.md section 2), and the touch param each comes from.
+CAMPAIGN_COLUMNS: dict[str, str] = {
+    "campaign": "c",
+    "campaign_id": "af_c_id",
+    "adset": "af_adset",
+    "adset_id": "af_adset_id",
+    "ad": "af_ad",
+    "ad_id": "af_ad_id",
+    "af_sub1": "af_sub1",
+    "af_sub2": "af_sub2",
+    "af_sub3": "af_sub3",
+    "af_sub4": "af_sub4",
+    "af_sub5": "af_sub5",
+    "deep_link_value": "deep_link_value",
+}
+
+
+def campaign_columns(params: Mapping[str, str]) -> dict[str, str | None]:
+    """A touch's campaign params under their conversion-data names (absent ones None)."""
+    return {column: params.get(param) for column, param in CAMPAIGN_COLUMNS.items()}
+
 
 @dataclass(frozen=True, slots=True)
 class Touch:

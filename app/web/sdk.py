@@ -56,7 +56,7 @@ from app.postbacks import rules
 from app.services import Services, services
 from app.store.candidates import CandidateQuery
 from app.store.sqlite import AppRecord, ClickAlreadyClaimed, IntegrationRecord, NewPostback
-from app.touches import CAMPAIGN_PARAMS
+from app.touches import campaign_columns
 from app.web.errors import ApiError, json_object, read_json
 from app.web.owner_api import require_admin
 from app.web.tracking import request_ip
@@ -330,17 +330,10 @@ def _install_row(
         "touch_time": touch.time if touch else None,
         "media_source": attribution.unified_pid(touch.pid if touch else None, unified),
         "original_media_source": touch.pid if touch else None,
-        "campaign": params.get("c"),
-        "campaign_id": params.get("af_c_id"),
-        "adset": params.get("af_adset"),
-        "adset_id": params.get("af_adset_id"),
-        "ad": params.get("af_ad"),
-        "ad_id": params.get("af_ad_id"),
+        **campaign_columns(params),
         "channel": params.get("af_channel"),
         "site_id": params.get("af_siteid"),
-        **{k: params.get(k) for k in CAMPAIGN_PARAMS if k.startswith("af_sub")},
         "ttclid": touch.ttclid if touch else None,
-        "deep_link_value": params.get("deep_link_value"),
         "original_url": touch.original_url if touch else None,
         "country": touch.country if touch else None,
         "region": touch.region if touch else None,
