@@ -3,13 +3,15 @@
 python -m benchmarks.snippet_size    snippet bytes against their gzip budgets
 python -m benchmarks.attribution     install matching over 10 million touches (builds its
                                      database under tmp/ the first time: minutes, ~7 GB)
+python -m benchmarks.touches         touches recorded durably per second, group commit against
+                                     one commit per write (under two minutes; fails on a lost write)
 """
 
 from __future__ import annotations
 
 import sys
 
-from benchmarks import attribution, snippet_size
+from benchmarks import attribution, snippet_size, touches
 
 
 def main() -> int:
@@ -19,6 +21,8 @@ def main() -> int:
     print("== benchmarks.attribution", flush=True)
     # An empty argv: the defaults, not this command's own arguments.
     failed |= attribution.main([])
+    print("== benchmarks.touches", flush=True)
+    failed |= touches.main([])
     return 1 if failed else 0
 
 

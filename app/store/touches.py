@@ -18,7 +18,7 @@ from app.store.records import TouchRecord
 from app.touches import CAMPAIGN_PARAMS
 
 
-def _touch_row(rec: TouchRecord) -> dict[str, Any]:
+def touch_row(rec: TouchRecord) -> dict[str, Any]:
     t = rec.touch
     row: dict[str, Any] = {
         "id": t.id,
@@ -61,7 +61,7 @@ class TouchQueries(StoreBase):
         """Store a touch; answers its id. An impression whose `pvid` was seen before is not
         stored again: the first one's id is answered (a page view is one impression)."""
         table = "clicks" if rec.touch.kind == "click" else "impressions"
-        row = _touch_row(rec)
+        row = touch_row(rec)
         columns = ", ".join(row)
         marks = ", ".join(f":{k}" for k in row)
 
