@@ -20,12 +20,18 @@ def iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# The times an API accepts, in Unix seconds: from 1970 to before the year 5138 (a number beyond
+# is almost surely milliseconds). ISO 8601 times are held to the same range, so every time we
+# store can be written back as ISO 8601 (`iso()` fails before year 1 and after 9999).
+MAX_TIME = 10**11
+
+
 def parse_time(value: object) -> float:
     """An API time: ISO 8601 (`Z` or offset) or Unix seconds. Raises ValueError."""
     if isinstance(value, bool):
         raise ValueError("expected a time")
     if isinstance(value, int | float):
-        if not 0 <= value < 10**11:  # beyond year 5138: almost surely milliseconds
+        if not 0 <= value < MAX_TIME:
             raise ValueError("expected Unix seconds")
         return float(value)
     if isinstance(value, str) and value.strip():
@@ -35,5 +41,8 @@ def parse_time(value: object) -> float:
         parsed = datetime.fromisoformat(text)
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=UTC)
-        return parsed.timestamp()
+        seconds = parsed.timestamp()
+        if not 0 <= seconds < MAX_TIME:
+            raise ValueError("expected a time from 1970 on")
+        return seconds
     raise ValueError("expected an ISO 8601 time or Unix seconds")

@@ -122,13 +122,44 @@ def _list(obj: Mapping[str, Any], key: str, parent: str) -> list[Any]:
     return value
 
 
+def _valid_unicode(value: Any, field: str) -> None:
+    """Refuse a lone surrogate anywhere in `value`: JSON lets a client send "\\ud800", and no
+    UTF-8 column, page or answer can hold one. A bad object key is blamed on its parent, so
+    the error itself stays printable."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ConfigError(field or None, "must be valid Unicode text") from None
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            _valid_unicode(key, field)
+            _valid_unicode(item, _path(field, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _valid_unicode(item, _path(field, i))
+
+
 def _url(value: str | None, field: str) -> str | None:
     """An http(s) URL with a host: anything else (javascript:, data:, relative) is refused,
-    because these URLs end up as redirect targets and link hrefs."""
+    because these URLs end up as redirect targets and link hrefs. So is anything a browser may
+    read as another host than Python does (credentials, backslashes, whitespace, controls),
+    and a port that is not one."""
     if value is None or value == "":
         return None
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError:
+        raise ConfigError(field, "must be an http(s) URL with a host") from None
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or not value.lower().startswith(f"{parts.scheme}://")
+        or "@" in parts.netloc
+        or "\\" in value
+        or any(ch <= " " or ch == "\x7f" for ch in value)
+    ):
         raise ConfigError(field, "must be an http(s) URL with a host")
     return value
 
@@ -137,7 +168,7 @@ def _host(value: Any, field: str) -> str:
     if not isinstance(value, str):
         raise ConfigError(field, "must be a string")
     host = value.strip().lower().rstrip(".")
-    if not HOST_RE.match(host):
+    if not HOST_RE.fullmatch(host):
         raise ConfigError(field, "must be a host name such as example.com (no scheme or path)")
     return host
 
@@ -145,7 +176,11 @@ def _host(value: Any, field: str) -> str:
 def _origin(value: Any, field: str) -> str:
     if not isinstance(value, str):
         raise ConfigError(field, "must be a string")
-    parts = urlsplit(value.strip())
+    try:
+        parts = urlsplit(value.strip())
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError:
+        raise ConfigError(field, "must be an origin such as https://www.example.com") from None
     if (
         parts.scheme not in ("http", "https")
         or not parts.hostname
@@ -158,13 +193,13 @@ def _origin(value: Any, field: str) -> str:
 
 
 def validate_app_key(app_key: str) -> str:
-    if not APP_KEY_RE.match(app_key):
+    if not APP_KEY_RE.fullmatch(app_key):
         raise ConfigError("app_key", "must be 1 to 40 lowercase letters, digits or '-'")
     return app_key
 
 
 def validate_slug(slug: str) -> str:
-    if not SLUG_RE.match(slug):
+    if not SLUG_RE.fullmatch(slug):
         raise ConfigError("slug", "must be 1 to 80 lowercase letters, digits or '-'")
     return slug
 
@@ -210,6 +245,7 @@ def validate_app(body: Any) -> dict[str, Any]:
         settings[key] = _int(attribution, key, "attribution", default, lo, hi)
     settings["probabilistic_ios"] = _bool(attribution, "probabilistic_ios", "attribution", True)
     out["attribution"] = settings
+    _valid_unicode(out, "")
     return out
 
 
@@ -266,6 +302,8 @@ def validate_integration(body: Any) -> tuple[dict[str, Any], str | None]:
             "events": events,
         },
     }
+    _valid_unicode(config, "")
+    _valid_unicode(access_token, "access_token")
     return config, access_token
 
 
@@ -295,7 +333,7 @@ def validate_page(
     ttclid_sub = _string(obj, "ttclid_sub", default="af_sub1") or "af_sub1"
     if ttclid_sub not in TTCLID_SUBS:
         raise ConfigError("ttclid_sub", f"must be one of {', '.join(TTCLID_SUBS)}")
-    return {
+    page = {
         "app_key": app_key,
         "title": _string(obj, "title", required=True, max_len=200),
         "headline": _string(obj, "headline", default="", max_len=200),
@@ -305,3 +343,5 @@ def validate_page(
         "mapping": mapping,
         "ttclid_sub": ttclid_sub,
     }
+    _valid_unicode(page, "")
+    return page

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
@@ -56,6 +57,27 @@ APP_CASES = [
     ("allowed_redirect_hosts", ["https://example.com/path"], "allowed_redirect_hosts[0]"),
     ("allowed_redirect_hosts", "example.com", "allowed_redirect_hosts"),
     ("allowed_origins", ["https://www.example.com/page"], "allowed_origins[0]"),
+    # URLs Python cannot parse were 500s; the others were stored, to be read by a browser as
+    # another host (or port) than the config API saw.
+    ("destinations.web.url", "http://[::1/", "destinations.web.url"),
+    (
+        "destinations.steam.store_url",
+        "https://store.steampowered.com:99999/",
+        "destinations.steam.store_url",
+    ),
+    (
+        "destinations.ios.store_url",
+        "https://apps.apple.com@evil.example/",
+        "destinations.ios.store_url",
+    ),
+    (
+        "destinations.ios.store_url",
+        "https://evil.example\\@apps.apple.com/",
+        "destinations.ios.store_url",
+    ),
+    ("destinations.apk.url", "https://cdn.example.com/a\r\nb.apk", "destinations.apk.url"),
+    ("allowed_origins", ["https://[::1"], "allowed_origins[0]"),
+    ("allowed_origins", ["https://www.example.com:port"], "allowed_origins[0]"),
     ("attribution.click_lookback_days", 31, "attribution.click_lookback_days"),
     ("attribution.click_lookback_days", 0, "attribution.click_lookback_days"),
     ("attribution.probabilistic_window_hours", 25, "attribution.probabilistic_window_hours"),
@@ -173,6 +195,7 @@ PAGE_CASES = [
     ("ctas", ["ios", "pager"], "ctas[1]"),
     ("ctas", ["epic"], "ctas[0]"),  # a platform the demo app has no destination for
     ("image_url", "javascript:alert(1)", "image_url"),
+    ("image_url", "https://[::1/hero.png", "image_url"),
     ("ttclid_sub", "af_sub9", "ttclid_sub"),
     ("mapping", "preset", "mapping"),
 ]
@@ -195,3 +218,69 @@ def test_page_round_trip(client: TestClient, admin: dict[str, str]) -> None:
     assert slugs == ["demo", "spring"]
     assert client.delete("/api/v1/pages/spring", headers=admin).status_code == 204
     assert client.get("/lp/spring").status_code == 404
+
+
+def test_keys_with_a_trailing_newline_are_refused(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    """`$` matches before a final newline: `demo2\\n` passed the key rules and was stored."""
+    r = client.put("/api/v1/apps/demo2%0A", json=DEMO_APP, headers=admin)
+    assert (r.status_code, r.json()["field"]) == (400, "app_key")
+    r = client.put("/api/v1/pages/spring%0A", json=DEMO_PAGE, headers=admin)
+    assert (r.status_code, r.json()["field"]) == (400, "slug")
+    assert [a["app_key"] for a in client.get("/api/v1/apps", headers=admin).json()["apps"]] == [
+        "demo"
+    ]
+    assert [p["slug"] for p in client.get("/api/v1/pages", headers=admin).json()["pages"]] == [
+        "demo"
+    ]
+
+
+APPS, INTEGRATION, PAGES = (
+    "/api/v1/apps/demo",
+    "/api/v1/apps/demo/integrations/tiktokweb_int",
+    "/api/v1/pages/demo",
+)
+SURROGATE_CASES = [
+    (APPS, DEMO_APP, "name", "Demo \ud800", "name"),
+    (APPS, DEMO_APP, "destinations.web.url", "https://example.com/\udfff", "destinations.web.url"),
+    # The client's own key in the error's field: answered escaped, not as a 500.
+    (APPS, DEMO_APP, "destinations", {"\ud800": {}}, "destinations.\\ud800"),
+    (INTEGRATION, DEMO_INTEGRATION, "access_token", "tok\ud800", "access_token"),
+    (
+        INTEGRATION,
+        DEMO_INTEGRATION,
+        "inapp_postbacks.events",
+        [{"app_event": "\ud800", "partner_event": "Lead"}],
+        "inapp_postbacks.events[0].app_event",
+    ),
+    (PAGES, DEMO_PAGE, "title", "\ud83d", "title"),
+    (
+        PAGES,
+        DEMO_PAGE,
+        "mapping",
+        {"mediaSource": {"keys": ["pid"], "overrideValues": {"\ud800": "x"}}},
+        "mapping.mediaSource.overrideValues",
+    ),
+]
+
+
+@pytest.mark.parametrize(("url", "base", "path", "value", "field"), SURROGATE_CASES)
+def test_lone_surrogates_are_refused_and_the_stored_config_kept(
+    client: TestClient,
+    admin: dict[str, str],
+    url: str,
+    base: dict[str, Any],
+    path: str,
+    value: Any,
+    field: str,
+) -> None:
+    """JSON lets a client send "\\ud800"; no UTF-8 column can hold it. It was stored (or the
+    write failed) and every answer with it was a 500, the landing page's included."""
+    before = client.get(url, headers=admin).json()
+    body = json.dumps(_with(base, path, value))  # ASCII escapes carry the lone surrogate
+    r = client.put(url, content=body, headers=admin | {"content-type": "application/json"})
+    assert r.status_code == 400, r.text
+    assert r.json()["field"] == field
+    assert client.get(url, headers=admin).json() == before
+    assert client.get("/lp/demo").status_code == 200

@@ -252,3 +252,27 @@ def test_events_need_the_apps_sdk_key(gw: Gangway) -> None:
     wrong = {"Authorization": "Bearer wrong"}
     assert gw.http.post("/api/v1/events", json=body, headers=wrong).status_code == 401
     assert gw.sql("SELECT COUNT(*) FROM events") == [(0,)]
+
+
+@pytest.mark.parametrize("name", ["af_purchase", "af_complete_registration"])
+def test_a_content_id_with_a_lone_surrogate_is_queued_repaired(gw: Gangway, name: str) -> None:
+    """JSON lets an app send "\\ud800": the postback could not be written to the outbox and
+    the whole event was a 500. The event is kept as sent; TikTok gets U+FFFD."""
+    tiktok_install(gw, "phone-1")
+    body = {"app_key": "demo", "app_instance_id": "phone-1", "event_name": name}
+    body["event_value"] = {"af_revenue": "1", "af_content_id": "sku-\ud800"}
+    answer = gw.http.post(
+        "/api/v1/events",
+        content=json.dumps(body),
+        headers=gw.sdk | {"Content-Type": "application/json"},
+    )
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["postback"] == "queued"
+    (postback,) = event_postbacks(gw)
+    assert postback["payload"]["properties"]["content_id"] == "sku-\ufffd"
+
+
+def test_an_event_time_before_1970_is_a_400(gw: Gangway) -> None:
+    tiktok_install(gw, "phone-1")
+    answer = post(gw, "phone-1", "af_purchase", event_time="0001-01-01T00:00:00+14:00")
+    assert (answer.status_code, answer.json()["field"]) == (400, "event_time")

@@ -16,10 +16,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from starlette.requests import Request
 from starlette.testclient import TestClient
 
 from app.server import create_app
 from app.settings import Settings
+from app.web.errors import ApiError, read_body
+from tests.aio import run_async
 
 ORIGIN = "https://gangway.test"
 CONFIGURED_HOSTS = {
@@ -257,3 +260,18 @@ def test_an_over_long_user_agent_is_cut_and_flagged(web: TestClient, settings: S
     (row,) = stored(settings, "clicks")
     assert row["user_agent"] == (IPHONE_UA + " " + TEN_KB)[:1024]
     assert row["os_family"] == "ios" and "truncated" in row["flags"].split(",")
+
+
+@pytest.mark.parametrize("declared", [b"\xb2", b"1\xb3", b"-1", b"1e3", b" "])
+def test_a_content_length_that_is_not_ascii_digits_is_a_400(declared: bytes) -> None:
+    """A "²" passes str.isdigit() and fails int(): a 500 behind any server that lets the header
+    through (uvicorn's parsers refuse it first; the handler must not rely on that)."""
+    scope = {"type": "http", "method": "POST", "path": "/", "query_string": b""}
+    scope["headers"] = [(b"content-length", declared)]
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    with pytest.raises(ApiError) as refused:
+        run_async(read_body(Request(scope, receive)))
+    assert refused.value.status == 400

@@ -288,6 +288,17 @@ def test_the_same_app_instance_id_is_the_same_install(gw: Gangway) -> None:
     assert gw.sql("SELECT COUNT(*) FROM postbacks") == [(1,)]
 
 
+def test_app_instance_ids_are_kept_exactly_so_two_never_merge(gw: Gangway) -> None:
+    """Ids were cut to 128 bytes, not characters: two 101-character ids of accented letters
+    with a common start became one, and the second phone was answered the first one's
+    install."""
+    first = gw.installed("\u00e9" * 100 + "1")
+    second = gw.installed("\u00e9" * 100 + "2")
+    assert second["install_id"] != first["install_id"] and second["is_first_launch"]
+    stored = {row[0] for row in gw.sql("SELECT app_instance_id FROM installs")}
+    assert stored == {"\u00e9" * 100 + "1", "\u00e9" * 100 + "2"}
+
+
 def test_an_install_time_may_be_unix_seconds_and_defaults_to_now(gw: Gangway) -> None:
     explicit = gw.installed("phone-1", install_time=int(START) - 3600)
     implicit = gw.installed("phone-2")
@@ -508,10 +519,15 @@ MALFORMED: list[tuple[str, dict[str, Any], str]] = [
     ("no app_instance_id", {"app_instance_id": ""}, "app_instance_id"),
     ("app_instance_id not a string", {"app_instance_id": 12}, "app_instance_id"),
     ("app_instance_id too long", {"app_instance_id": "x" * 129}, "app_instance_id"),
+    # Cleaned, "phone\0" would be "phone": two ids merged into one install.
+    ("app_instance_id with a NUL", {"app_instance_id": "phone\x00"}, "app_instance_id"),
+    ("device id with a NUL", {"device": {"gaid": "\x00abc"}}, "device.gaid"),
     ("install_time not a time", {"install_time": "yesterday"}, "install_time"),
     ("install_time a boolean", {"install_time": True}, "install_time"),
     ("install_time in milliseconds", {"install_time": 1763719000000}, "install_time"),
     ("install_time days ahead", {"install_time": int(START) + 2 * 86_400}, "install_time"),
+    # Year 0 in UTC: was stored, then every receipt time written from it was a 500.
+    ("install_time before 1970", {"install_time": "0001-01-01T00:00:00+14:00"}, "install_time"),
     ("device not an object", {"device": "gaid"}, "device"),
     ("device id not a string", {"device": {"gaid": 5}}, "device.gaid"),
     ("device id too long", {"device": {"idfv": "a" * 200}}, "device.idfv"),
@@ -570,6 +586,35 @@ def test_the_body_and_the_credentials_are_checked_before_anything_is_stored(gw: 
     assert listed.status_code == 400
     huge = gw.http.post(url, json=body | {"padding": "x" * 70_000}, headers=gw.sdk)
     assert huge.status_code == 413
+    assert gw.sql("SELECT COUNT(*) FROM installs") == [(0,)]
+
+
+@pytest.mark.parametrize(
+    ("raw", "status", "field"),
+    [
+        # JSON Python's parser gives up on with RecursionError / ValueError: were 500s.
+        (b'{"app_key": "demo", "x": ' + b"[" * 50_000 + b"}", 400, None),
+        (b'{"app_key": "demo", "x": ' + b"7" * 5000 + b"}", 400, None),
+        # A lone surrogate cannot be an app key (SQLite refused to look it up: a 500).
+        (b'{"app_key": "\\ud800", "platform": "ios", "app_instance_id": "p"}', 401, None),
+        # Nor an id: cleaned, it would merge with another one.
+        (
+            b'{"app_key": "demo", "platform": "ios", "app_instance_id": "p\\ud800"}',
+            400,
+            "app_instance_id",
+        ),
+    ],
+    ids=["nested 50,000 deep", "5,000-digit number", "app_key surrogate", "id surrogate"],
+)
+def test_bodies_no_parser_or_column_takes_are_a_clear_4xx(
+    gw: Gangway, raw: bytes, status: int, field: str | None
+) -> None:
+    answer = gw.http.post(
+        "/api/v1/installs", content=raw, headers=gw.sdk | {"Content-Type": "application/json"}
+    )
+    assert answer.status_code == status, answer.text
+    assert set(answer.json()) == {"error", "message", "field"}
+    assert answer.json()["field"] == field
     assert gw.sql("SELECT COUNT(*) FROM installs") == [(0,)]
 
 

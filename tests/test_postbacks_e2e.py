@@ -329,6 +329,16 @@ def test_retry_all_failed_and_bad_owner_requests(live_server: Any) -> None:
     assert (missing.status_code, missing.json()["field"]) == (400, "app_key")
     unknown_app = owner(live_server, "POST", "/api/v1/postbacks/retry", json={"app_key": "nope"})
     assert unknown_app.status_code == 404
+    # A key no app can have, not even a query: a lone surrogate (was a 500 from SQLite).
+    surrogate = http().post(
+        f"{live_server.url}/api/v1/postbacks/retry",
+        content=b'{"app_key": "\\ud800"}',
+        headers={
+            "Authorization": f"Bearer {live_server.admin_token}",
+            "Content-Type": "application/json",
+        },
+    )
+    assert (surrogate.status_code, surrogate.json()["field"]) == (404, "app_key")
     assert owner(live_server, "GET", "/api/v1/postbacks/nope").status_code == 404
     anonymous = http().get(f"{live_server.url}/api/v1/postbacks/nope")
     assert anonymous.status_code == 401

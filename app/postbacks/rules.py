@@ -119,7 +119,7 @@ def event_postback(
         properties = tiktok.revenue_properties(event_value)
     else:
         content_id = event_value.get("af_content_id")
-        properties = {"content_id": str(content_id)} if content_id else {}
+        properties = {"content_id": tiktok.as_text(content_id)} if content_id else {}
     return tiktok.build_event(
         event=entry["partner_event"],
         event_time=event_time,

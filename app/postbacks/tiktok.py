@@ -218,6 +218,12 @@ def _revenue_number(raw: object) -> float | int:
     return number
 
 
+def as_text(value: object) -> str:
+    """`str(value)` as UTF-8 can carry it: a lone surrogate (JSON lets an app send "\\ud800")
+    becomes U+FFFD, so the payload can be stored in the outbox and sent."""
+    return str(value).encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
 def revenue_properties(event_value: Mapping[str, object] | None) -> dict[str, object]:
     """TikTok `properties` from an event's `event_value`: value, currency, content_id.
 
@@ -243,7 +249,7 @@ def revenue_properties(event_value: Mapping[str, object] | None) -> dict[str, ob
         properties["currency"] = DEFAULT_CURRENCY
     content_id = event_value.get("af_content_id")
     if content_id is not None and not isinstance(content_id, bool) and str(content_id) != "":
-        properties["content_id"] = str(content_id)
+        properties["content_id"] = as_text(content_id)
     return properties
 
 

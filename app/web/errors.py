@@ -40,9 +40,17 @@ class ApiError(Exception):
         )
 
 
+def _printable(text: str | None) -> str | None:
+    """`text` as UTF-8 can carry it: a lone surrogate from the request (a field path naming
+    the client's own key, say) is written as its escape, not left to fail the answer."""
+    if text is None:
+        return None
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def error_response(status: int, error: str, message: str, field: str | None = None) -> Response:
     return JSONResponse(
-        {"error": error, "message": message, "field": field},
+        {"error": error, "message": _printable(message), "field": _printable(field)},
         status_code=status,
         headers={"Cache-Control": "no-store"},
     )
@@ -63,7 +71,8 @@ async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
     """The body, refused with 413 past `limit` bytes without reading the rest into memory."""
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.isdigit():
+        # isdigit() alone takes "²" and other digits int() refuses.
+        if not (declared.isascii() and declared.isdigit()):
             raise ApiError(400, "invalid", "Content-Length is not a number")
         if int(declared) > limit:
             raise ApiError(413, "too_large", f"body over {limit // 1024} KiB")
@@ -90,6 +99,12 @@ async def read_json(
         return json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ApiError(400, "invalid_json", f"body is not valid JSON: {exc}") from None
+    except ValueError:
+        # Valid JSON Python refuses to read: an integer of more than 4,300 digits.
+        raise ApiError(400, "invalid_json", "body has a number too long to read") from None
+    except RecursionError:
+        # Arrays or objects nested thousands deep (64 KiB of "[" is 65,536 levels).
+        raise ApiError(400, "invalid_json", "body is nested too deeply") from None
 
 
 def json_object(value: Any) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from app.clock import iso
+from app.configs import APP_KEY_RE
 from app.postbacks import tiktok
 from app.services import Services, services
 from app.web.errors import ApiError, json_object, read_json
@@ -106,7 +107,7 @@ async def retry_failed(request: Request) -> Response:
     app_key = body.get("app_key")
     if not isinstance(app_key, str) or not app_key:
         raise ApiError.invalid("app_key", "app_key is required")
-    if await svc.store.get_app(app_key) is None:
+    if not APP_KEY_RE.fullmatch(app_key) or await svc.store.get_app(app_key) is None:
         raise ApiError(404, "not_found", "no such app", "app_key")
     retried = await svc.store.retry_failed_postbacks(app_key, svc.clock())
     if retried:

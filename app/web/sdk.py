@@ -21,8 +21,9 @@ Decisions where the spec is silent:
 - `install_time` more than a day ahead of the server's clock is a 400: every touch would be in
   its "past", so a broken device clock could claim clicks made after the install.
 - Identifiers (`app_instance_id`, `event_id`, device ids, the referrer) over their length limit
-  are a 400, not cut: two different ids cut to one would merge two installs or two events.
-  Descriptive text (user agent, model, language) is cut to its limit instead.
+  or holding a NUL or a lone surrogate are a 400, not cut or cleaned: two different ids made
+  one would merge two installs or two events. Descriptive text (user agent, model, language)
+  is cleaned and cut to its limit instead.
 - `referrer_click_time` and `install_begin_time` are checked as times and not used: the click
   time that counts is the one the server recorded.
 - Revenue: `af_currency` defaults to USD when `af_revenue` comes alone (AppsFlyer's default);
@@ -48,7 +49,7 @@ from starlette.responses import JSONResponse, Response
 from app import attribution
 from app.attribution import AttributionSettings, Candidates, Decision, InstallFacts
 from app.clock import iso, parse_time
-from app.configs import DIRECT_PLATFORMS, PARTNER
+from app.configs import APP_KEY_RE, DIRECT_PLATFORMS, PARTNER
 from app.devices import bot_verdict, parse_user_agent
 from app.ids import new_id
 from app.params import MAX_USER_AGENT_BYTES, clean_text
@@ -101,7 +102,8 @@ async def _authorised_app(request: Request) -> tuple[AppRecord, dict[str, Any]]:
         raise ApiError.invalid("app_key", "app_key is required")
     if not isinstance(app_key, str):
         raise ApiError.invalid("app_key", "app_key must be a string")
-    app = await services(request).store.get_app(app_key)
+    # A key no app can have (a lone surrogate, say, which no query can even carry) is no app.
+    app = await services(request).store.get_app(app_key) if APP_KEY_RE.fullmatch(app_key) else None
     # One answer for "no such app" and "wrong key": the endpoint must not reveal app keys.
     if app is None or not hmac.compare_digest(app.sdk_key.encode(), key.strip().encode()):
         raise ApiError(401, "unauthorized", "sdk_key does not belong to this app_key")
@@ -118,7 +120,9 @@ def _string(
     exact: bool = False,
 ) -> str | None:
     """A string field: None when absent, null or empty. `exact` refuses one over `limit`
-    characters (identifiers); otherwise it is cut to `limit` UTF-8 bytes (descriptive text)."""
+    characters, or one that storing would change (a NUL, a lone surrogate): identifiers are
+    kept exactly as sent, since two ids cleaned to one would merge two installs or events.
+    Otherwise the text is cleaned and cut to `limit` UTF-8 bytes (descriptive text)."""
     name = field or key
     value = obj.get(key)
     if value is None or (isinstance(value, str) and not value.strip()):
@@ -127,9 +131,14 @@ def _string(
         return None
     if not isinstance(value, str):
         raise ApiError.invalid(name, f"{name} must be a string")
-    if exact and len(value) > limit:
+    if not exact:
+        return clean_text(value.strip(), limit)[0]
+    if len(value) > limit:
         raise ApiError.invalid(name, f"{name} must be at most {limit} characters")
-    return clean_text(value.strip(), limit)[0]
+    text = value.strip()
+    if clean_text(text, len(text) * 4)[0] != text:
+        raise ApiError.invalid(name, f"{name} must be text without NUL or lone surrogates")
+    return text
 
 
 def _required(obj: dict[str, Any], key: str, *, limit: int) -> str:
