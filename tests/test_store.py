@@ -164,3 +164,27 @@ def test_a_2xx_answer_means_the_row_is_on_disk(client, settings) -> None:  # typ
         row = fresh.execute("SELECT c FROM impressions WHERE id = ?", [r.json()["id"]]).fetchone()
         fresh.close()
         assert row == (f"n{n}",)
+
+
+def test_closing_waits_for_a_read_in_progress(tmp_path: Path) -> None:
+    """Closing a connection another thread is reading from crashes SQLite's C code: close()
+    must wait for the read, and reads after it must fail cleanly."""
+    import threading
+
+    store = Store.open_sync(str(tmp_path / "g.db"))
+    reading = threading.Event()
+    results: list[object] = []
+
+    def slow_read(conn: sqlite3.Connection) -> int:
+        reading.set()
+        threading.Event().wait(0.2)  # still inside the read when close() is called
+        return int(conn.execute("SELECT COUNT(*) FROM apps").fetchone()[0])
+
+    reader = threading.Thread(target=lambda: results.append(store.read_sync(slow_read)))
+    reader.start()
+    reading.wait()
+    store.close_sync()
+    reader.join()
+    assert results == [0]
+    with pytest.raises(RuntimeError, match="closed"):
+        store.read_sync(slow_read)

@@ -64,14 +64,21 @@ class OutboxWorker:
         self._task = asyncio.create_task(self._run(), name="gangway-outbox")
 
     async def stop(self) -> None:
-        """Stop at once. A request cut off here leaves its rows due: sent again next start."""
-        tasks = [*self._deliveries, *([self._task] if self._task else [])]
-        for task in tasks:
+        """Stop at once. A request cut off here leaves its rows due: sent again next start.
+
+        The round loop goes first: until it has ended it may still start deliveries, and a
+        delivery left running would read a store that is being closed under it."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        deliveries = list(self._deliveries)
+        for task in deliveries:
             task.cancel()
-        for task in tasks:
+        for task in deliveries:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self._task = None
 
     def nudge(self) -> None:
         """A postback was queued: look now rather than at the next poll."""

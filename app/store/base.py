@@ -27,8 +27,12 @@ class StoreBase:
         self.path = path
         self.writer = Writer(path, batch_max=batch_max)
         self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []
+        # Every read connection with the lock held while it is in use: close() takes each lock
+        # before closing, because closing a connection another thread is reading from crashes
+        # the process (SQLite's C code does not forgive it).
+        self._readers: list[tuple[sqlite3.Connection, threading.Lock]] = []
         self._readers_lock = threading.Lock()
+        self._closed = False
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -48,8 +52,10 @@ class StoreBase:
     def close_sync(self) -> None:
         self.writer.stop()
         with self._readers_lock:
-            for conn in self._readers:
-                conn.close()
+            self._closed = True
+            for conn, in_use in self._readers:
+                with in_use:
+                    conn.close()
             self._readers.clear()
 
     async def close(self) -> None:
@@ -57,18 +63,28 @@ class StoreBase:
 
     # -- plumbing ----------------------------------------------------------------------------
 
-    def _reader(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
+    def _reader(self) -> tuple[sqlite3.Connection, threading.Lock]:
+        reader: tuple[sqlite3.Connection, threading.Lock] | None = getattr(
+            self._local, "reader", None
+        )
+        if reader is None:
             conn = connect(self.path, readonly=True)
             conn.row_factory = sqlite3.Row
-            self._local.conn = conn
+            reader = (conn, threading.Lock())
             with self._readers_lock:
-                self._readers.append(conn)
-        return conn
+                if self._closed:
+                    conn.close()
+                    raise RuntimeError("the store is closed")
+                self._readers.append(reader)
+            self._local.reader = reader
+        return reader
 
     def read_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return fn(self._reader())
+        conn, in_use = self._reader()
+        with in_use:
+            if self._closed:
+                raise RuntimeError("the store is closed")
+            return fn(conn)
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         return await anyio.to_thread.run_sync(self.read_sync, fn)
