@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -59,9 +60,22 @@ def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path)
 
 
+@pytest.fixture(scope="session")
+def seeded_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
+    """One seeded database for the whole session; each test gets a copy of the file, which is
+    far cheaper than migrating and seeding (with their fsyncs) again."""
+    db = tmp_path_factory.mktemp("template") / "gangway.db"
+    token, sdk_key = seed(str(db))
+    # Closing the store closed every connection, so the WAL is checkpointed into the file.
+    assert not db.with_name("gangway.db-wal").exists()
+    return db, token, sdk_key
+
+
 @pytest.fixture()
-def seeded(settings: Settings) -> tuple[str, str]:
-    return seed(settings.db)
+def seeded(settings: Settings, seeded_template: tuple[Path, str, str]) -> tuple[str, str]:
+    template, token, sdk_key = seeded_template
+    shutil.copyfile(template, settings.db)
+    return token, sdk_key
 
 
 @pytest.fixture()

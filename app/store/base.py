@@ -50,13 +50,15 @@ class StoreBase:
         return await anyio.to_thread.run_sync(lambda: cls.open_sync(path, batch_max=batch_max))
 
     def close_sync(self) -> None:
-        self.writer.stop()
         with self._readers_lock:
             self._closed = True
             for conn, in_use in self._readers:
                 with in_use:
                     conn.close()
             self._readers.clear()
+        # The writer's connection closes last: only a connection that may write checkpoints the
+        # WAL into the database file, so a clean shutdown leaves one self-contained file.
+        self.writer.stop()
 
     async def close(self) -> None:
         await anyio.to_thread.run_sync(self.close_sync)
