@@ -188,3 +188,12 @@ def test_closing_waits_for_a_read_in_progress(tmp_path: Path) -> None:
     assert results == [0]
     with pytest.raises(RuntimeError, match="closed"):
         store.read_sync(slow_read)
+
+
+def test_records_never_show_their_credentials() -> None:
+    from app.store.records import AppRecord, IntegrationRecord
+
+    app = AppRecord("demo", "Demo", "sdk-secret-value", {}, 0.0, 0.0)
+    integration = IntegrationRecord("demo", "tiktokweb_int", {}, "token-secret-value", 0.0)
+    assert "sdk-secret-value" not in repr(app)
+    assert "token-secret-value" not in repr(integration)

@@ -18,7 +18,8 @@ class ClickAlreadyClaimed(Exception):
 class AppRecord:
     app_key: str
     name: str
-    sdk_key: str
+    # Credentials stay out of reprs, so a logged record never leaks them.
+    sdk_key: str = field(repr=False)
     config: dict[str, Any]
     created_at: float
     updated_at: float
@@ -38,7 +39,7 @@ class IntegrationRecord:
     app_key: str
     partner: str
     config: dict[str, Any]
-    access_token: str | None
+    access_token: str | None = field(repr=False)
     updated_at: float
 
 
