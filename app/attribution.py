@@ -245,16 +245,6 @@ def referrer_click_id(raw: str | None) -> str | None:
     return click_id or None
 
 
-def lookback_start(settings: AttributionSettings, install_time: float) -> float:
-    """The earliest touch time any tier could use for an install at `install_time`."""
-    longest = max(
-        settings.click_lookback_days * _DAY,
-        settings.probabilistic_window_hours * _HOUR,
-        settings.viewthrough_lookback_hours * _HOUR,
-    )
-    return install_time - longest
-
-
 def candidate_ranges(
     settings: AttributionSettings, install_time: float
 ) -> tuple[TimeRange, TimeRange]:

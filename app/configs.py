@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from app.destinations import plain_http_url
+
 PARTNER = "tiktokweb_int"
 
 APP_KEY_RE = re.compile(r"^[a-z0-9-]{1,40}$")
@@ -147,19 +149,7 @@ def _url(value: str | None, field: str) -> str | None:
     and a port that is not one."""
     if value is None or value == "":
         return None
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
-    except ValueError:
-        raise ConfigError(field, "must be an http(s) URL with a host") from None
-    if (
-        parts.scheme not in ("http", "https")
-        or not parts.hostname
-        or not value.lower().startswith(f"{parts.scheme}://")
-        or "@" in parts.netloc
-        or "\\" in value
-        or any(ch <= " " or ch == "\x7f" for ch in value)
-    ):
+    if plain_http_url(value) is None:
         raise ConfigError(field, "must be an http(s) URL with a host")
     return value
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import SplitResult, urlencode, urlsplit
 
 from app.attribution import REFERRER_CLICK_PARAM
 
@@ -63,18 +63,15 @@ def allowed_hosts(app_config: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(hosts)
 
 
-def safe_redirect(url: str | None, hosts: frozenset[str]) -> str | None:
-    """`url` when it is http(s) on exactly one of `hosts`, else None.
+def plain_http_url(url: str) -> SplitResult | None:
+    """`url` split, when it is an http(s) URL with a host that every browser reads as Python's
+    parser does; else None.
 
-    Strict on purpose: anything a browser might read differently from Python's parser is
-    refused rather than reasoned about (a false "no" costs one redirect; a false "yes" is an
-    open redirect).
+    Strict on purpose: anything a browser might read differently is refused rather than
+    reasoned about. Backslashes, credentials, whitespace and control characters are the
+    classic ways to make a browser see another host than the one a naive parser saw; so is
+    "https:/evil.example", which browsers guess at and we do not.
     """
-    if not url:
-        return None
-    url = url.strip()
-    # Backslashes, credentials, whitespace and control characters are the classic ways to make
-    # a browser see another host than the one a naive parser saw.
     if "\\" in url or any(ch <= " " or ch == "\x7f" for ch in url):
         return None
     try:
@@ -85,8 +82,18 @@ def safe_redirect(url: str | None, hosts: frozenset[str]) -> str | None:
     if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
         return None
     if not url.lower().startswith(f"{parts.scheme}://"):
-        return None  # "https:/evil.example" and friends: browsers guess, we do not
-    return url if parts.hostname.lower() in hosts else None
+        return None
+    return parts
+
+
+def safe_redirect(url: str | None, hosts: frozenset[str]) -> str | None:
+    """`url` when it is a plain http(s) URL on exactly one of `hosts`, else None (a false "no"
+    costs one redirect; a false "yes" is an open redirect)."""
+    if not url:
+        return None
+    url = url.strip()
+    parts = plain_http_url(url)
+    return url if parts and parts.hostname and parts.hostname.lower() in hosts else None
 
 
 def android_referrer(click_id: str | None, params: Mapping[str, str]) -> str:

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
+from app.configs import DIRECT_PLATFORMS
+
 # What the snippet reports as `version` and writes as `af_ss_ver`. Not AppsFlyer's numbering
 # (2.x), so raw data tells the two apart.
 SNIPPET_VERSION = "gw-1.0.0"
@@ -44,12 +46,6 @@ _NOT_FOR_GCLID = NAMED_KEYS[:6]
 
 # Forwarded without any mapping; matched in any letter case, written as listed.
 CLICK_IDS: tuple[str, ...] = ("ttclid", "gclid", "fbclid", "gbraid", "wbraid", "twclid", "ScCid")
-
-# The platforms of a direct click URL (`http-api.md`, /v1.0/c2s/click/app/{platform}/{app_id}).
-DIRECT_PLATFORMS: frozenset[str] = frozenset(
-    "ios android steam epic nativepc playstation xbox switch quest battlenet roku tizen webos"
-    " smartcast vidaa".split()
-)
 
 TIKTOK_PRESET: dict[str, Any] = {
     "mediaSource": {"keys": ["pid", "utm_source"], "defaultValue": "tiktokweb_int"},

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from app.attribution import DEFAULT_UNIFIED_PIDS
+
 PREFIX = "GANGWAY_"
 DEFAULT_DB = "./data/gangway.db"
 SECRET_FILE = "secret.key"
@@ -112,7 +114,7 @@ class Settings:
         60, "Touches per IP per minute above which touches are marked suspect (burst_ip)", int
     )
     unified_pids: Mapping[str, str] = _setting(
-        {"tiktokweb_int": "tiktokglobal_int"},
+        DEFAULT_UNIFIED_PIDS,
         "Media source map for reports (pid=unified, comma list)",
         _pairs,
     )

@@ -22,7 +22,6 @@ from app.attribution import (
     InstallFacts,
     conversion_data,
     decide,
-    lookback_start,
     parse_install_referrer,
     referrer_click_id,
     unified_pid,
@@ -852,13 +851,6 @@ def test_referrer_click_id(raw: str | None, expected: str | None) -> None:
 def test_candidates_refuse_a_referrer_click_that_is_not_the_named_one() -> None:
     with pytest.raises(ValueError):
         Candidates(referrer_click=click("r", HOUR), referrer_click_id="other")
-
-
-def test_lookback_start_covers_the_longest_window() -> None:
-    assert lookback_start(AttributionSettings(), INSTALL_TIME) == INSTALL_TIME - 7 * DAY
-    assert lookback_start(AttributionSettings(click_lookback_days=1), INSTALL_TIME) == (
-        INSTALL_TIME - DAY
-    )
 
 
 def test_unified_pid() -> None:

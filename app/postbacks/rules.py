@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from app.attribution import Decision
+from app.configs import PARTNER
 from app.postbacks import tiktok
 from app.touches import Touch
 
-PARTNER = "tiktokweb_int"
 DAY = 86_400
 
 EventPostbackDecision = Literal[
