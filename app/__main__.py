@@ -7,11 +7,15 @@ import asyncio
 import dataclasses
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 from app.clock import system_clock
 from app.settings import Settings, describe
-from app.store.sqlite import Store
+from app.store.backends import open_store
+from app.store.interfaces import Store
+
+T = TypeVar("T")
 
 DEMO_APP = {
     "name": "Demo Game",
@@ -73,29 +77,34 @@ async def seed_demo(store: Store) -> None:
     from app.configs import PARTNER, validate_app, validate_integration, validate_page
 
     now = system_clock()
-    app = await store.put_app("demo", validate_app(DEMO_APP), now)
+    app = await store.configs.put_app("demo", validate_app(DEMO_APP), now)
     config, _ = validate_integration(DEMO_INTEGRATION)
     # The token is a placeholder: TikTok would refuse it, and the base URL is a setting anyway.
-    await store.put_integration(app.app_key, PARTNER, config, "demo-access-token", now)
-    await store.put_page("demo", validate_page(DEMO_PAGE), now)
+    await store.configs.put_integration(app.app_key, PARTNER, config, "demo-access-token", now)
+    await store.configs.put_page("demo", validate_page(DEMO_PAGE), now)
     print(f"demo app 'demo' ready (sdk_key {app.sdk_key}); landing page /lp/demo")
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    store = Store.open_sync(_settings(args).db)
+async def _with_store(db: str, work: Callable[[Store], Awaitable[T]]) -> T:
+    store = await open_store(db)
     try:
-        asyncio.run(seed_demo(store))
+        return await work(store)
     finally:
-        store.close_sync()
+        await store.close()
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    asyncio.run(_with_store(_settings(args).db, seed_demo))
     return 0
 
 
 def cmd_token_create(args: argparse.Namespace) -> int:
-    store = Store.open_sync(_settings(args).db)
-    try:
-        token = asyncio.run(store.create_token(args.label, system_clock()))
-    finally:
-        store.close_sync()
+    label = args.label
+
+    async def create(store: Store) -> str:
+        return await store.tokens.create_token(label, system_clock())
+
+    token = asyncio.run(_with_store(_settings(args).db, create))
     print("Admin token (shown once; send it as Authorization: Bearer <token>):")
     print(token)
     return 0

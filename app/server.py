@@ -1,7 +1,8 @@
 """`create_app(settings)`: the routes table, the middleware and the lifespan.
 
 The lifespan owns everything long-lived: the store (and so its single writer thread), the
-shared `httpx.AsyncClient` and the postback worker. Nothing is opened at import time.
+`httpx.AsyncClient` of outbound calls and the background jobs (`app/jobs.py`), started after the
+store opens and stopped before it closes. Nothing is opened at import time.
 """
 
 from __future__ import annotations
@@ -22,15 +23,17 @@ from starlette.routing import Route
 from app.burst import BurstCounter
 from app.clock import Clock, system_clock
 from app.devices import parse_networks, warm_up
+from app.fields import FieldError
 from app.geo import GeoIPDatabase, Locator
+from app.jobs import Jobs
 from app.paths import SMARTSCRIPT_DIR
 from app.postbacks.outbox import OutboxWorker
 from app.services import Services
 from app.settings import Settings
 from app.snippet_asset import load_script
-from app.store.sqlite import Store
+from app.store.backends import open_store
 from app.web import ops, outbox_api, owner_api, pages, sdk, tracking
-from app.web.errors import ApiError, api_error_handler, http_error_handler
+from app.web.errors import ApiError, api_error_handler, field_error_handler, http_error_handler
 from app.web.middleware import SecurityHeaders
 from app.web.templates import make_templates
 
@@ -82,7 +85,7 @@ def routes() -> list[Route]:
         Route("/api/v1/pages/{slug}", owner_api.get_page, methods=["GET"]),
         Route("/api/v1/pages/{slug}", owner_api.put_page, methods=["PUT"]),
         Route("/api/v1/pages/{slug}", owner_api.delete_page, methods=["DELETE"]),
-        Route("/api/v1/installs/{install_id}", sdk.get_install, methods=["GET"]),
+        Route("/api/v1/installs/{install_id}", owner_api.get_install, methods=["GET"]),
         Route("/api/v1/postbacks/retry", outbox_api.retry_failed, methods=["POST"]),
         Route("/api/v1/postbacks/{postback_id}", outbox_api.get_postback, methods=["GET"]),
         Route("/api/v1/postbacks/{postback_id}/retry", outbox_api.retry, methods=["POST"]),
@@ -92,7 +95,11 @@ def routes() -> list[Route]:
     ]
 
 
-def create_app(settings: Settings, *, clock: Clock = system_clock) -> Starlette:
+def create_app(
+    settings: Settings, *, clock: Clock = system_clock, run_jobs: bool = True
+) -> Starlette:
+    """The app. `run_jobs=False` serves requests only: the background jobs (postback delivery)
+    are left to another process, or, in tests, to the test."""
     settings = settings.with_secret()
 
     trusted_proxies = parse_networks(settings.trusted_proxies)
@@ -101,13 +108,12 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         geoip = GeoIPDatabase(Path(settings.geoip_db)) if settings.geoip_db else None
         await anyio.to_thread.run_sync(warm_up)
-        store = await Store.open(settings.db, batch_max=settings.writer_batch_max)
+        store = await open_store(settings.db, batch_max=settings.writer_batch_max)
         timeout = httpx.Timeout(settings.tiktok_timeout_seconds, connect=CONNECT_TIMEOUT)
         async with httpx.AsyncClient(timeout=timeout) as http:
             svc = Services(
                 settings=settings,
                 store=store,
-                http=http,
                 clock=clock,
                 locator=Locator(trust_headers=settings.trust_geo_headers, database=geoip),
                 burst=BurstCounter(settings.burst_limit),
@@ -118,13 +124,15 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> Starlette:
                     for name in ("smartscript", "banner")
                 },
             )
-            worker = OutboxWorker(svc)
-            worker.start()
-            svc.outbox = worker
+            jobs = Jobs(
+                [OutboxWorker(store, http, clock, settings, wake=svc.outbox_wake)]
+                if run_jobs
+                else []
+            )
             try:
-                yield {"services": svc}
+                async with jobs:
+                    yield {"services": svc}
             finally:
-                await worker.stop()
                 await store.close()
                 if geoip is not None:
                     geoip.close()
@@ -132,6 +140,10 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> Starlette:
     return Starlette(
         routes=routes(),
         middleware=[Middleware(SecurityHeaders)],
-        exception_handlers={ApiError: api_error_handler, HTTPException: http_error_handler},
+        exception_handlers={
+            ApiError: api_error_handler,
+            FieldError: field_error_handler,
+            HTTPException: http_error_handler,
+        },
         lifespan=lifespan,
     )

@@ -1,16 +1,17 @@
-"""What a running Gangway holds for its handlers and workers: one object, made by the lifespan.
+"""What a running Gangway holds for its handlers: one object, made by the lifespan.
 
-Handlers reach it with `services(request)`; nothing here is created at import time.
+Handlers reach it with `services(request)`; nothing here is created at import time. Background
+jobs are not in it: they get their own explicit arguments (`app/jobs.py`), and handlers reach
+the outbox only by `nudge_outbox()`.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network
-from typing import TYPE_CHECKING
 
-import httpx
 from starlette.requests import Request
 from starlette.templating import Jinja2Templates
 
@@ -19,10 +20,7 @@ from app.clock import Clock
 from app.geo import Locator
 from app.settings import Settings
 from app.snippet_asset import ScriptAsset
-from app.store.sqlite import Store
-
-if TYPE_CHECKING:
-    from app.postbacks.outbox import OutboxWorker
+from app.store.interfaces import Store
 
 
 @dataclass
@@ -38,7 +36,6 @@ class Counters:
 class Services:
     settings: Settings
     store: Store
-    http: httpx.AsyncClient
     clock: Clock
     locator: Locator
     burst: BurstCounter
@@ -47,8 +44,12 @@ class Services:
     # The snippet files, minified and hashed once at start-up: "smartscript", "banner".
     scripts: dict[str, ScriptAsset]
     counters: Counters = field(default_factory=Counters)
-    # The postback worker, once started; the SDK endpoints nudge it after queuing a postback.
-    outbox: OutboxWorker | None = None
+    # Set when a postback is queued; the outbox worker waits on it between rounds.
+    outbox_wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def nudge_outbox(self) -> None:
+        """A postback was just queued: the worker looks now rather than at its next poll."""
+        self.outbox_wake.set()
 
 
 def services(request: Request) -> Services:

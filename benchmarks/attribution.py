@@ -4,7 +4,8 @@
                                      [--baseline-touches 10000] [--installs 20000]
 
 `attribution.md` section 7: under 5 ms at the median on one core. What is timed per install is
-what `POST /api/v1/installs` does to match it: the candidate lookups of `app/store/candidates.py`
+what `POST /api/v1/installs` does to match it: the candidate lookups of
+`app/store/sqlite/candidates.py`
 (the referrer's click by id, the probabilistic clicks and impressions by app, IP and time range)
 on a read connection configured as the server's, then `app.attribution.decide`. Not timed: JSON
 parsing, the prior-install lookup and the write (the group commit's fsync dominates a write and
@@ -53,9 +54,10 @@ from app.attribution import (
     referrer_click_id,
 )
 from app.paths import ROOT
-from app.store.candidates import CandidateQuery, find_candidates
-from app.store.sqlite import Store
-from app.store.writer import connect
+from app.store.records import CandidateQuery
+from app.store.sqlite import SqliteStore
+from app.store.sqlite.candidates import find_candidates
+from app.store.sqlite.writer import connect
 
 TARGET_MEDIAN_MS = 5.0
 GENERATOR_VERSION = 1
@@ -251,7 +253,7 @@ def build(path: Path, touches: int, seed: int = 7) -> float:
     for stale in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
         stale.unlink(missing_ok=True)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Store.open_sync(str(path)).close_sync()  # the schema, exactly as the server makes it
+    SqliteStore.open_sync(str(path)).close_sync()  # the schema, exactly as the server makes it
 
     conn = sqlite3.connect(path, isolation_level=None)
     # A throwaway file: no journal, no fsync while loading.

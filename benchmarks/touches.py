@@ -4,9 +4,9 @@
 
 A touch is acknowledged only once its row is committed with `synchronous=FULL` (README, "How it
 is built"), so the collector's ceiling is how many commits the disk takes per second, unless
-commits are shared. This measures what sharing them (`app/store/writer.py`) buys.
+commits are shared. This measures what sharing them (`app/store/sqlite/writer.py`) buys.
 
-Writer level: N asyncio tasks (1, 8, 64, 256) each awaiting `Store.record_touch` for impressions
+Writer level: N asyncio tasks (1, 8, 64, 256) each awaiting `store.touches.record_touch` for impressions
 shaped like the collector's (user agent, campaign fields, ttclid, landing URL, a fresh pvid), on a
 fresh file per run. Timed per write: the await, queueing included. Each concurrency runs twice, on
 the server's writer (`batch_max` 256) and on the same writer with `batch_max=1` (one transaction,
@@ -53,9 +53,12 @@ import httpx
 
 from app.ids import new_id
 from app.paths import ROOT
-from app.store.sqlite import Store, TouchRecord
-from app.store.touches import touch_row  # the sqlite3 loop writes the very rows of the store
-from app.store.writer import connect
+from app.store.records import TouchRecord
+from app.store.sqlite import SqliteStore as Store
+
+# The sqlite3 loop writes the store's very rows, on a connection configured as the writer's.
+from app.store.sqlite.touches import touch_row
+from app.store.sqlite.writer import connect
 from app.touches import Touch
 
 GROUP = "group commit"
@@ -235,18 +238,21 @@ async def writer_run(
     acked: list[str] = []
     try:
         for rec in records[:WARMUP]:
-            acked.append(await store.record_touch(rec))
-        batches, writes = store.writer.stats.batches, store.writer.stats.writes
+            acked.append(await store.touches.record_touch(rec))
+        batches, writes = (
+            store.connections.writer.stats.batches,
+            store.connections.writer.stats.writes,
+        )
         timed = records[WARMUP:]
 
         async def one(n: int) -> bool:
-            acked.append(await store.record_touch(timed[n]))
+            acked.append(await store.touches.record_touch(timed[n]))
             return True
 
         cpu = time.process_time()
         elapsed, latencies, errors = await _drive(concurrency, len(timed), seconds, one)
         cpu = time.process_time() - cpu
-        stats = store.writer.stats
+        stats = store.connections.writer.stats
         cell = Cell(
             "writer",
             GROUP if batch_max > 1 else PER_WRITE,

@@ -19,7 +19,7 @@ from starlette.testclient import TestClient
 from app.__main__ import seed_demo
 from app.server import create_app
 from app.settings import Secret, Settings
-from app.store.sqlite import Store
+from app.store.sqlite import SqliteStore
 from tests.aio import run_async
 from tests.browser import ARTIFACTS, launch_browser
 
@@ -42,11 +42,11 @@ def seed(db: str) -> tuple[str, str]:
     """Seed the demo into `db`; answer (admin token, demo sdk_key)."""
 
     async def run() -> tuple[str, str]:
-        store = await Store.open(db)
+        store = await SqliteStore.open(db)
         try:
             await seed_demo(store)
-            token = await store.create_token("tests", 0.0)
-            app = await store.get_app("demo")
+            token = await store.tokens.create_token("tests", 0.0)
+            app = await store.configs.get_app("demo")
             assert app is not None
             return token, app.sdk_key
         finally:

@@ -29,14 +29,14 @@ from app.__main__ import DEMO_APP, DEMO_INTEGRATION
 from app.attribution import TimeRange
 from app.paths import ROOT
 from app.server import create_app
-from app.store.candidates import (
+from app.store.records import CandidateQuery
+from app.store.sqlite.candidates import (
     CLICKS_SQL,
     IMPRESSIONS_SQL,
     REFERRER_CLICK_SQL,
-    CandidateQuery,
     find_candidates,
 )
-from app.store.installs import DEVICE_ID_COLUMNS, PRIOR_INSTALL_SQL
+from app.store.sqlite.installs import DEVICE_ID_COLUMNS, PRIOR_INSTALL_SQL
 from tests.conftest import make_settings, seed
 
 START = datetime(2026, 11, 21, 10, 0, tzinfo=UTC).timestamp()
@@ -189,19 +189,13 @@ def open_gangway(tmp_path: Path) -> Iterator[Gangway]:
     settings = make_settings(tmp_path, trusted_proxies="127.0.0.1")
     token, sdk_key = seed(settings.db)
     clock = FakeClock(START)
+    # These tests read what is queued in the outbox; delivering it is `test_outbox.py`'s, so
+    # no background job runs.
     with TestClient(
-        create_app(settings, clock=clock),
+        create_app(settings, clock=clock, run_jobs=False),
         base_url="http://gangway.test",
         client=("127.0.0.1", 50000),
     ) as http:
-        # These tests read what is queued in the outbox; delivering it is `test_outbox.py`'s.
-        # The worker is stopped while idle: stopped mid-delivery it can miss its cancellation
-        # (Python 3.11's asyncio.wait_for swallows one that races the delivery's nudge) and
-        # hang the shutdown.
-        svc = http.app_state["services"]
-        assert http.portal is not None and svc.outbox is not None
-        http.portal.call(svc.outbox.stop)
-        svc.outbox = None
         yield Gangway(
             http,
             clock,

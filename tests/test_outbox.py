@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import random
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,20 +19,19 @@ import httpx
 import pytest
 
 from app.__main__ import DEMO_APP, DEMO_INTEGRATION
-from app.burst import BurstCounter
 from app.configs import PARTNER, validate_app, validate_integration
-from app.geo import Locator
+from app.conversions import Install
 from app.postbacks import outbox as outbox_module
 from app.postbacks import tiktok
 from app.postbacks.outbox import OutboxWorker
-from app.services import Services
-from app.store.outbox import queue_postbacks
-from app.store.sqlite import ClickAlreadyClaimed, NewPostback, Store, TouchRecord
+from app.postbacks.postback import NewPostback
+from app.store.records import ClickAlreadyClaimed, TouchRecord
+from app.store.sqlite import SqliteStore
 from app.touches import Touch
-from app.web.templates import make_templates
 from tests.aio import run_async
 from tests.conftest import make_settings
 from tests.fakes.tiktok_api import FakeTikTok
+from tests.records import make_install
 
 START = 1_763_719_300.0
 HOUR = 3600.0
@@ -74,7 +73,7 @@ def install_event(subject: str) -> dict[str, object]:
 
 @dataclass
 class Rig:
-    store: Store
+    store: SqliteStore
     worker: OutboxWorker
     clock: FakeClock
     fake: FakeTikTok
@@ -86,13 +85,14 @@ class Rig:
             for i in range(n)
             for event in [install_event(f"{prefix}-{i}")]
         ]
-        await self.store.writer.write(lambda db: queue_postbacks(db, rows, self.clock()))
+        await self.store.outbox.queue_postbacks(rows, self.clock())
         return [row.id for row in rows]
 
     async def postback(self, postback_id: str) -> dict[str, Any]:
-        found = await self.store.get_postback(postback_id)
+        """The postback's fields with its `attempt_log`, as plain values."""
+        found = await self.store.outbox.get_postback(postback_id)
         assert found is not None
-        return found
+        return asdict(found.postback) | {"attempt_log": [asdict(a) for a in found.attempts]}
 
     async def until_due(self, postback_id: str) -> float:
         """Move the clock to when the postback is next due; answers the wait."""
@@ -105,27 +105,15 @@ class Rig:
 async def rig(tmp_path: Path, fake: FakeTikTok, *, timeout: float = 2.0) -> AsyncIterator[Rig]:
     clock = FakeClock()
     settings = make_settings(tmp_path, tiktok_api_url=fake.base_url)
-    store = await Store.open(settings.db)
+    store = await SqliteStore.open(settings.db)
     integration, _ = validate_integration(DEMO_INTEGRATION)
     for app_key, pixel in (("demo", DEMO_PIXEL), ("other", OTHER_PIXEL)):
-        await store.put_app(app_key, validate_app(DEMO_APP), START)
+        await store.configs.put_app(app_key, validate_app(DEMO_APP), START)
         config = integration | {"pixel_code": pixel}
-        await store.put_integration(app_key, PARTNER, config, f"token-{app_key}", START)
+        await store.configs.put_integration(app_key, PARTNER, config, f"token-{app_key}", START)
     try:
         async with httpx.AsyncClient(timeout=timeout) as http:
-            svc = Services(
-                settings=settings,
-                store=store,
-                http=http,
-                clock=clock,
-                locator=Locator(trust_headers=False, database=None),
-                burst=BurstCounter(60),
-                trusted_proxies=(),
-                templates=make_templates(),
-                scripts={},
-            )
-            worker = OutboxWorker(svc, rand=random.Random(6))
-            svc.outbox = worker
+            worker = OutboxWorker(store, http, clock, settings, rand=random.Random(6))
             try:
                 yield Rig(store, worker, clock, fake)
             finally:
@@ -177,7 +165,7 @@ def test_1500_due_postbacks_go_in_two_requests(tmp_path: Path, fake_tiktok: Fake
                 f"inst-{i}" for i in range(1500)
             )
             assert (await r.postback(ids[-1]))["attempt_log"][0]["batch_size"] == 500
-            assert await r.store.postback_states() == {"sent": 1500}
+            assert await r.store.outbox.postback_states() == {"sent": 1500}
 
     run_async(scenario())
 
@@ -230,7 +218,7 @@ def test_an_outage_loses_nothing(tmp_path: Path, fake_tiktok: FakeTikTok) -> Non
             # More installs arrive while TikTok is still down.
             later = await r.queue(5, prefix="late")
             await r.worker.deliver_due()
-            states = await r.store.postback_states()
+            states = await r.store.outbox.postback_states()
             assert states == {"retrying": 25}
             assert fake_tiktok.events() == []
             last = (await r.postback(first[0]))["attempt_log"][-1]
@@ -246,7 +234,7 @@ def test_an_outage_loses_nothing(tmp_path: Path, fake_tiktok: FakeTikTok) -> Non
             )
             # Once each, and together: rows that failed together were retried together.
             assert len(fake_tiktok.requests[-1].body["data"]) == 25
-            assert await r.store.postback_states() == {"sent": 25}
+            assert await r.store.outbox.postback_states() == {"sent": 25}
             assert len(later) == 5
 
     run_async(scenario())
@@ -315,14 +303,14 @@ def test_retries_end_dead_after_24_hours_and_the_owner_can_revive(
             assert await r.worker.deliver_due() == 0
 
             # The owner retries it: a fresh run, starting again at about a second.
-            assert await r.store.retry_postback(postback_id, r.clock()) == "dead"
+            assert await r.store.outbox.retry_postback(postback_id, r.clock()) == "dead"
             assert await r.worker.deliver_due() == 1
             assert (await r.postback(postback_id))["state"] == "retrying"
             assert await r.until_due(postback_id) <= 1.0
             fake_tiktok.clear_script()
             assert await r.worker.deliver_due() == 1
             assert (await r.postback(postback_id))["state"] == "sent"
-            assert await r.store.retry_postback(postback_id, r.clock()) == "sent"
+            assert await r.store.outbox.retry_postback(postback_id, r.clock()) == "sent"
             assert await r.worker.deliver_due() == 0
 
     run_async(scenario())
@@ -343,14 +331,11 @@ def test_a_broken_integration_fails_its_postbacks_until_the_owner_fixes_it(
         async with rig(tmp_path, fake_tiktok) as r:
             good, _ = validate_integration(DEMO_INTEGRATION)
             broken = good | {k: v for k, v in change.items() if k != "access_token"}
-            await r.store.put_integration("demo", PARTNER, broken, None, START)
             if "access_token" in change:
-                # The config API keeps a stored token when none is sent; remove it outright.
-                await r.store.writer.write(
-                    lambda db: db.execute(
-                        "UPDATE integrations SET access_token = NULL WHERE app_key = 'demo'"
-                    )
-                )
+                # The config API keeps a stored token when none is sent: only an integration
+                # made again has none.
+                await r.store.configs.delete_integration("demo", PARTNER)
+            await r.store.configs.put_integration("demo", PARTNER, broken, None, START)
             ids = await r.queue(2)
             assert await r.worker.deliver_due() == 2
             for postback_id in ids:
@@ -359,8 +344,8 @@ def test_a_broken_integration_fails_its_postbacks_until_the_owner_fixes_it(
                 assert message in found["last_message"]
             assert fake_tiktok.requests == []
 
-            await r.store.put_integration("demo", PARTNER, good, "token-demo", r.clock())
-            assert await r.store.retry_failed_postbacks("demo", r.clock()) == 2
+            await r.store.configs.put_integration("demo", PARTNER, good, "token-demo", r.clock())
+            assert await r.store.outbox.retry_failed_postbacks("demo", r.clock()) == 2
             assert await r.worker.deliver_due() == 2
             assert sorted(event_ids(fake_tiktok.events())) == ["inst-0", "inst-1"]
 
@@ -431,40 +416,35 @@ def test_the_running_worker_sends_when_nudged_not_at_its_next_poll(
 
 def test_an_install_that_is_not_stored_leaves_no_postback(tmp_path: Path) -> None:
     async def scenario() -> None:
-        store = await Store.open(str(tmp_path / "g.db"))
+        store = await SqliteStore.open(str(tmp_path / "g.db"))
         try:
             click = Touch(id="c1", kind="click", app_key="demo", time=START, pid=PARTNER)
-            await store.record_touch(TouchRecord(click))
+            await store.touches.record_touch(TouchRecord(click))
 
-            def install(instance: str) -> dict[str, Any]:
-                return {
-                    "id": f"i-{instance}",
-                    "app_key": "demo",
-                    "app_instance_id": instance,
-                    "platform": "android",
-                    "time": START + 60,
-                    "received_at": START + 60,
-                    "status": "attributed",
-                    "media_source": "tiktokglobal_int",
-                    "receipt": "{}",
-                    "answer": "{}",
-                }
+            def install(instance: str) -> Install:
+                return make_install(
+                    instance,
+                    time=START + 60,
+                    received_at=START + 60,
+                    status="attributed",
+                    media_source="tiktokglobal_int",
+                )
 
             def postback(instance: str) -> NewPostback:
                 return NewPostback(
                     "demo", PARTNER, "install", f"i-{instance}", "Download", install_event("x")
                 )
 
-            _, created = await store.record_install(
+            _, created = await store.installs.record_install(
                 install("a"), claim_click="c1", postbacks=[postback("a")], now=START + 60
             )
             assert created
             with pytest.raises(ClickAlreadyClaimed):
-                await store.record_install(
+                await store.installs.record_install(
                     install("b"), claim_click="c1", postbacks=[postback("b")], now=START + 61
                 )
-            assert [p.state for p in await store.postbacks_for("i-a")] == ["pending"]
-            assert await store.postbacks_for("i-b") == []
+            assert [p.state for p in await store.outbox.postbacks_for("i-a")] == ["pending"]
+            assert await store.outbox.postbacks_for("i-b") == []
         finally:
             await store.close()
 

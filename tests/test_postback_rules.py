@@ -371,13 +371,14 @@ def test_an_event_of_another_source_sent_for_all_users_has_no_ttclid() -> None:
 
 
 def test_the_config_api_refuses_revenue_on_other_events() -> None:
-    from app.configs import ConfigError, validate_integration
+    from app.configs import validate_integration
+    from app.fields import FieldError
 
     body = integration(
         inapp={
             "events": [{"app_event": "af_lead", "partner_event": "Lead", "include_revenue": True}]
         }
     )
-    with pytest.raises(ConfigError) as refused:
+    with pytest.raises(FieldError) as refused:
         validate_integration(body)
     assert refused.value.field == "inapp_postbacks.events[0].include_revenue"

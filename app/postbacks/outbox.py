@@ -28,9 +28,12 @@ from collections.abc import Sequence
 
 import httpx
 
+from app.clock import Clock
 from app.postbacks import tiktok
-from app.services import Services
-from app.store.sqlite import IntegrationRecord, PostbackAttempt, PostbackRecord
+from app.postbacks.postback import PostbackAttempt, PostbackRecord
+from app.settings import Settings
+from app.store.interfaces import Store
+from app.store.records import IntegrationRecord
 
 log = logging.getLogger("gangway.outbox")
 
@@ -47,12 +50,28 @@ IntegrationKey = tuple[str, str]  # (app_key, partner)
 
 
 class OutboxWorker:
-    """Started and stopped by the server's lifespan; tests may call `deliver_due()` directly."""
+    """A job of the server's lifespan (`app/jobs.py`); tests may call `deliver_due()` directly.
 
-    def __init__(self, svc: Services, *, rand: random.Random | None = None) -> None:
-        self.svc = svc
+    `wake` is the event the request handlers set after queuing a postback."""
+
+    name = "outbox"
+
+    def __init__(
+        self,
+        store: Store,
+        http: httpx.AsyncClient,
+        clock: Clock,
+        settings: Settings,
+        *,
+        wake: asyncio.Event | None = None,
+        rand: random.Random | None = None,
+    ) -> None:
+        self._store = store
+        self._http = http
+        self._clock = clock
+        self._api_url = settings.tiktok_api_url.rstrip("/") + tiktok.TRACK_PATH
         self._rand = rand or random.Random()
-        self._wake = asyncio.Event()
+        self._wake = wake or asyncio.Event()
         self._claim_lock = asyncio.Lock()
         self._in_flight: set[IntegrationKey] = set()
         self._deliveries: set[asyncio.Task[None]] = set()
@@ -119,10 +138,10 @@ class OutboxWorker:
                         await self._wake.wait()
 
     async def _idle_wait(self) -> float:
-        next_due = await self.svc.store.next_postback_due()
+        next_due = await self._store.outbox.next_postback_due()
         if next_due is None:
             return IDLE_POLL_SECONDS
-        delay = next_due - self.svc.clock()
+        delay = next_due - self._clock()
         # Due already: those rows belong to an integration with a request in flight, and the
         # end of that request nudges.
         return min(delay, IDLE_POLL_SECONDS) if delay > 0 else IDLE_POLL_SECONDS
@@ -131,8 +150,8 @@ class OutboxWorker:
         """The due rows of every integration not in flight, grouped, and those integrations
         marked in flight; and whether the round was full (more may be due)."""
         async with self._claim_lock:
-            due = await self.svc.store.due_postbacks(
-                self.svc.clock(),
+            due = await self._store.outbox.due_postbacks(
+                self._clock(),
                 per_integration=tiktok.MAX_EVENTS_PER_REQUEST,
                 limit=ROUND_LIMIT,
                 exclude=tuple(self._in_flight),
@@ -148,16 +167,16 @@ class OutboxWorker:
         released; another round nudged (rows may have queued behind this request)."""
         try:
             try:
-                attempts = await self._attempt(key, rows)
+                attempts = await self._send(key, rows)
             except Exception as exc:
                 # A bug must not leave the rows due at once (a tight loop): back off instead.
                 log.exception("postbacks app=%s: delivery failed inside Gangway", key[0])
                 outcome = tiktok.Outcome(
                     "retry", None, f"internal error: {type(exc).__name__}", None
                 )
-                attempts = self._attempts(rows, outcome, None, None, None, None)
+                attempts = self._attempts_for(rows, outcome, None, None, None, None)
             try:
-                await self.svc.store.record_attempts(attempts)
+                await self._store.outbox.record_attempts(attempts)
             except Exception:
                 log.exception("postbacks app=%s: could not record %d attempts", key[0], len(rows))
                 await asyncio.sleep(STORE_FAILURE_PAUSE_SECONDS)
@@ -165,18 +184,18 @@ class OutboxWorker:
             self._in_flight.discard(key)
             self.nudge()
 
-    async def _attempt(
+    async def _send(
         self, key: IntegrationKey, rows: Sequence[PostbackRecord]
     ) -> list[PostbackAttempt]:
         app_key, partner = key
-        integration = await self.svc.store.get_integration(app_key, partner)
+        integration = await self._store.configs.get_integration(app_key, partner)
         problem = configuration_problem(integration)
         if problem is not None or integration is None:
             # The owner must fix the integration; retrying would change nothing. The rows wait
             # as `failed`, and the owner's retry sends them once it is fixed.
             outcome = tiktok.Outcome("failed", None, problem or "no integration", None)
             log.warning("postbacks app=%s n=%d failed: %s", app_key, len(rows), outcome.message)
-            return self._attempts(rows, outcome, None, None, None, None)
+            return self._attempts_for(rows, outcome, None, None, None, None)
         config = integration.config
         pixel_code: str = config["pixel_code"]
         test_event_code: str | None = config.get("test_event_code") or None
@@ -185,13 +204,13 @@ class OutboxWorker:
             events=[row.payload for row in rows],
             test_event_code=test_event_code,
         )
-        url = self.svc.settings.tiktok_api_url.rstrip("/") + tiktok.TRACK_PATH
+        url = self._api_url
         log.debug("postbacks app=%s n=%d sending to %s", app_key, len(rows), url)
         status: int | None = None
         content: bytes | None = None
         error: str | None = None
         try:
-            answer = await self.svc.http.post(
+            answer = await self._http.post(
                 url, json=body, headers={"Access-Token": integration.access_token or ""}
             )
             status, content = answer.status_code, answer.content
@@ -211,9 +230,9 @@ class OutboxWorker:
             outcome.request_id,
             outcome.message,
         )
-        return self._attempts(rows, outcome, status, pixel_code, test_event_code, len(rows))
+        return self._attempts_for(rows, outcome, status, pixel_code, test_event_code, len(rows))
 
-    def _attempts(
+    def _attempts_for(
         self,
         rows: Sequence[PostbackRecord],
         outcome: tiktok.Outcome,
@@ -222,7 +241,7 @@ class OutboxWorker:
         test_event_code: str | None,
         batch_size: int | None,
     ) -> list[PostbackAttempt]:
-        done = self.svc.clock()
+        done = self._clock()
         # One draw per request: rows that failed together stay together, so their retry is one
         # request again. Jitter is for spreading Gangway's load, not for splitting a batch.
         draw = self._rand.random()

@@ -1,4 +1,6 @@
-"""Values the store hands in and out: configuration records, touch records, outbox rows."""
+"""Values the store hands in and out besides the domain's own (`Touch`, `Install`, `Event`,
+the postback values): configuration records, a touch with what only raw data needs, the
+candidate query, the store's own figures."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.ids import new_id
+from app.attribution import CANDIDATE_LIMIT, TimeRange
 from app.touches import Touch
 
 
@@ -58,49 +60,39 @@ class TouchRecord:
 
 
 @dataclass(frozen=True)
-class NewPostback:
-    """An outbox row, written in the same transaction as its install or event."""
+class PageView:
+    """What the impression of one page view recorded that its clicks inherit."""
 
-    app_key: str
-    partner: str
-    kind: str  # "install" | "event"
-    subject_id: str
-    event: str
-    payload: dict[str, Any]
-    id: str = field(default_factory=new_id)
+    original_url: str | None
+    page_slug: str | None
 
 
 @dataclass(frozen=True)
-class PostbackRecord:
-    id: str
+class CandidateQuery:
+    """What to look up for one install: its app, IP, the referrer's click id, the tier ranges
+    (`app.attribution.candidate_ranges`)."""
+
     app_key: str
-    partner: str
-    kind: str
-    subject_id: str
-    event: str
-    payload: dict[str, Any]
-    state: str
-    attempts: int
-    created_at: float
-    next_attempt_at: float
-    last_code: int | None
-    last_message: str | None
-    # Start of the current run of retries (None: created_at) and the attempts made in it.
-    retry_since: float | None = None
-    retry_attempts: int = 0
+    ip: str | None
+    referrer_click_id: str | None
+    clicks: TimeRange
+    impressions: TimeRange
+    limit: int = CANDIDATE_LIMIT
+
+
+# Commit-latency histogram bounds, seconds (Prometheus `le` labels).
+LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0)
 
 
 @dataclass(frozen=True)
-class PostbackAttempt:
-    postback_id: str
-    time: float
-    state: str  # the postback's state after this attempt
-    next_attempt_at: float
-    http_status: int | None = None
-    code: int | None = None
-    message: str | None = None
-    request_id: str | None = None
-    # The request's envelope and how many events it carried (None: no request was made).
-    pixel_code: str | None = None
-    test_event_code: str | None = None
-    batch_size: int | None = None
+class StoreStats:
+    """What `/metrics` shows of the store's write path, whatever the backend."""
+
+    # Writes acknowledged, the transactions (batches) that committed them, writes refused.
+    writes: int
+    batches: int
+    failed_writes: int
+    queue_depth: int
+    commit_seconds_total: float
+    # Cumulative counts of commits at or under each bound of LATENCY_BUCKETS.
+    commit_buckets: dict[float, int]

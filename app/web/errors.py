@@ -1,7 +1,8 @@
 """Error answers and request-body reading, the same for every JSON endpoint.
 
 Every error is JSON `{"error", "message", "field"}` with a 4xx status (http-api.md). Handlers
-raise `ApiError`; anything else escaping a handler is a bug and answers 500 with no detail.
+raise `ApiError`, or let a body reader's `FieldError` through (a 400 naming the field); anything
+else escaping a handler is a bug and answers 500 with no detail.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from app.configs import ConfigError
+from app.fields import FieldError
 
 log = logging.getLogger("gangway.web")
 
@@ -34,10 +35,8 @@ class ApiError(Exception):
         return cls(400, "invalid", message, field)
 
     @classmethod
-    def from_config(cls, exc: ConfigError) -> ApiError:
-        return cls(
-            400, "invalid", f"{exc.field}: {exc.message}" if exc.field else exc.message, exc.field
-        )
+    def from_field(cls, exc: FieldError) -> ApiError:
+        return cls(400, "invalid", exc.message, exc.field)
 
 
 def _printable(text: str | None) -> str | None:
@@ -59,6 +58,11 @@ def error_response(status: int, error: str, message: str, field: str | None = No
 async def api_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
     return error_response(exc.status, exc.error, exc.message, exc.field)
+
+
+async def field_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, FieldError)
+    return error_response(400, "invalid", exc.message, exc.field)
 
 
 async def http_error_handler(request: Request, exc: Exception) -> Response:

@@ -11,7 +11,7 @@ from app.services import services
 async def healthz(request: Request) -> Response:
     svc = services(request)
     try:
-        pending = await svc.store.outbox_pending()
+        pending = await svc.store.outbox.outbox_pending()
     except Exception as exc:  # the point of a health check is to say so, not to 500
         return JSONResponse(
             {"status": "error", "db": f"error: {type(exc).__name__}"}, status_code=503
@@ -30,7 +30,7 @@ def _labels(**labels: object) -> str:
 async def metrics(request: Request) -> Response:
     svc = services(request)
     c = svc.counters
-    stats = svc.store.writer.stats
+    stats = svc.store.stats()
     lines = [
         "# HELP gangway_requests_total HTTP requests by route and status.",
         "# TYPE gangway_requests_total counter",
@@ -48,16 +48,16 @@ async def metrics(request: Request) -> Response:
         "# TYPE gangway_postbacks gauge",
         *(
             f"gangway_postbacks{_labels(state=k)} {n}"
-            for k, n in sorted((await svc.store.postback_states()).items())
+            for k, n in sorted((await svc.store.outbox.postback_states()).items())
         ),
         "# HELP gangway_writer_queue_depth Writes waiting for the writer.",
         "# TYPE gangway_writer_queue_depth gauge",
-        f"gangway_writer_queue_depth {svc.store.writer.queue_depth}",
+        f"gangway_writer_queue_depth {stats.queue_depth}",
         "# HELP gangway_writer_commit_seconds Group commit latency.",
         "# TYPE gangway_writer_commit_seconds histogram",
         *(
             f"gangway_writer_commit_seconds_bucket{_labels(le=bound)} {n}"
-            for bound, n in stats.buckets.items()
+            for bound, n in stats.commit_buckets.items()
         ),
         f'gangway_writer_commit_seconds_bucket{{le="+Inf"}} {stats.batches}',
         f"gangway_writer_commit_seconds_sum {stats.commit_seconds_total:.6f}",

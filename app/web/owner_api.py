@@ -1,4 +1,5 @@
-"""The owner's configuration API: apps, the TikTok integration, hosted pages (http-api.md 3).
+"""The owner's API: apps, the TikTok integration, hosted pages, install receipts
+(http-api.md 3).
 
 Authenticated by an admin token (`Authorization: Bearer <token>`, made with
 `python -m app token create`).
@@ -6,6 +7,7 @@ Authenticated by an admin token (`Authorization: Bearer <token>`, made with
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from starlette.requests import Request
@@ -13,20 +15,12 @@ from starlette.responses import JSONResponse, Response
 
 from app import configs
 from app.clock import iso
-from app.configs import ConfigError
+from app.fields import FieldError
 from app.mapping import MappingError, validate_af_parameters
 from app.services import services
-from app.store.sqlite import AppRecord, IntegrationRecord, PageRecord
+from app.store.records import AppRecord, IntegrationRecord, PageRecord
+from app.web.caller import require_admin
 from app.web.errors import ApiError, json_object, read_json
-
-
-async def require_admin(request: Request) -> None:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise ApiError(401, "unauthorized", "send Authorization: Bearer <admin token>")
-    if not await services(request).store.token_valid(token.strip()):
-        raise ApiError(401, "unauthorized", "unknown admin token")
 
 
 def _app_json(app: AppRecord) -> dict[str, Any]:
@@ -62,14 +56,14 @@ def _page_json(page: PageRecord) -> dict[str, Any]:
 def _validated(fn: Any, *args: Any) -> Any:
     try:
         return fn(*args)
-    except ConfigError as exc:
-        raise ApiError.from_config(exc) from None
+    except FieldError as exc:
+        raise ApiError.from_field(exc) from None
     except MappingError as exc:
         raise ApiError.invalid(exc.field, str(exc)) from None
 
 
 async def _existing_app(request: Request, app_key: str) -> AppRecord:
-    app = await services(request).store.get_app(app_key)
+    app = await services(request).store.configs.get_app(app_key)
     if app is None:
         raise ApiError(404, "not_found", f"no app {app_key!r}")
     return app
@@ -80,7 +74,7 @@ async def _existing_app(request: Request, app_key: str) -> AppRecord:
 
 async def list_apps(request: Request) -> Response:
     await require_admin(request)
-    apps = await services(request).store.list_apps()
+    apps = await services(request).store.configs.list_apps()
     return JSONResponse({"apps": [_app_json(a) for a in apps]})
 
 
@@ -94,13 +88,13 @@ async def put_app(request: Request) -> Response:
     app_key = _validated(configs.validate_app_key, request.path_params["app_key"])
     config = _validated(configs.validate_app, json_object(await read_json(request)))
     svc = services(request)
-    app = await svc.store.put_app(app_key, config, svc.clock())
+    app = await svc.store.configs.put_app(app_key, config, svc.clock())
     return JSONResponse(_app_json(app))
 
 
 async def delete_app(request: Request) -> Response:
     await require_admin(request)
-    if not await services(request).store.delete_app(request.path_params["app_key"]):
+    if not await services(request).store.configs.delete_app(request.path_params["app_key"]):
         raise ApiError(404, "not_found", f"no app {request.path_params['app_key']!r}")
     return Response(status_code=204)
 
@@ -111,7 +105,7 @@ async def delete_app(request: Request) -> Response:
 async def get_integration(request: Request) -> Response:
     await require_admin(request)
     app = await _existing_app(request, request.path_params["app_key"])
-    rec = await services(request).store.get_integration(app.app_key, configs.PARTNER)
+    rec = await services(request).store.configs.get_integration(app.app_key, configs.PARTNER)
     if rec is None:
         raise ApiError(404, "not_found", f"app {app.app_key!r} has no {configs.PARTNER}")
     return JSONResponse(_integration_json(rec))
@@ -122,7 +116,9 @@ async def put_integration(request: Request) -> Response:
     app = await _existing_app(request, request.path_params["app_key"])
     config, token = _validated(configs.validate_integration, json_object(await read_json(request)))
     svc = services(request)
-    rec = await svc.store.put_integration(app.app_key, configs.PARTNER, config, token, svc.clock())
+    rec = await svc.store.configs.put_integration(
+        app.app_key, configs.PARTNER, config, token, svc.clock()
+    )
     if config["enabled"] and not rec.access_token:
         # Stored anyway (the owner may add the token next), but said plainly: nothing can be
         # delivered to TikTok without it.
@@ -136,7 +132,7 @@ async def put_integration(request: Request) -> Response:
 async def delete_integration(request: Request) -> Response:
     await require_admin(request)
     app = await _existing_app(request, request.path_params["app_key"])
-    if not await services(request).store.delete_integration(app.app_key, configs.PARTNER):
+    if not await services(request).store.configs.delete_integration(app.app_key, configs.PARTNER):
         raise ApiError(404, "not_found", f"app {app.app_key!r} has no {configs.PARTNER}")
     return Response(status_code=204)
 
@@ -146,13 +142,13 @@ async def delete_integration(request: Request) -> Response:
 
 async def list_pages(request: Request) -> Response:
     await require_admin(request)
-    pages = await services(request).store.list_pages()
+    pages = await services(request).store.configs.list_pages()
     return JSONResponse({"pages": [_page_json(p) for p in pages]})
 
 
 async def get_page(request: Request) -> Response:
     await require_admin(request)
-    page = await services(request).store.get_page(request.path_params["slug"])
+    page = await services(request).store.configs.get_page(request.path_params["slug"])
     if page is None:
         raise ApiError(404, "not_found", f"no page {request.path_params['slug']!r}")
     return JSONResponse(_page_json(page))
@@ -165,18 +161,54 @@ async def put_page(request: Request) -> Response:
         configs.validate_page, json_object(await read_json(request)), validate_af_parameters
     )
     svc = services(request)
-    app = await svc.store.get_app(config["app_key"])
+    app = await svc.store.configs.get_app(config["app_key"])
     if app is None:
         raise ApiError.invalid("app_key", f"no app {config['app_key']!r}")
     for i, cta in enumerate(config["ctas"]):
         if cta not in app.config["destinations"]:
             raise ApiError.invalid(f"ctas[{i}]", f"app {app.app_key!r} has no {cta} destination")
-    page = await svc.store.put_page(slug, config, svc.clock())
+    page = await svc.store.configs.put_page(slug, config, svc.clock())
     return JSONResponse(_page_json(page))
 
 
 async def delete_page(request: Request) -> Response:
     await require_admin(request)
-    if not await services(request).store.delete_page(request.path_params["slug"]):
+    if not await services(request).store.configs.delete_page(request.path_params["slug"]):
         raise ApiError(404, "not_found", f"no page {request.path_params['slug']!r}")
     return Response(status_code=204)
+
+
+# -- install receipts --------------------------------------------------------------------------
+
+
+async def get_install(request: Request) -> Response:
+    """An install as stored, its conversion data, its attribution receipt and its postbacks."""
+    await require_admin(request)
+    svc = services(request)
+    install = await svc.store.installs.get_install(request.path_params["install_id"])
+    if install is None:
+        raise ApiError(404, "not_found", "no such install")
+    row = asdict(install)
+    receipt = row.pop("receipt")
+    answer = row.pop("answer")
+    # Flags as 0/1, the install's time last under its API name: the answer this route has
+    # always given.
+    for flag in ("is_limited_data_use", "is_retained_organic"):
+        row[flag] = int(row[flag])
+    row["install_time"] = iso(row.pop("time"))
+    row["received_at"] = iso(row["received_at"])
+    row["touch_time"] = iso(row["touch_time"])
+    postbacks = [
+        {
+            "id": p.id,
+            "event": p.event,
+            "state": p.state,
+            "attempts": p.attempts,
+            "last_code": p.last_code,
+            "last_message": p.last_message,
+        }
+        for p in await svc.store.outbox.postbacks_for(install.id)
+    ]
+    return JSONResponse(
+        {**row, "conversion_data": answer, "receipt": receipt, "postbacks": postbacks}
+    )

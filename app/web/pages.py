@@ -36,7 +36,7 @@ from app.ids import new_id
 from app.paths import STATIC_DIR
 from app.services import Services, services
 from app.snippet_asset import ScriptAsset
-from app.store.sqlite import AppRecord, PageRecord
+from app.store.records import AppRecord, PageRecord
 from app.web.errors import ApiError
 from app.web.links import click_base, own_origin
 from app.web.templates import static_hash, static_url
@@ -154,8 +154,8 @@ def _pixel_src(app: AppRecord, click_url: str) -> str:
 async def landing_page(request: Request) -> Response:
     """`GET /lp/{slug}`: the hosted landing page, or the 404 page."""
     svc = services(request)
-    page = await svc.store.get_page(request.path_params["slug"])
-    app = await svc.store.get_app(page.app_key) if page else None
+    page = await svc.store.configs.get_page(request.path_params["slug"])
+    app = await svc.store.configs.get_app(page.app_key) if page else None
     if page is None or app is None:
         return not_found_page(request, svc)
 

@@ -25,12 +25,13 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from app import destinations, params
 from app.configs import DIRECT_PLATFORMS
-from app.devices import bot_verdict, client_ip, parse_user_agent
+from app.devices import bot_verdict, parse_user_agent
 from app.ids import new_id
 from app.params import Incoming
 from app.services import Services, services
-from app.store.sqlite import AppRecord, TouchRecord
+from app.store.records import AppRecord, TouchRecord
 from app.touches import Touch, TouchKind
+from app.web.caller import request_ip
 from app.web.errors import ApiError, json_object, read_json
 from app.web.links import own_origin
 
@@ -39,13 +40,6 @@ PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRA
 NO_STORE = {"Cache-Control": "no-store"}
 # How long a browser may reuse a CORS preflight answer (one day).
 PREFLIGHT_MAX_AGE = "86400"
-
-
-def request_ip(request: Request, svc: Services) -> str | None:
-    """The one place that decides a request's client IP."""
-    peer = request.client.host if request.client else None
-    forwarded = ",".join(request.headers.getlist("x-forwarded-for")) or None
-    return client_ip(peer, forwarded, svc.trusted_proxies)
 
 
 def build_touch_record(
@@ -114,7 +108,7 @@ def build_touch_record(
 
 
 async def _app(svc: Services, app_key: str) -> AppRecord:
-    app = await svc.store.get_app(app_key)
+    app = await svc.store.configs.get_app(app_key)
     if app is None:
         raise ApiError(404, "not_found", "unknown app", "app_key")
     return app
@@ -243,7 +237,7 @@ async def impression(request: Request) -> Response:
         flags=flags,
     )
     # A pvid seen before answers the first impression's id and stores nothing.
-    touch_id = await svc.store.record_touch(record)
+    touch_id = await svc.store.touches.record_touch(record)
     if touch_id == record.touch.id:
         svc.counters.touches["impression"] += 1
     if request.method == "POST":
@@ -283,8 +277,8 @@ async def _click(
     if recording:
         # The original URL is the landing URL of the click's page view, else a Referer of ours,
         # else the click URL itself (http-api.md section 1).
-        view = await svc.store.page_view(app.app_key, pvid) if pvid else None
-        view_url, view_slug = view if view else (None, None)
+        view = await svc.store.touches.page_view(app.app_key, pvid) if pvid else None
+        view_url, view_slug = (view.original_url, view.page_slug) if view else (None, None)
         original_url = view_url or referer
         if original_url is None:
             original_url = params.clean_text(_request_url(request, origin), params.MAX_URL_BYTES)[0]
@@ -304,7 +298,7 @@ async def _click(
             destination=dest.url,
             touch_id=click_id,
         )
-        await svc.store.record_touch(record)
+        await svc.store.touches.record_touch(record)
         svc.counters.touches["click"] += 1
     return RedirectResponse(dest.url, status_code=302, headers=NO_STORE)
 
@@ -331,7 +325,7 @@ async def direct_click(request: Request) -> Response:
     platform = request.path_params["platform"].lower()
     if platform not in DIRECT_PLATFORMS:
         raise ApiError(404, "not_found", "unknown platform", "platform")
-    app = await svc.store.app_for_destination(platform, request.path_params["app_id"])
+    app = await svc.store.configs.app_for_destination(platform, request.path_params["app_id"])
     if app is None:
         raise ApiError(404, "not_found", "no app has that platform and app id", "app_id")
     raw = params.from_query(request.url.query)

@@ -17,38 +17,16 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from app.attribution import CANDIDATE_LIMIT, Candidates, TimeRange
-from app.store.base import StoreBase
+from app.attribution import Candidates, TimeRange
+from app.store.columns import CLICK_COLUMNS, TOUCH_COLUMNS
+from app.store.records import CandidateQuery
+from app.store.sqlite.connections import Connections
 from app.touches import CAMPAIGN_PARAMS, Touch, TouchKind, Verdict
 
-_TOUCH_FIELDS = (
-    "id",
-    "app_key",
-    "time",
-    "ip",
-    "user_agent",
-    "os_family",
-    "os_version",
-    "device_model",
-    "browser",
-    "pid",
-    "ttclid",
-    "original_url",
-    "referrer",
-    "pvid",
-    "verdict",
-    "verdict_reasons",
-    "country",
-    "region",
-    "gpc",
-    *CAMPAIGN_PARAMS,
-)
-_CLICK_FIELDS = (*_TOUCH_FIELDS, "platform", "claimed_by")
-_CLICK_COLUMNS = ", ".join(_CLICK_FIELDS)
-_IMPRESSION_COLUMNS = ", ".join(_TOUCH_FIELDS)
+_CLICK_COLUMNS = ", ".join(CLICK_COLUMNS)
+_IMPRESSION_COLUMNS = ", ".join(TOUCH_COLUMNS)
 
 REFERRER_CLICK_SQL = f"SELECT {_CLICK_COLUMNS} FROM clicks WHERE id = ? AND app_key = ?"
 # `time BETWEEN` after the two equalities is the index's range; ORDER BY its last column, DESC,
@@ -63,35 +41,22 @@ IMPRESSIONS_SQL = (
 )
 
 
-@dataclass(frozen=True)
-class CandidateQuery:
-    """What to look up for one install: its app, IP, the referrer's click id, the tier ranges
-    (`app.attribution.candidate_ranges`)."""
-
-    app_key: str
-    ip: str | None
-    referrer_click_id: str | None
-    clicks: TimeRange
-    impressions: TimeRange
-    limit: int = CANDIDATE_LIMIT
-
-
 def find_candidates(conn: sqlite3.Connection, query: CandidateQuery) -> Candidates:
     """The candidates of one install, read on `conn` (a reader connection)."""
     referrer_click = None
     if query.referrer_click_id is not None:
         row = conn.execute(REFERRER_CLICK_SQL, [query.referrer_click_id, query.app_key]).fetchone()
         # A click of another app is no click of this one: the engine sees "unknown id".
-        referrer_click = _touch("click", _CLICK_FIELDS, row) if row is not None else None
+        referrer_click = _touch("click", CLICK_COLUMNS, row) if row is not None else None
     clicks: list[Touch] = []
     impressions: list[Touch] = []
     clicks_capped = impressions_capped = False
     if query.ip is not None:
         clicks, clicks_capped = _range(
-            conn, CLICKS_SQL, "click", _CLICK_FIELDS, query, query.clicks
+            conn, CLICKS_SQL, "click", CLICK_COLUMNS, query, query.clicks
         )
         impressions, impressions_capped = _range(
-            conn, IMPRESSIONS_SQL, "impression", _TOUCH_FIELDS, query, query.impressions
+            conn, IMPRESSIONS_SQL, "impression", TOUCH_COLUMNS, query, query.impressions
         )
     return Candidates(
         referrer_click=referrer_click,
@@ -121,49 +86,31 @@ def _range(
 def _touch(kind: TouchKind, fields: Sequence[str], row: Sequence[Any]) -> Touch:
     # Positional: the reader's rows may be plain tuples or sqlite3.Row, and zip is the fast path.
     values = dict(zip(fields, row, strict=True))
+    params = {k: v for k in CAMPAIGN_PARAMS if (v := values.pop(k)) is not None}
     verdict: Verdict = values["verdict"] if values["verdict"] in ("bot", "suspect") else "human"
-    return Touch(
-        id=values["id"],
-        kind=kind,
-        app_key=values["app_key"],
-        time=values["time"],
-        ip=values["ip"],
-        user_agent=values["user_agent"],
-        os_family=values["os_family"],
-        os_version=values["os_version"],
-        device_model=values["device_model"],
-        browser=values["browser"],
-        pid=values["pid"],
-        params={k: values[k] for k in CAMPAIGN_PARAMS if values[k] is not None},
-        ttclid=values["ttclid"],
-        original_url=values["original_url"],
-        referrer=values["referrer"],
-        pvid=values["pvid"],
-        platform=values.get("platform"),
-        verdict=verdict,
-        verdict_reasons=tuple(r for r in (values["verdict_reasons"] or "").split(",") if r),
-        country=values["country"],
-        region=values["region"],
-        gpc=bool(values["gpc"]),
-        claimed_by=values.get("claimed_by"),
-    )
+    values["verdict"] = verdict
+    values["verdict_reasons"] = tuple(r for r in (values["verdict_reasons"] or "").split(",") if r)
+    values["gpc"] = bool(values["gpc"])
+    return Touch(kind=kind, params=params, **values)
 
 
-class CandidateQueries(StoreBase):
-    """The attribution lookups of the store (`find_candidates`, and a touch by id)."""
+class SqliteCandidates:
+    """The attribution lookups (`find_candidates`, and a touch by id)."""
 
-    async def attribution_candidates(self, query: CandidateQuery) -> Candidates:
-        return await self._read(lambda conn: find_candidates(conn, query))
+    def __init__(self, conns: Connections) -> None:
+        self._conns = conns
+
+    async def find_candidates(self, query: CandidateQuery) -> Candidates:
+        return await self._conns.read(lambda conn: find_candidates(conn, query))
 
     async def attributed_touch(self, kind: str, touch_id: str) -> Touch | None:
-        """The touch an install was credited to (by primary key), for its events' postbacks."""
         touch_kind: TouchKind = "click" if kind == "click" else "impression"
-        fields = _CLICK_FIELDS if touch_kind == "click" else _TOUCH_FIELDS
+        fields = CLICK_COLUMNS if touch_kind == "click" else TOUCH_COLUMNS
         table = "clicks" if touch_kind == "click" else "impressions"
-        columns = _CLICK_COLUMNS if touch_kind == "click" else _IMPRESSION_COLUMNS
 
         def run(conn: sqlite3.Connection) -> Touch | None:
-            row = conn.execute(f"SELECT {columns} FROM {table} WHERE id = ?", [touch_id]).fetchone()
+            sql = f"SELECT {', '.join(fields)} FROM {table} WHERE id = ?"
+            row = conn.execute(sql, [touch_id]).fetchone()
             return _touch(touch_kind, fields, row) if row is not None else None
 
-        return await self._read(run)
+        return await self._conns.read(run)

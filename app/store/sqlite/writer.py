@@ -26,6 +26,8 @@ from typing import Any, TypeVar
 
 from sqlite_utils import Database
 
+from app.store.records import LATENCY_BUCKETS
+
 log = logging.getLogger("gangway.writer")
 
 T = TypeVar("T")
@@ -45,9 +47,7 @@ class WriterStats:
     commit_seconds_total: float = 0.0
     commit_seconds_max: float = 0.0
     # Histogram buckets of batch commit latency (seconds -> count), cumulative like Prometheus.
-    buckets: dict[float, int] = field(
-        default_factory=lambda: dict.fromkeys((0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0), 0)
-    )
+    buckets: dict[float, int] = field(default_factory=lambda: dict.fromkeys(LATENCY_BUCKETS, 0))
 
     def observe(self, seconds: float, size: int) -> None:
         self.batches += 1

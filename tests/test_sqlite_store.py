@@ -1,4 +1,6 @@
-"""The store's promises: migrations, group commit durability, one failure fails alone."""
+"""The SQLite backend's own promises: migrations, group commit durability, one failing write
+fails alone, closing never crashes a reader. (What every backend promises is
+`test_store_contract.py`.)"""
 
 from __future__ import annotations
 
@@ -9,8 +11,9 @@ from pathlib import Path
 import pytest
 from sqlite_utils import Database
 
-from app.store.schema import migrations
-from app.store.sqlite import ClickAlreadyClaimed, Store, TouchRecord
+from app.store.records import TouchRecord
+from app.store.sqlite import SqliteStore as Store
+from app.store.sqlite.schema import migrations
 from app.touches import Touch
 from tests.aio import run_async
 
@@ -42,7 +45,9 @@ def test_an_acknowledged_write_is_readable_from_a_fresh_connection(tmp_path: Pat
                 Touch(id=f"t{i}", kind="impression", app_key="demo", time=float(i), pvid=f"p{i}")
                 for i in range(200)
             ]
-            for coro in asyncio.as_completed([store.record_touch(TouchRecord(t)) for t in touches]):
+            for coro in asyncio.as_completed(
+                [store.touches.record_touch(TouchRecord(t)) for t in touches]
+            ):
                 touch_id = await coro
                 # The moment the write answers, another process can see the row.
                 fresh = sqlite3.connect(db)
@@ -51,7 +56,7 @@ def test_an_acknowledged_write_is_readable_from_a_fresh_connection(tmp_path: Pat
                 ).fetchone()[0]
                 fresh.close()
                 assert found == 1, touch_id
-            assert store.writer.stats.batches < 200, "writes were not grouped into batches"
+            assert store.stats().batches < 200, "writes were not grouped into batches"
         finally:
             await store.close()
 
@@ -80,9 +85,9 @@ def test_a_failing_write_fails_alone_and_its_batch_commits(tmp_path: Path) -> No
                 raise ValueError("refused")
 
             results = await asyncio.gather(
-                store.writer.write(good(1)),
-                store.writer.write(bad),
-                store.writer.write(good(2)),
+                store.connections.write(good(1)),
+                store.connections.write(bad),
+                store.connections.write(good(2)),
                 return_exceptions=True,
             )
             assert results[0] == 1 and results[2] == 2
@@ -95,60 +100,11 @@ def test_a_failing_write_fails_alone_and_its_batch_commits(tmp_path: Path) -> No
     run(scenario())
 
 
-def test_a_pvid_is_one_impression(tmp_path: Path) -> None:
-    async def scenario() -> None:
-        store = await Store.open(str(tmp_path / "g.db"))
-        try:
-            a = Touch(id="a", kind="impression", app_key="demo", time=1.0, pvid="pv")
-            b = Touch(id="b", kind="impression", app_key="demo", time=2.0, pvid="pv")
-            assert await store.record_touch(TouchRecord(a)) == "a"
-            assert await store.record_touch(TouchRecord(b)) == "a"
-        finally:
-            await store.close()
-
-    run(scenario())
-
-
-def test_a_click_is_claimed_by_one_install(tmp_path: Path) -> None:
-    async def scenario() -> None:
-        store = await Store.open(str(tmp_path / "g.db"))
-        try:
-            await store.put_app("demo", {"name": "Demo", "destinations": {}}, 0.0)
-            click = Touch(id="c1", kind="click", app_key="demo", time=1.0, ip="1.1.1.1")
-            await store.record_touch(TouchRecord(click))
-
-            def row(i: int) -> dict[str, object]:
-                return {
-                    "id": f"i{i}",
-                    "app_key": "demo",
-                    "app_instance_id": f"a{i}",
-                    "platform": "android",
-                    "time": 5.0,
-                    "received_at": 5.0,
-                    "status": "attributed",
-                    "media_source": "x",
-                    "receipt": "{}",
-                    "answer": "{}",
-                }
-
-            results = await asyncio.gather(
-                *(store.record_install(row(i), claim_click="c1", now=5.0) for i in range(5)),
-                return_exceptions=True,
-            )
-            won = [r for r in results if not isinstance(r, Exception)]
-            lost = [r for r in results if isinstance(r, ClickAlreadyClaimed)]
-            assert len(won) == 1 and len(lost) == 4
-        finally:
-            await store.close()
-
-    run(scenario())
-
-
 def test_store_refuses_writes_when_closed(tmp_path: Path) -> None:
     store = Store.open_sync(str(tmp_path / "g.db"))
     store.close_sync()
     with pytest.raises(RuntimeError):
-        store.writer.submit(lambda d: None)
+        store.connections.writer.submit(lambda d: None)
 
 
 def test_a_2xx_answer_means_the_row_is_on_disk(client, settings) -> None:  # type: ignore[no-untyped-def]
@@ -180,20 +136,11 @@ def test_closing_waits_for_a_read_in_progress(tmp_path: Path) -> None:
         threading.Event().wait(0.2)  # still inside the read when close() is called
         return int(conn.execute("SELECT COUNT(*) FROM apps").fetchone()[0])
 
-    reader = threading.Thread(target=lambda: results.append(store.read_sync(slow_read)))
+    reader = threading.Thread(target=lambda: results.append(store.connections.read_sync(slow_read)))
     reader.start()
     reading.wait()
     store.close_sync()
     reader.join()
     assert results == [0]
     with pytest.raises(RuntimeError, match="closed"):
-        store.read_sync(slow_read)
-
-
-def test_records_never_show_their_credentials() -> None:
-    from app.store.records import AppRecord, IntegrationRecord
-
-    app = AppRecord("demo", "Demo", "sdk-secret-value", {}, 0.0, 0.0)
-    integration = IntegrationRecord("demo", "tiktokweb_int", {}, "token-secret-value", 0.0)
-    assert "sdk-secret-value" not in repr(app)
-    assert "token-secret-value" not in repr(integration)
+        store.connections.read_sync(slow_read)

@@ -1,7 +1,7 @@
 """Outbox queries: due postbacks, delivery attempts and the states they leave, owner retries.
 
 A postback row is inserted by `queue_postbacks` inside the transaction of its install or event
-(`app/store/installs.py`), so a stored install always has its postback. The worker reads due
+(`app/store/sqlite/installs.py`), so a stored install always has its postback. The worker reads due
 rows with `due_postbacks`, and `record_attempts` logs each attempt and moves its postback to the
 next state in one transaction. Nothing marks a row as "being sent": a row whose request was in
 flight when the process died is still due after restart, and is sent again (at least once).
@@ -16,12 +16,25 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from app.store.base import StoreBase
-from app.store.records import NewPostback, PostbackAttempt, PostbackRecord
+from app.postbacks.postback import (
+    LoggedAttempt,
+    NewPostback,
+    PostbackAttempt,
+    PostbackDetail,
+    PostbackRecord,
+)
+from app.store.sqlite.connections import Connections
 
 
-class OutboxQueries(StoreBase):
+class SqliteOutbox:
+    def __init__(self, conns: Connections) -> None:
+        self._conns = conns
+
     # -- delivery ----------------------------------------------------------------------------
+
+    async def queue_postbacks(self, postbacks: Sequence[NewPostback], now: float) -> None:
+        rows = list(postbacks)
+        await self._conns.write(lambda db: queue_postbacks(db, rows, now))
 
     async def due_postbacks(
         self,
@@ -42,7 +55,7 @@ class OutboxQueries(StoreBase):
         params += [per_integration, limit]
         # The window function caps each integration's share, so one app's backlog after an
         # outage cannot crowd every other app out of a round. Ties go in queue order (rowid).
-        rows = await self._all(
+        rows = await self._conns.all(
             "SELECT * FROM (SELECT *, rowid AS seq, ROW_NUMBER() OVER ("
             "PARTITION BY app_key, partner ORDER BY next_attempt_at, rowid) AS n "
             f"FROM postbacks WHERE state IN ('pending', 'retrying') AND next_attempt_at <= ?{skip}"
@@ -52,19 +65,19 @@ class OutboxQueries(StoreBase):
         return [_postback(r) for r in rows]
 
     async def next_postback_due(self) -> float | None:
-        row = await self._one(
+        row = await self._conns.one(
             "SELECT MIN(next_attempt_at) AS t FROM postbacks WHERE state IN ('pending', 'retrying')"
         )
         return row["t"] if row else None
 
     async def outbox_pending(self) -> int:
-        row = await self._one(
+        row = await self._conns.one(
             "SELECT COUNT(*) AS n FROM postbacks WHERE state IN ('pending', 'retrying')"
         )
         return int(row["n"]) if row else 0
 
     async def postback_states(self) -> dict[str, int]:
-        rows = await self._all("SELECT state, COUNT(*) AS n FROM postbacks GROUP BY state")
+        rows = await self._conns.all("SELECT state, COUNT(*) AS n FROM postbacks GROUP BY state")
         return {r["state"]: r["n"] for r in rows}
 
     async def record_attempts(self, attempts: Sequence[PostbackAttempt]) -> None:
@@ -117,7 +130,7 @@ class OutboxQueries(StoreBase):
                 updates,
             )
 
-        await self.writer.write(write)
+        await self._conns.write(write)
 
     # -- the owner's view --------------------------------------------------------------------
 
@@ -134,7 +147,7 @@ class OutboxQueries(StoreBase):
                 _restart(db, "id = ?", [postback_id], now)
             return str(row[0])
 
-        return await self.writer.write(write)
+        return await self._conns.write(write)
 
     async def retry_failed_postbacks(self, app_key: str, now: float) -> int:
         """Make every failed or dead postback of an app due now; answers how many."""
@@ -142,35 +155,23 @@ class OutboxQueries(StoreBase):
         def write(db: Database) -> int:
             return _restart(db, "app_key = ? AND state IN ('failed', 'dead')", [app_key], now)
 
-        return await self.writer.write(write)
+        return await self._conns.write(write)
 
-    async def get_postback(self, postback_id: str) -> dict[str, Any] | None:
-        """One postback as stored, its payload parsed, with every attempt (oldest first)."""
-
-        def run(conn: sqlite3.Connection) -> dict[str, Any] | None:
+    async def get_postback(self, postback_id: str) -> PostbackDetail | None:
+        def run(conn: sqlite3.Connection) -> PostbackDetail | None:
             row = conn.execute("SELECT * FROM postbacks WHERE id = ?", [postback_id]).fetchone()
             if row is None:
                 return None
-            found = dict(row)
-            found["payload"] = json.loads(found["payload"])
-            found["attempt_log"] = [
-                dict(a)
-                for a in conn.execute(
-                    "SELECT * FROM postback_attempts WHERE postback_id = ? ORDER BY id",
-                    [postback_id],
-                )
-            ]
-            return found
+            attempts = conn.execute(
+                "SELECT * FROM postback_attempts WHERE postback_id = ? ORDER BY id",
+                [postback_id],
+            )
+            return PostbackDetail(_postback(row), [_attempt(a) for a in attempts])
 
-        return await self._read(run)
-
-    async def postback_attempts(self, postback_id: str) -> list[dict[str, Any]]:
-        return await self._all(
-            "SELECT * FROM postback_attempts WHERE postback_id = ? ORDER BY id", [postback_id]
-        )
+        return await self._conns.read(run)
 
     async def postbacks_for(self, subject_id: str) -> list[PostbackRecord]:
-        rows = await self._all(
+        rows = await self._conns.all(
             "SELECT * FROM postbacks WHERE subject_id = ? ORDER BY created_at", [subject_id]
         )
         return [_postback(r) for r in rows]
@@ -222,4 +223,21 @@ def _postback(row: Mapping[str, Any]) -> PostbackRecord:
         last_message=row["last_message"],
         retry_since=row["retry_since"],
         retry_attempts=row["retry_attempts"],
+        last_http_status=row["last_http_status"],
+        last_request_id=row["last_request_id"],
+        sent_at=row["sent_at"],
+    )
+
+
+def _attempt(row: Mapping[str, Any]) -> LoggedAttempt:
+    return LoggedAttempt(
+        time=row["time"],
+        state=row["state"],
+        http_status=row["http_status"],
+        code=row["code"],
+        message=row["message"],
+        request_id=row["request_id"],
+        pixel_code=row["pixel_code"],
+        test_event_code=row["test_event_code"],
+        batch_size=row["batch_size"],
     )

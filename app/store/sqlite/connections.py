@@ -1,7 +1,7 @@
-"""The store's plumbing: opening the file, the writer, and read connections per thread.
+"""The connections of one SQLite file: the single writer, and read connections per thread.
 
-The query modules (`configs`, `touches`, `installs`, `outbox`) extend `StoreBase`; `Store` in
-`app/store/sqlite.py` puts them together.
+Every query class of the backend holds one `Connections` (composition, not inheritance): it
+writes with `await conns.write(fn)` and reads with `await conns.read(fn)`, `one` or `all`.
 """
 
 from __future__ import annotations
@@ -10,18 +10,19 @@ import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 
 import anyio.to_thread
+from sqlite_utils import Database
 
-from app.store.schema import migrate
-from app.store.writer import Writer, connect
+from app.store.sqlite.schema import migrate
+from app.store.sqlite.writer import Writer, connect
 
 T = TypeVar("T")
 
 
-class StoreBase:
-    """Open with `await Store.open(path)`; close with `await store.close()`."""
+class Connections:
+    """Open with `Connections.open_sync(path)`; close with `close_sync()`."""
 
     def __init__(self, path: str, *, batch_max: int = 256) -> None:
         self.path = path
@@ -37,17 +38,13 @@ class StoreBase:
     # -- lifecycle ---------------------------------------------------------------------------
 
     @classmethod
-    def open_sync(cls, path: str, *, batch_max: int = 256) -> Self:
+    def open_sync(cls, path: str, *, batch_max: int = 256) -> Connections:
         """Create the file and its folder if needed, apply migrations, start the writer."""
         Path(path).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
-        store = cls(path, batch_max=batch_max)
-        store.writer.start()
-        store.writer.write_sync(migrate)
-        return store
-
-    @classmethod
-    async def open(cls, path: str, *, batch_max: int = 256) -> Self:
-        return await anyio.to_thread.run_sync(lambda: cls.open_sync(path, batch_max=batch_max))
+        conns = cls(path, batch_max=batch_max)
+        conns.writer.start()
+        conns.writer.write_sync(migrate)
+        return conns
 
     def close_sync(self) -> None:
         with self._readers_lock:
@@ -60,10 +57,13 @@ class StoreBase:
         # WAL into the database file, so a clean shutdown leaves one self-contained file.
         self.writer.stop()
 
-    async def close(self) -> None:
-        await anyio.to_thread.run_sync(self.close_sync)
+    # -- writing -----------------------------------------------------------------------------
 
-    # -- plumbing ----------------------------------------------------------------------------
+    async def write(self, fn: Callable[[Database], T]) -> T:
+        """Run `fn` in the writer's next batch; return its result once committed."""
+        return await self.writer.write(fn)
+
+    # -- reading -----------------------------------------------------------------------------
 
     def _reader(self) -> tuple[sqlite3.Connection, threading.Lock]:
         reader: tuple[sqlite3.Connection, threading.Lock] | None = getattr(
@@ -88,18 +88,18 @@ class StoreBase:
                 raise RuntimeError("the store is closed")
             return fn(conn)
 
-    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         return await anyio.to_thread.run_sync(self.read_sync, fn)
 
-    async def _one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
+    async def one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
         def run(conn: sqlite3.Connection) -> dict[str, Any] | None:
             row = conn.execute(sql, params).fetchone()
             return dict(row) if row is not None else None
 
-        return await self._read(run)
+        return await self.read(run)
 
-    async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    async def all(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         def run(conn: sqlite3.Connection) -> list[dict[str, Any]]:
             return [dict(r) for r in conn.execute(sql, params).fetchall()]
 
-        return await self._read(run)
+        return await self.read(run)

@@ -1,4 +1,4 @@
-"""Configuration queries: apps, integrations, pages and admin tokens."""
+"""Configuration in SQLite: apps, integrations, pages and admin tokens."""
 
 from __future__ import annotations
 
@@ -9,34 +9,48 @@ from typing import Any
 from sqlite_utils import Database
 
 from app.ids import new_id, new_secret, token_hash
-from app.store.base import StoreBase
 from app.store.records import AppRecord, IntegrationRecord, PageRecord
+from app.store.sqlite.connections import Connections
+
+# A token's last use is written at most this often: an admin's burst of requests writes once.
+TOKEN_USE_RESOLUTION_SECONDS = 60.0
 
 
-class ConfigQueries(StoreBase):
+def _app(row: Mapping[str, Any]) -> AppRecord:
+    return AppRecord(
+        app_key=row["app_key"],
+        name=row["name"],
+        sdk_key=row["sdk_key"],
+        config=json.loads(row["config"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _page(row: Mapping[str, Any]) -> PageRecord:
+    return PageRecord(
+        slug=row["slug"],
+        app_key=row["app_key"],
+        config=json.loads(row["config"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+class SqliteConfigs:
+    def __init__(self, conns: Connections) -> None:
+        self._conns = conns
+
     # -- apps --------------------------------------------------------------------------------
 
-    @staticmethod
-    def _app(row: Mapping[str, Any]) -> AppRecord:
-        return AppRecord(
-            app_key=row["app_key"],
-            name=row["name"],
-            sdk_key=row["sdk_key"],
-            config=json.loads(row["config"]),
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
-        )
-
     async def get_app(self, app_key: str) -> AppRecord | None:
-        row = await self._one("SELECT * FROM apps WHERE app_key = ?", [app_key])
-        return self._app(row) if row else None
+        row = await self._conns.one("SELECT * FROM apps WHERE app_key = ?", [app_key])
+        return _app(row) if row else None
 
     async def list_apps(self) -> list[AppRecord]:
-        return [self._app(r) for r in await self._all("SELECT * FROM apps ORDER BY app_key")]
+        return [_app(r) for r in await self._conns.all("SELECT * FROM apps ORDER BY app_key")]
 
     async def put_app(self, app_key: str, config: Mapping[str, Any], now: float) -> AppRecord:
-        """Full replace of an app's config; its `sdk_key` is made on create and then kept."""
-
         def write(db: Database) -> dict[str, Any]:
             existing = db.execute(
                 "SELECT sdk_key, created_at FROM apps WHERE app_key = ?", [app_key]
@@ -59,27 +73,26 @@ class ConfigQueries(StoreBase):
             )
             return row
 
-        return self._app(await self.writer.write(write))
+        return _app(await self._conns.write(write))
 
     async def delete_app(self, app_key: str) -> bool:
         def write(db: Database) -> bool:
             return db.execute("DELETE FROM apps WHERE app_key = ?", [app_key]).rowcount > 0
 
-        return await self.writer.write(write)
+        return await self._conns.write(write)
 
     async def app_for_destination(self, platform: str, app_id: str) -> AppRecord | None:
-        """The app whose destination `platform` has `app_id` (direct click URLs)."""
-        row = await self._one(
+        row = await self._conns.one(
             "SELECT * FROM apps WHERE json_extract(config, '$.destinations.' || ? || '.app_id') = ?"
             " ORDER BY app_key LIMIT 1",
             [platform, app_id],
         )
-        return self._app(row) if row else None
+        return _app(row) if row else None
 
     # -- integrations -------------------------------------------------------------------------
 
     async def get_integration(self, app_key: str, partner: str) -> IntegrationRecord | None:
-        row = await self._one(
+        row = await self._conns.one(
             "SELECT * FROM integrations WHERE app_key = ? AND partner = ?", [app_key, partner]
         )
         if row is None:
@@ -100,9 +113,6 @@ class ConfigQueries(StoreBase):
         access_token: str | None,
         now: float,
     ) -> IntegrationRecord:
-        """Full replace of the config. `access_token=None` keeps the stored token, so an owner
-        can edit settings without pasting the secret again."""
-
         def write(db: Database) -> str | None:
             db.execute(
                 "INSERT INTO integrations (app_key, partner, config, access_token, updated_at) "
@@ -117,7 +127,7 @@ class ConfigQueries(StoreBase):
             ).fetchone()
             return row[0] if row else None
 
-        token = await self.writer.write(write)
+        token = await self._conns.write(write)
         return IntegrationRecord(app_key, partner, dict(config), token, now)
 
     async def delete_integration(self, app_key: str, partner: str) -> bool:
@@ -127,26 +137,16 @@ class ConfigQueries(StoreBase):
             )
             return cursor.rowcount > 0
 
-        return await self.writer.write(write)
+        return await self._conns.write(write)
 
     # -- pages -------------------------------------------------------------------------------
 
-    @staticmethod
-    def _page(row: Mapping[str, Any]) -> PageRecord:
-        return PageRecord(
-            slug=row["slug"],
-            app_key=row["app_key"],
-            config=json.loads(row["config"]),
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
-        )
-
     async def get_page(self, slug: str) -> PageRecord | None:
-        row = await self._one("SELECT * FROM pages WHERE slug = ?", [slug])
-        return self._page(row) if row else None
+        row = await self._conns.one("SELECT * FROM pages WHERE slug = ?", [slug])
+        return _page(row) if row else None
 
     async def list_pages(self) -> list[PageRecord]:
-        return [self._page(r) for r in await self._all("SELECT * FROM pages ORDER BY slug")]
+        return [_page(r) for r in await self._conns.all("SELECT * FROM pages ORDER BY slug")]
 
     async def put_page(self, slug: str, config: Mapping[str, Any], now: float) -> PageRecord:
         def write(db: Database) -> dict[str, Any]:
@@ -167,18 +167,20 @@ class ConfigQueries(StoreBase):
             )
             return row
 
-        return self._page(await self.writer.write(write))
+        return _page(await self._conns.write(write))
 
     async def delete_page(self, slug: str) -> bool:
         def write(db: Database) -> bool:
             return db.execute("DELETE FROM pages WHERE slug = ?", [slug]).rowcount > 0
 
-        return await self.writer.write(write)
+        return await self._conns.write(write)
 
-    # -- admin tokens -------------------------------------------------------------------------
+
+class SqliteTokens:
+    def __init__(self, conns: Connections) -> None:
+        self._conns = conns
 
     async def create_token(self, label: str, now: float) -> str:
-        """Make an admin token; only its hash is kept, so this is the one time it is seen."""
         token = new_secret()
 
         def write(db: Database) -> None:
@@ -187,9 +189,21 @@ class ConfigQueries(StoreBase):
                 [new_id(), token_hash(token), label, now],
             )
 
-        await self.writer.write(write)
+        await self._conns.write(write)
         return token
 
-    async def token_valid(self, token: str) -> bool:
-        row = await self._one("SELECT 1 FROM tokens WHERE token_hash = ?", [token_hash(token)])
-        return row is not None
+    async def token_valid(self, token: str, now: float) -> bool:
+        digest = token_hash(token)
+        row = await self._conns.one(
+            "SELECT last_used_at FROM tokens WHERE token_hash = ?", [digest]
+        )
+        if row is None:
+            return False
+        last = row["last_used_at"]
+        if last is None or now - last >= TOKEN_USE_RESOLUTION_SECONDS:
+
+            def write(db: Database) -> None:
+                db.execute("UPDATE tokens SET last_used_at = ? WHERE token_hash = ?", [now, digest])
+
+            await self._conns.write(write)
+        return True

@@ -1,0 +1,199 @@
+"""The store's interfaces: one Protocol per concern, named for who uses it.
+
+Handlers, jobs and the command line reach data only through these, with typed records in and
+out (no row dicts cross the boundary). A backend is a class per concern plus a `Store` that
+holds them; `tests/test_store_contract.py` is what every backend must pass.
+
+Who uses what:
+- `ConfigStore`: the owner API and every request that reads an app, page or integration.
+- `TokenStore`: admin authentication and `token create`.
+- `TouchStore`: the tracking routes (impressions, clicks).
+- `CandidateStore`: install attribution (the three index lookups) and event postbacks.
+- `InstallStore`, `EventStore`: the app surface and the owner's install receipts.
+- `OutboxStore`: the postback worker and the owner's view and retries of postbacks.
+Reports, users and the TikTok Ads connection add their own Protocols beside these.
+
+Promises every backend keeps:
+- a write method returns only once its row is durable (a 2xx promises it is on disk);
+- `record_install` claims its click, inserts the install and queues its postbacks in one
+  transaction, and a click is claimed by one install only (`ClickAlreadyClaimed` otherwise);
+- idempotency: an `app_instance_id`, an `event_id` or a `pvid` seen before answers the stored
+  record, created=False, and writes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from typing import Any, Protocol
+
+from app.attribution import Candidates
+from app.conversions import Event, Install, PriorInstall
+from app.postbacks.postback import NewPostback, PostbackAttempt, PostbackDetail, PostbackRecord
+from app.store.records import (
+    AppRecord,
+    CandidateQuery,
+    IntegrationRecord,
+    PageRecord,
+    PageView,
+    StoreStats,
+    TouchRecord,
+)
+from app.touches import Touch
+
+
+class ConfigStore(Protocol):
+    async def get_app(self, app_key: str) -> AppRecord | None: ...
+    async def list_apps(self) -> list[AppRecord]: ...
+    async def put_app(self, app_key: str, config: Mapping[str, Any], now: float) -> AppRecord:
+        """Full replace of an app's config; its `sdk_key` is made on create and then kept."""
+        ...
+
+    async def delete_app(self, app_key: str) -> bool: ...
+    async def app_for_destination(self, platform: str, app_id: str) -> AppRecord | None:
+        """The app whose destination `platform` has `app_id` (direct click URLs)."""
+        ...
+
+    async def get_integration(self, app_key: str, partner: str) -> IntegrationRecord | None: ...
+    async def put_integration(
+        self,
+        app_key: str,
+        partner: str,
+        config: Mapping[str, Any],
+        access_token: str | None,
+        now: float,
+    ) -> IntegrationRecord:
+        """Full replace of the config. `access_token=None` keeps the stored token, so an owner
+        can edit settings without pasting the secret again."""
+        ...
+
+    async def delete_integration(self, app_key: str, partner: str) -> bool: ...
+    async def get_page(self, slug: str) -> PageRecord | None: ...
+    async def list_pages(self) -> list[PageRecord]: ...
+    async def put_page(self, slug: str, config: Mapping[str, Any], now: float) -> PageRecord: ...
+    async def delete_page(self, slug: str) -> bool: ...
+
+
+class TokenStore(Protocol):
+    async def create_token(self, label: str, now: float) -> str:
+        """Make an admin token; only its hash is kept, so this is the one time it is seen."""
+        ...
+
+    async def token_valid(self, token: str, now: float) -> bool:
+        """Whether `token` is an admin token; a valid one has its last use recorded (to the
+        minute: a burst of requests writes once)."""
+        ...
+
+
+class TouchStore(Protocol):
+    async def record_touch(self, rec: TouchRecord) -> str:
+        """Store a touch; answers its id. An impression whose `pvid` was seen before is not
+        stored again: the first one's id is answered (a page view is one impression)."""
+        ...
+
+    async def page_view(self, app_key: str, pvid: str) -> PageView | None:
+        """The impression of one page view, or None when it has not been recorded (yet: a
+        fast tap can beat the beacon)."""
+        ...
+
+
+class CandidateStore(Protocol):
+    async def find_candidates(self, query: CandidateQuery) -> Candidates:
+        """The touches one install may be credited to, each tier latest first and capped."""
+        ...
+
+    async def attributed_touch(self, kind: str, touch_id: str) -> Touch | None:
+        """The touch an install was credited to, for its events' postbacks."""
+        ...
+
+
+class InstallStore(Protocol):
+    async def install_by_instance(self, app_key: str, app_instance_id: str) -> Install | None: ...
+    async def get_install(self, install_id: str) -> Install | None: ...
+    async def prior_install(
+        self, app_key: str, device_ids: Mapping[str, str], since: float
+    ) -> PriorInstall | None:
+        """The latest install of this app since `since` sharing a device id (reinstalls)."""
+        ...
+
+    async def record_install(
+        self,
+        install: Install,
+        *,
+        claim_click: str | None,
+        postbacks: Iterable[NewPostback] = (),
+        now: float,
+    ) -> tuple[Install, bool]:
+        """Claim `claim_click`, insert the install and queue its postbacks, atomically.
+        Answers (stored install, created). An install with the same app_instance_id is
+        answered unchanged, created=False. Raises ClickAlreadyClaimed, writing nothing, when
+        the click was claimed by another install first."""
+        ...
+
+
+class EventStore(Protocol):
+    async def event_by_id(self, app_key: str, event_id: str) -> Event | None: ...
+    async def record_event(
+        self, event: Event, *, postbacks: Iterable[NewPostback] = (), now: float
+    ) -> tuple[Event, bool]:
+        """Insert an event with its postbacks atomically; an `event_id` already stored answers
+        the stored event, created=False."""
+        ...
+
+
+class OutboxStore(Protocol):
+    async def queue_postbacks(self, postbacks: Sequence[NewPostback], now: float) -> None:
+        """Queue postbacks due now that belong to no new install or event (a resend)."""
+        ...
+
+    async def due_postbacks(
+        self,
+        now: float,
+        *,
+        per_integration: int,
+        limit: int,
+        exclude: Collection[tuple[str, str]] = (),
+    ) -> list[PostbackRecord]:
+        """Postbacks due at `now`, oldest due first: at most `per_integration` of each
+        (app_key, partner), at most `limit` in all, none of the integrations in `exclude`."""
+        ...
+
+    async def next_postback_due(self) -> float | None: ...
+    async def outbox_pending(self) -> int: ...
+    async def postback_states(self) -> dict[str, int]: ...
+    async def record_attempts(self, attempts: Sequence[PostbackAttempt]) -> None:
+        """Log one attempt per postback and move each to its next state, together."""
+        ...
+
+    async def retry_postback(self, postback_id: str, now: float) -> str | None:
+        """Make a postback that is not `sent` due now, with a fresh run of retries. Answers
+        its state before, or None when there is no such postback."""
+        ...
+
+    async def retry_failed_postbacks(self, app_key: str, now: float) -> int:
+        """Make every failed or dead postback of an app due now; answers how many."""
+        ...
+
+    async def get_postback(self, postback_id: str) -> PostbackDetail | None: ...
+    async def postbacks_for(self, subject_id: str) -> list[PostbackRecord]: ...
+
+
+class Store(Protocol):
+    """One backend: its parts by concern, its figures, and closing it."""
+
+    @property
+    def configs(self) -> ConfigStore: ...
+    @property
+    def tokens(self) -> TokenStore: ...
+    @property
+    def touches(self) -> TouchStore: ...
+    @property
+    def candidates(self) -> CandidateStore: ...
+    @property
+    def installs(self) -> InstallStore: ...
+    @property
+    def events(self) -> EventStore: ...
+    @property
+    def outbox(self) -> OutboxStore: ...
+
+    def stats(self) -> StoreStats: ...
+    async def close(self) -> None: ...

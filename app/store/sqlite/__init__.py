@@ -1,0 +1,96 @@
+"""The SQLite backend: one file, one writer thread with group commit, read connections per
+thread.
+
+`SqliteStore` implements `app.store.interfaces.Store` with one object per concern, all sharing
+the file's `Connections`. Nothing outside `app/store/sqlite/` writes SQLite's SQL.
+"""
+
+from __future__ import annotations
+
+import anyio.to_thread
+
+from app.store.records import StoreStats
+from app.store.sqlite.candidates import SqliteCandidates
+from app.store.sqlite.configs import SqliteConfigs, SqliteTokens
+from app.store.sqlite.connections import Connections
+from app.store.sqlite.installs import SqliteEvents, SqliteInstalls
+from app.store.sqlite.outbox import SqliteOutbox
+from app.store.sqlite.touches import SqliteTouches
+
+__all__ = ["SqliteStore"]
+
+
+class SqliteStore:
+    """Open with `await SqliteStore.open(path)` (or `open_sync`); close with `await close()`."""
+
+    def __init__(self, conns: Connections) -> None:
+        self.path = conns.path
+        self._conns = conns
+        self._configs = SqliteConfigs(conns)
+        self._tokens = SqliteTokens(conns)
+        self._touches = SqliteTouches(conns)
+        self._candidates = SqliteCandidates(conns)
+        self._installs = SqliteInstalls(conns)
+        self._events = SqliteEvents(conns)
+        self._outbox = SqliteOutbox(conns)
+
+    @classmethod
+    def open_sync(cls, path: str, *, batch_max: int = 256) -> SqliteStore:
+        return cls(Connections.open_sync(path, batch_max=batch_max))
+
+    @classmethod
+    async def open(cls, path: str, *, batch_max: int = 256) -> SqliteStore:
+        return await anyio.to_thread.run_sync(lambda: cls.open_sync(path, batch_max=batch_max))
+
+    def close_sync(self) -> None:
+        self._conns.close_sync()
+
+    async def close(self) -> None:
+        await anyio.to_thread.run_sync(self.close_sync)
+
+    @property
+    def connections(self) -> Connections:
+        """The file's connections, for this backend's own tests and benchmarks."""
+        return self._conns
+
+    # -- the parts, by concern -----------------------------------------------------------------
+
+    @property
+    def configs(self) -> SqliteConfigs:
+        return self._configs
+
+    @property
+    def tokens(self) -> SqliteTokens:
+        return self._tokens
+
+    @property
+    def touches(self) -> SqliteTouches:
+        return self._touches
+
+    @property
+    def candidates(self) -> SqliteCandidates:
+        return self._candidates
+
+    @property
+    def installs(self) -> SqliteInstalls:
+        return self._installs
+
+    @property
+    def events(self) -> SqliteEvents:
+        return self._events
+
+    @property
+    def outbox(self) -> SqliteOutbox:
+        return self._outbox
+
+    def stats(self) -> StoreStats:
+        writer = self._conns.writer
+        s = writer.stats
+        return StoreStats(
+            writes=s.writes,
+            batches=s.batches,
+            failed_writes=s.failed_writes,
+            queue_depth=writer.queue_depth,
+            commit_seconds_total=s.commit_seconds_total,
+            commit_buckets=dict(s.buckets),
+        )

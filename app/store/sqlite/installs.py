@@ -1,0 +1,149 @@
+"""Installs and events in SQLite: the install with its click claim and postbacks, atomically.
+
+`record_install` is where two installs racing for one click meet: the claim is an UPDATE of the
+click guarded by `claimed_by IS NULL` inside the install's own transaction (one writer thread, so
+one of them runs first), and the loser writes nothing and hears `ClickAlreadyClaimed`. Lookups by
+device id ride the partial indexes `installs_{idfa,idfv,gaid,android_id}`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Mapping
+
+from sqlite_utils import Database
+
+from app.conversions import Event, Install, PriorInstall
+from app.postbacks.postback import NewPostback
+from app.store.columns import EVENT_COLUMNS, INSTALL_COLUMNS
+from app.store.records import ClickAlreadyClaimed
+from app.store.sqlite.connections import Connections
+from app.store.sqlite.outbox import queue_postbacks
+from app.store.sqlite.rows import from_row, insert_sql, to_row
+
+DEVICE_ID_COLUMNS = ("idfa", "idfv", "gaid", "android_id")
+# INDEXED BY: left to itself the planner may prefer `installs_time` for the ORDER BY, which
+# walks every install of the app in the re-attribution window; a device has a handful of rows.
+PRIOR_INSTALL_SQL = (
+    "SELECT id, time, reinstall_of FROM installs INDEXED BY installs_{column} "
+    "WHERE app_key = ? AND {column} = ? AND time >= ? ORDER BY time DESC LIMIT 1"
+)
+_SELECT_INSTALL = f"SELECT {', '.join(INSTALL_COLUMNS)} FROM installs"
+_SELECT_EVENT = f"SELECT {', '.join(EVENT_COLUMNS)} FROM events"
+_INSERT_INSTALL = insert_sql("installs", INSTALL_COLUMNS)
+_INSERT_EVENT = insert_sql("events", EVENT_COLUMNS)
+
+
+def _install(row: Mapping[str, object]) -> Install:
+    return from_row(Install, row, INSTALL_COLUMNS)
+
+
+def _event(row: Mapping[str, object]) -> Event:
+    return from_row(Event, row, EVENT_COLUMNS)
+
+
+def _named(cursor: sqlite3.Cursor) -> dict[str, object] | None:
+    """The cursor's next row by column name (the writer's connection has no row factory)."""
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    return dict(zip((d[0] for d in cursor.description), row, strict=True))
+
+
+class SqliteInstalls:
+    def __init__(self, conns: Connections) -> None:
+        self._conns = conns
+
+    async def install_by_instance(self, app_key: str, app_instance_id: str) -> Install | None:
+        row = await self._conns.one(
+            f"{_SELECT_INSTALL} WHERE app_key = ? AND app_instance_id = ?",
+            [app_key, app_instance_id],
+        )
+        return _install(row) if row else None
+
+    async def get_install(self, install_id: str) -> Install | None:
+        row = await self._conns.one(f"{_SELECT_INSTALL} WHERE id = ?", [install_id])
+        return _install(row) if row else None
+
+    async def prior_install(
+        self, app_key: str, device_ids: Mapping[str, str], since: float
+    ) -> PriorInstall | None:
+        def run(conn: sqlite3.Connection) -> PriorInstall | None:
+            best: PriorInstall | None = None
+            for column, value in device_ids.items():
+                if column not in DEVICE_ID_COLUMNS or not value:
+                    continue
+                row = conn.execute(
+                    PRIOR_INSTALL_SQL.format(column=column), [app_key, value, since]
+                ).fetchone()
+                if row and (best is None or row["time"] > best.time):
+                    best = PriorInstall(row["id"], row["time"], row["reinstall_of"] or row["id"])
+            return best
+
+        return await self._conns.read(run)
+
+    async def record_install(
+        self,
+        install: Install,
+        *,
+        claim_click: str | None,
+        postbacks: Iterable[NewPostback] = (),
+        now: float,
+    ) -> tuple[Install, bool]:
+        row = to_row(install, INSTALL_COLUMNS)
+        pending = list(postbacks)
+
+        def write(db: Database) -> tuple[Install, bool]:
+            existing = _named(
+                db.execute(
+                    f"{_SELECT_INSTALL} WHERE app_key = ? AND app_instance_id = ?",
+                    [install.app_key, install.app_instance_id],
+                )
+            )
+            if existing:
+                return _install(existing), False
+            if claim_click is not None:
+                claimed = db.execute(
+                    "UPDATE clicks SET claimed_by = ?, claimed_at = ? WHERE id = ? "
+                    "AND (claimed_by IS NULL OR claimed_by = ?)",
+                    [install.app_instance_id, now, claim_click, install.app_instance_id],
+                ).rowcount
+                if not claimed:
+                    raise ClickAlreadyClaimed(claim_click)
+            db.execute(_INSERT_INSTALL, row)
+            queue_postbacks(db, pending, now)
+            return install, True
+
+        return await self._conns.write(write)
+
+
+class SqliteEvents:
+    def __init__(self, conns: Connections) -> None:
+        self._conns = conns
+
+    async def event_by_id(self, app_key: str, event_id: str) -> Event | None:
+        row = await self._conns.one(
+            f"{_SELECT_EVENT} WHERE app_key = ? AND event_id = ?", [app_key, event_id]
+        )
+        return _event(row) if row else None
+
+    async def record_event(
+        self, event: Event, *, postbacks: Iterable[NewPostback] = (), now: float
+    ) -> tuple[Event, bool]:
+        row = to_row(event, EVENT_COLUMNS)
+        pending = list(postbacks)
+
+        def write(db: Database) -> tuple[Event, bool]:
+            existing = _named(
+                db.execute(
+                    f"{_SELECT_EVENT} WHERE app_key = ? AND event_id = ?",
+                    [event.app_key, event.event_id],
+                )
+            )
+            if existing:
+                return _event(existing), False
+            db.execute(_INSERT_EVENT, row)
+            queue_postbacks(db, pending, now)
+            return event, True
+
+        return await self._conns.write(write)

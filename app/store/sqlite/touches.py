@@ -1,0 +1,72 @@
+"""Touches in SQLite: recording impressions and clicks, and the page view a click comes from.
+
+Every write goes through the group-commit writer, so `record_touch` returns only once the row
+is on disk. The unique `(app_key, pvid)` index of impressions keeps one impression per page view.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlite_utils import Database
+
+from app.store.columns import CLICK_ONLY_FIELDS, TOUCH_COLUMNS
+from app.store.records import PageView, TouchRecord
+from app.store.sqlite.connections import Connections
+from app.touches import CAMPAIGN_PARAMS
+
+
+def touch_row(rec: TouchRecord) -> dict[str, Any]:
+    """The row of a touch: its `Touch` columns, then what only raw data needs."""
+    t = rec.touch
+    row: dict[str, Any] = {
+        column: t.params.get(column) if column in _CAMPAIGN else getattr(t, column)
+        for column in TOUCH_COLUMNS
+    }
+    row["gpc"] = int(t.gpc)
+    row["verdict_reasons"] = ",".join(t.verdict_reasons)
+    row["page_slug"] = rec.page_slug
+    row["language"] = rec.language
+    row["in_app"] = rec.in_app
+    row["params"] = json.dumps(dict(rec.all_params), ensure_ascii=False)
+    row["flags"] = ",".join(rec.flags)
+    if t.kind == "click":
+        for column in CLICK_ONLY_FIELDS:
+            row[column] = getattr(t, column)
+        row["destination"] = rec.destination
+    return row
+
+
+_CAMPAIGN = frozenset(CAMPAIGN_PARAMS)
+
+
+class SqliteTouches:
+    def __init__(self, conns: Connections) -> None:
+        self._conns = conns
+
+    async def record_touch(self, rec: TouchRecord) -> str:
+        table = "clicks" if rec.touch.kind == "click" else "impressions"
+        row = touch_row(rec)
+        columns = ", ".join(row)
+        marks = ", ".join(f":{k}" for k in row)
+
+        def write(db: Database) -> str:
+            if table == "impressions" and rec.touch.pvid is not None:
+                existing = db.execute(
+                    "SELECT id FROM impressions WHERE app_key = ? AND pvid = ?",
+                    [rec.touch.app_key, rec.touch.pvid],
+                ).fetchone()
+                if existing:
+                    return str(existing[0])
+            db.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", row)
+            return rec.touch.id
+
+        return await self._conns.write(write)
+
+    async def page_view(self, app_key: str, pvid: str) -> PageView | None:
+        row = await self._conns.one(
+            "SELECT original_url, page_slug FROM impressions WHERE app_key = ? AND pvid = ?",
+            [app_key, pvid],
+        )
+        return PageView(row["original_url"], row["page_slug"]) if row else None

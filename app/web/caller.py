@@ -1,0 +1,61 @@
+"""Who is calling, and from where: the admin token, the app's sdk_key, the client IP.
+
+One module so that handlers of every audience share these answers instead of importing each
+other: a 401 never depends on which module a route lives in, and one function decides the IP.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from starlette.requests import Request
+
+from app.configs import APP_KEY_RE
+from app.devices import client_ip
+from app.services import Services, services
+from app.store.records import AppRecord
+from app.web.errors import ApiError, json_object, read_json
+
+
+def request_ip(request: Request, svc: Services) -> str | None:
+    """The one place that decides a request's client IP (`X-Forwarded-For` is believed only
+    from the trusted proxies)."""
+    peer = request.client.host if request.client else None
+    forwarded = ",".join(request.headers.getlist("x-forwarded-for")) or None
+    return client_ip(peer, forwarded, svc.trusted_proxies)
+
+
+def _bearer(request: Request) -> str | None:
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+async def require_admin(request: Request) -> None:
+    token = _bearer(request)
+    if token is None:
+        raise ApiError(401, "unauthorized", "send Authorization: Bearer <admin token>")
+    svc = services(request)
+    if not await svc.store.tokens.token_valid(token, svc.clock()):
+        raise ApiError(401, "unauthorized", "unknown admin token")
+
+
+async def authorised_app(request: Request) -> tuple[AppRecord, dict[str, Any]]:
+    """The app the request's sdk_key belongs to, and the JSON body naming it."""
+    key = _bearer(request)
+    # Refused before the body is read: no credentials, no parsing of what they sent.
+    if key is None:
+        raise ApiError(401, "unauthorized", "send Authorization: Bearer <sdk_key>")
+    body = json_object(await read_json(request))
+    app_key = body.get("app_key")
+    if app_key is None or app_key == "":
+        raise ApiError.invalid("app_key", "app_key is required")
+    if not isinstance(app_key, str):
+        raise ApiError.invalid("app_key", "app_key must be a string")
+    # A key no app can have (a lone surrogate, say, which no query can even carry) is no app.
+    store = services(request).store.configs
+    app = await store.get_app(app_key) if APP_KEY_RE.fullmatch(app_key) else None
+    # One answer for "no such app" and "wrong key": the endpoint must not reveal app keys.
+    if app is None or not hmac.compare_digest(app.sdk_key.encode(), key.encode()):
+        raise ApiError(401, "unauthorized", "sdk_key does not belong to this app_key")
+    return app, body

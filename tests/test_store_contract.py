@@ -1,0 +1,438 @@
+"""What every store backend promises, through `app.store.interfaces` only.
+
+Each test takes the backend as a fixture (`store_opener`, one parameter per backend): a second
+backend is "implement the Protocols and pass this file". Nothing here names a table, a column
+or a connection; backend-specific promises (SQLite's group commit, its query plans) live in the
+backend's own tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from app.attribution import TimeRange
+from app.postbacks.postback import NewPostback, PostbackAttempt
+from app.store.interfaces import Store
+from app.store.records import CandidateQuery, ClickAlreadyClaimed, TouchRecord
+from app.store.sqlite import SqliteStore
+from app.touches import Touch
+from tests.aio import run_async
+from tests.records import make_event, make_install
+
+T0 = 1_790_000_000.0
+IP = "203.0.113.7"
+DEMO_APP = {"name": "Demo", "destinations": {"steam": {"app_id": "440", "store_url": "x"}}}
+
+StoreOpener = Callable[[], Awaitable[Store]]
+BACKENDS = ["sqlite"]
+
+
+@pytest.fixture(params=BACKENDS)
+def store_opener(request: pytest.FixtureRequest, tmp_path: Path) -> StoreOpener:
+    """Opens a fresh, empty store of the backend under test."""
+    assert request.param == "sqlite"
+    path = str(tmp_path / "contract.db")
+
+    async def open_sqlite() -> Store:
+        return await SqliteStore.open(path)
+
+    return open_sqlite
+
+
+def with_store(opener: StoreOpener, scenario: Callable[[Store], Awaitable[None]]) -> None:
+    async def run() -> None:
+        store = await opener()
+        try:
+            await scenario(store)
+        finally:
+            await store.close()
+
+    run_async(run())
+
+
+def touch(touch_id: str, kind: str = "click", **fields: object) -> Touch:
+    values: dict[str, object] = {"app_key": "demo", "time": T0, "ip": IP, "pid": "tiktokweb_int"}
+    values |= fields
+    return Touch(id=touch_id, kind=kind, **values)  # type: ignore[arg-type]
+
+
+def postback(subject: str, app_key: str = "demo", **fields: object) -> NewPostback:
+    return NewPostback(
+        app_key, "tiktokweb_int", "install", subject, "Download", {"event_id": subject}, **fields
+    )  # type: ignore[arg-type]
+
+
+# -- configuration -----------------------------------------------------------------------------
+
+
+def test_an_app_keeps_its_sdk_key_and_creation_time_across_updates(
+    store_opener: StoreOpener,
+) -> None:
+    async def scenario(store: Store) -> None:
+        first = await store.configs.put_app("demo", DEMO_APP, T0)
+        again = await store.configs.put_app("demo", DEMO_APP | {"name": "Renamed"}, T0 + 5)
+        assert again.sdk_key == first.sdk_key and len(first.sdk_key) >= 32
+        assert (again.name, again.created_at, again.updated_at) == ("Renamed", T0, T0 + 5)
+        assert await store.configs.get_app("demo") == again
+        await store.configs.put_app("beta", DEMO_APP, T0)
+        assert [a.app_key for a in await store.configs.list_apps()] == ["beta", "demo"]
+        found = await store.configs.app_for_destination("steam", "440")
+        assert found is not None and found.app_key == "beta"  # the first by app_key
+        assert await store.configs.app_for_destination("steam", "441") is None
+        assert await store.configs.delete_app("beta")
+        assert not await store.configs.delete_app("beta")
+        assert await store.configs.get_app("beta") is None
+
+    with_store(store_opener, scenario)
+
+
+def test_an_integration_keeps_its_token_unless_a_new_one_is_sent(
+    store_opener: StoreOpener,
+) -> None:
+    async def scenario(store: Store) -> None:
+        await store.configs.put_app("demo", DEMO_APP, T0)
+        saved = await store.configs.put_integration(
+            "demo", "tiktokweb_int", {"enabled": True}, "tok-1", T0
+        )
+        assert saved.access_token == "tok-1"
+        kept = await store.configs.put_integration(
+            "demo", "tiktokweb_int", {"enabled": False}, None, T0 + 1
+        )
+        assert kept.access_token == "tok-1" and kept.config == {"enabled": False}
+        assert await store.configs.get_integration("demo", "tiktokweb_int") == kept
+        await store.configs.put_integration("demo", "tiktokweb_int", {}, "tok-2", T0 + 2)
+        found = await store.configs.get_integration("demo", "tiktokweb_int")
+        assert found is not None and found.access_token == "tok-2"
+        assert await store.configs.delete_integration("demo", "tiktokweb_int")
+        assert await store.configs.get_integration("demo", "tiktokweb_int") is None
+        assert not await store.configs.delete_integration("demo", "tiktokweb_int")
+
+    with_store(store_opener, scenario)
+
+
+def test_pages_are_kept_and_go_with_their_app(store_opener: StoreOpener) -> None:
+    async def scenario(store: Store) -> None:
+        await store.configs.put_app("demo", DEMO_APP, T0)
+        page = await store.configs.put_page("lp", {"app_key": "demo", "title": "Hi"}, T0)
+        edited = await store.configs.put_page("lp", {"app_key": "demo", "title": "Ho"}, T0 + 9)
+        assert (edited.created_at, edited.updated_at, edited.config["title"]) == (T0, T0 + 9, "Ho")
+        assert page.slug == "lp" and await store.configs.get_page("lp") == edited
+        assert [p.slug for p in await store.configs.list_pages()] == ["lp"]
+        await store.configs.put_integration("demo", "tiktokweb_int", {}, "tok", T0)
+        await store.configs.delete_app("demo")
+        assert await store.configs.get_page("lp") is None
+        assert await store.configs.get_integration("demo", "tiktokweb_int") is None
+
+    with_store(store_opener, scenario)
+
+
+def test_admin_tokens_are_known_only_by_their_value(store_opener: StoreOpener) -> None:
+    async def scenario(store: Store) -> None:
+        token = await store.tokens.create_token("ci", T0)
+        other = await store.tokens.create_token("ci", T0)
+        assert token != other and len(token) >= 32
+        assert await store.tokens.token_valid(token, T0 + 1)
+        assert await store.tokens.token_valid(token, T0 + 2)  # a recent use writes nothing
+        assert not await store.tokens.token_valid(token + "x", T0 + 1)
+
+    with_store(store_opener, scenario)
+
+
+# -- touches and candidates --------------------------------------------------------------------
+
+
+def test_a_touch_reads_back_as_it_was_recorded(store_opener: StoreOpener) -> None:
+    full = touch(
+        "c-full",
+        user_agent="Mozilla/5.0 (iPhone)",
+        os_family="ios",
+        os_version="17.4",
+        device_model="iPhone",
+        browser="Mobile Safari",
+        params={"c": "summer", "af_ad_id": "42", "af_sub1": "E.C.P.x"},
+        ttclid="E.C.P.x",
+        original_url="https://example.com/lp?ttclid=E.C.P.x",
+        referrer="https://www.tiktok.com/",
+        pvid="pv-1",
+        platform="ios",
+        verdict="suspect",
+        verdict_reasons=("burst_ip", "datacenter"),
+        country="US",
+        region="CA",
+        gpc=True,
+    )
+
+    async def scenario(store: Store) -> None:
+        assert await store.touches.record_touch(TouchRecord(full, page_slug="lp")) == "c-full"
+        assert await store.candidates.attributed_touch("click", "c-full") == full
+        view = touch("i-full", "impression", params={"c": "x"}, pvid="pv-9", original_url="u")
+        await store.touches.record_touch(TouchRecord(view, page_slug="lp"))
+        assert await store.candidates.attributed_touch("impression", "i-full") == view
+        assert await store.candidates.attributed_touch("click", "nope") is None
+
+    with_store(store_opener, scenario)
+
+
+def test_a_page_view_is_one_impression_and_its_clicks_find_it(store_opener: StoreOpener) -> None:
+    async def scenario(store: Store) -> None:
+        first = touch("i1", "impression", pvid="pv", original_url="https://lp/?c=a")
+        again = touch("i2", "impression", pvid="pv", original_url="https://lp/?c=b")
+        assert await store.touches.record_touch(TouchRecord(first, page_slug="demo")) == "i1"
+        assert await store.touches.record_touch(TouchRecord(again, page_slug="demo")) == "i1"
+        view = await store.touches.page_view("demo", "pv")
+        assert view is not None
+        assert (view.original_url, view.page_slug) == ("https://lp/?c=a", "demo")
+        assert await store.touches.page_view("demo", "pv-unknown") is None
+        assert await store.touches.page_view("other", "pv") is None
+
+    with_store(store_opener, scenario)
+
+
+def test_candidates_are_this_apps_touches_from_the_ip_latest_first(
+    store_opener: StoreOpener,
+) -> None:
+    async def scenario(store: Store) -> None:
+        for rec in (
+            touch("c-old", time=T0 - 100),
+            touch("c-mid", time=T0 - 50),
+            touch("c-new", time=T0 - 10),
+            touch("c-late", time=T0 + 10),  # after the range
+            touch("c-ip", time=T0 - 20, ip="198.51.100.1"),
+            touch("c-app", time=T0 - 20, app_key="other"),
+            touch("i-1", "impression", time=T0 - 30, pvid="p1"),
+            touch("i-far", "impression", time=T0 - 5000, pvid="p2"),
+        ):
+            await store.touches.record_touch(TouchRecord(rec))
+        query = CandidateQuery("demo", IP, "c-old", TimeRange(T0 - 60, T0), TimeRange(T0 - 60, T0))
+        found = await store.candidates.find_candidates(query)
+        assert [c.id for c in found.clicks] == ["c-new", "c-mid"]
+        assert [c.id for c in found.impressions] == ["i-1"]
+        assert found.referrer_click is not None and found.referrer_click.id == "c-old"
+        assert not found.clicks_capped and not found.impressions_capped
+
+        capped = await store.candidates.find_candidates(
+            replace(query, clicks=TimeRange(T0 - 200, T0), limit=2)
+        )
+        assert [c.id for c in capped.clicks] == ["c-new", "c-mid"] and capped.clicks_capped
+
+        other_apps = await store.candidates.find_candidates(
+            replace(query, referrer_click_id="c-app")
+        )
+        assert other_apps.referrer_click is None and other_apps.referrer_click_id == "c-app"
+        no_ip = await store.candidates.find_candidates(replace(query, ip=None))
+        assert no_ip.clicks == [] and no_ip.impressions == []
+
+    with_store(store_opener, scenario)
+
+
+# -- installs and events -----------------------------------------------------------------------
+
+
+def test_an_install_is_stored_once_per_app_instance(store_opener: StoreOpener) -> None:
+    install = make_install(
+        "a1",
+        status="attributed",
+        media_source="tiktokglobal_int",
+        idfa="6d92078a-8246-4ba4-ae5b-76104861e7dc",
+        is_limited_data_use=True,
+        receipt={"decision": "probabilistic_click", "checked": [1, 2]},
+        answer={"media_source": "tiktokglobal_int", "campaign": "été"},
+    )
+
+    async def scenario(store: Store) -> None:
+        saved, created = await store.installs.record_install(
+            install, claim_click=None, postbacks=[postback("i-a1")], now=T0
+        )
+        assert created and saved == install
+        assert await store.installs.get_install("i-a1") == install
+        assert await store.installs.install_by_instance("demo", "a1") == install
+        assert await store.installs.install_by_instance("other", "a1") is None
+        twin = replace(install, id="i-twin", status="organic")
+        saved, created = await store.installs.record_install(
+            twin, claim_click=None, postbacks=[postback("i-twin")], now=T0
+        )
+        assert not created and saved == install
+        assert await store.outbox.postbacks_for("i-twin") == []
+        assert [p.subject_id for p in await store.outbox.postbacks_for("i-a1")] == ["i-a1"]
+
+    with_store(store_opener, scenario)
+
+
+def test_a_prior_install_is_the_devices_latest_and_names_the_first(
+    store_opener: StoreOpener,
+) -> None:
+    async def scenario(store: Store) -> None:
+        first = make_install("a1", time=T0, gaid="g-1")
+        second = make_install("a2", time=T0 + 100, gaid="g-1", reinstall_of="i-a1")
+        other = make_install("a3", time=T0 + 200, gaid="g-2", android_id="and-9")
+        for install in (first, second, other):
+            await store.installs.record_install(install, claim_click=None, now=T0)
+        prior = await store.installs.prior_install("demo", {"gaid": "g-1"}, T0 - 1)
+        assert prior is not None
+        assert (prior.id, prior.time, prior.first_install_id) == ("i-a2", T0 + 100, "i-a1")
+        by_any = await store.installs.prior_install(
+            "demo", {"gaid": "g-1", "android_id": "and-9"}, T0 - 1
+        )
+        assert by_any is not None and by_any.id == "i-a3"
+        itself = await store.installs.prior_install("demo", {"gaid": "g-1"}, T0 + 150)
+        assert itself is None
+        alone = await store.installs.prior_install("demo", {"gaid": "g-2"}, T0)
+        assert alone is not None and alone.first_install_id == "i-a3"
+        assert await store.installs.prior_install("other", {"gaid": "g-1"}, 0) is None
+
+    with_store(store_opener, scenario)
+
+
+def test_a_click_is_claimed_by_one_install_and_the_losers_write_nothing(
+    store_opener: StoreOpener,
+) -> None:
+    async def scenario(store: Store) -> None:
+        await store.touches.record_touch(TouchRecord(touch("c1")))
+        installs = [make_install(f"a{i}", status="attributed") for i in range(5)]
+        results = await asyncio.gather(
+            *(
+                store.installs.record_install(
+                    i, claim_click="c1", postbacks=[postback(i.id)], now=T0
+                )
+                for i in installs
+            ),
+            return_exceptions=True,
+        )
+        won = [r for r in results if isinstance(r, tuple)]
+        lost = [r for r in results if isinstance(r, ClickAlreadyClaimed)]
+        assert len(won) == 1 and len(lost) == 4
+        winner = won[0][0]
+        claimed = await store.candidates.attributed_touch("click", "c1")
+        assert claimed is not None and claimed.claimed_by == winner.app_instance_id
+        for install in installs:
+            stored = await store.installs.get_install(install.id)
+            queued = await store.outbox.postbacks_for(install.id)
+            assert (stored is not None) == (install.id == winner.id) == bool(queued)
+        # The winner asking again (its retry) keeps its claim.
+        _, created = await store.installs.record_install(winner, claim_click="c1", now=T0)
+        assert not created
+
+    with_store(store_opener, scenario)
+
+
+def test_an_event_is_stored_once_per_event_id(store_opener: StoreOpener) -> None:
+    install = make_install("a1")
+    # A lone surrogate is valid JSON a client may send; it must read back as sent.
+    event = make_event(
+        install, "ev-1", revenue="9.990", currency="EUR", event_value={"k": "\ud800"}
+    )
+
+    async def scenario(store: Store) -> None:
+        await store.installs.record_install(install, claim_click=None, now=T0)
+        saved, created = await store.events.record_event(
+            event, postbacks=[postback("e-ev-1")], now=T0
+        )
+        assert created and saved == event
+        assert await store.events.event_by_id("demo", "ev-1") == event
+        assert await store.events.event_by_id("other", "ev-1") is None
+        again, created = await store.events.record_event(
+            replace(event, id="e-other", revenue="1"), postbacks=[postback("e-other")], now=T0
+        )
+        assert not created and again == event
+        assert await store.outbox.postbacks_for("e-other") == []
+
+    with_store(store_opener, scenario)
+
+
+# -- the outbox --------------------------------------------------------------------------------
+
+
+def test_due_postbacks_are_shared_fairly_and_skip_what_is_in_flight(
+    store_opener: StoreOpener,
+) -> None:
+    async def scenario(store: Store) -> None:
+        assert await store.outbox.next_postback_due() is None
+        await store.outbox.queue_postbacks([postback(f"d{i}") for i in range(5)], T0)
+        await store.outbox.queue_postbacks([postback(f"o{i}", "other") for i in range(2)], T0 + 1)
+        assert await store.outbox.outbox_pending() == 7
+        assert await store.outbox.next_postback_due() == T0
+        assert await store.outbox.due_postbacks(T0 - 1, per_integration=10, limit=10) == []
+        due = await store.outbox.due_postbacks(T0 + 1, per_integration=3, limit=10)
+        assert [p.subject_id for p in due] == ["d0", "d1", "d2", "o0", "o1"]
+        capped = await store.outbox.due_postbacks(T0 + 1, per_integration=3, limit=4)
+        assert len(capped) == 4
+        others = await store.outbox.due_postbacks(
+            T0 + 1, per_integration=10, limit=10, exclude=[("demo", "tiktokweb_int")]
+        )
+        assert [p.subject_id for p in others] == ["o0", "o1"]
+        assert await store.outbox.postback_states() == {"pending": 7}
+
+    with_store(store_opener, scenario)
+
+
+def test_attempts_move_postbacks_and_the_owner_can_retry(store_opener: StoreOpener) -> None:
+    async def scenario(store: Store) -> None:
+        sent, failed = postback("s"), postback("f")
+        await store.outbox.queue_postbacks([sent, failed], T0)
+        await store.outbox.record_attempts(
+            [
+                PostbackAttempt(
+                    sent.id, T0 + 1, "sent", T0 + 1, 200, 0, "OK", "req-1", "PX", None, 2
+                ),
+                PostbackAttempt(
+                    failed.id, T0 + 1, "failed", T0 + 1, 200, 40002, "bad", "req-1", "PX", None, 2
+                ),
+            ]
+        )
+        detail = await store.outbox.get_postback(sent.id)
+        assert detail is not None
+        assert (detail.postback.state, detail.postback.attempts, detail.postback.sent_at) == (
+            "sent",
+            1,
+            T0 + 1,
+        )
+        assert detail.postback.payload == {"event_id": "s"}
+        assert [
+            (a.state, a.code, a.request_id, a.pixel_code, a.batch_size) for a in detail.attempts
+        ] == [("sent", 0, "req-1", "PX", 2)]
+        assert await store.outbox.postback_states() == {"sent": 1, "failed": 1}
+        assert await store.outbox.outbox_pending() == 0
+
+        assert await store.outbox.retry_postback(sent.id, T0 + 5) == "sent"
+        assert await store.outbox.retry_postback(failed.id, T0 + 5) == "failed"
+        assert await store.outbox.retry_postback("nope", T0 + 5) is None
+        revived = await store.outbox.get_postback(failed.id)
+        assert revived is not None
+        assert (revived.postback.state, revived.postback.retry_since) == ("pending", T0 + 5)
+        assert revived.postback.retry_attempts == 0 and revived.postback.last_code == 40002
+        assert await store.outbox.postback_states() == {"sent": 1, "pending": 1}
+
+        await store.outbox.record_attempts(
+            [PostbackAttempt(failed.id, T0 + 6, "dead", T0 + 6, None, None, "gave up")]
+        )
+        assert await store.outbox.retry_failed_postbacks("demo", T0 + 7) == 1
+        assert await store.outbox.retry_failed_postbacks("other", T0 + 7) == 0
+        assert await store.outbox.get_postback("nope") is None
+
+    with_store(store_opener, scenario)
+
+
+def test_the_store_reports_its_writes(store_opener: StoreOpener) -> None:
+    async def scenario(store: Store) -> None:
+        before = store.stats()
+        await store.touches.record_touch(TouchRecord(touch("c1")))
+        after = store.stats()
+        assert after.writes == before.writes + 1 and after.batches >= before.batches + 1
+        assert after.queue_depth >= 0 and after.failed_writes == before.failed_writes
+        assert sum(after.commit_buckets.values()) >= 1
+
+    with_store(store_opener, scenario)
+
+
+def test_records_never_show_their_credentials() -> None:
+    from app.store.records import AppRecord, IntegrationRecord
+
+    app = AppRecord("demo", "Demo", "sdk-secret-value", {}, 0.0, 0.0)
+    integration = IntegrationRecord("demo", "tiktokweb_int", {}, "token-secret-value", 0.0)
+    assert "sdk-secret-value" not in repr(app)
+    assert "token-secret-value" not in repr(integration)
