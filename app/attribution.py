@@ -83,15 +83,13 @@ from urllib.parse import parse_qsl, unquote
 
 from app.clock import iso
 from app.touches import Touch, campaign_columns
+from app.vocabulary import REFERRER_CLICK_PARAM
 
 Status = Literal["attributed", "organic", "reinstall", "rejected"]
 MatchType = Literal["referrer", "probabilistic_click", "probabilistic_impression"]
 Signal = Literal["equal", "differs", "unknown"]
 
-# The referrer parameter naming our click in a Play install referrer (`http-api.md`, `/c/`).
-REFERRER_CLICK_PARAM = "gw_click_id"
 ORGANIC = "organic"
-DEFAULT_UNIFIED_PIDS: Mapping[str, str] = {"tiktokweb_int": "tiktokglobal_int"}
 
 _DAY = 86_400
 _HOUR = 3_600

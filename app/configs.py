@@ -13,24 +13,20 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from app.destinations import plain_http_url
+from app.vocabulary import (
+    APP_KEY_RE,
+    DEFAULT_INSTALL_EVENT,
+    DEFAULT_TTCLID_SUB,
+    DESTINATIONS,
+    REVENUE_EVENT,
+    SLUG_RE,
+    TTCLID_SUBS,
+    URL_DESTINATIONS,
+)
 
-PARTNER = "tiktokweb_int"
-
-APP_KEY_RE = re.compile(r"^[a-z0-9-]{1,40}$")
-SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,79}$")
 _LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
 HOST_RE = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
 
-# Platforms of the direct click URL (http-api.md section 1), besides the mobile ones.
-DIRECT_PLATFORMS = (
-    "ios android steam epic nativepc playstation xbox switch quest battlenet roku tizen webos "
-    "smartcast vidaa"
-).split()
-# Destinations an app may configure: the direct-click platforms, the Android APK and the web.
-DESTINATIONS = (*DIRECT_PLATFORMS, "apk", "web")
-# Destinations that are a plain download/URL rather than a store listing with an app id.
-URL_DESTINATIONS = ("apk", "web")
-TTCLID_SUBS = ("af_sub1", "af_sub2", "af_sub3", "af_sub4", "af_sub5")
 FOR_USERS = ("this_partner", "all")
 
 MAX_TEXT = 2000
@@ -249,7 +245,10 @@ def validate_integration(body: Any) -> tuple[dict[str, Any], str | None]:
         raise ConfigError("pixel_code", "must be letters and digits (TikTok's Pixel code)")
     access_token = _string(obj, "access_token", max_len=512) or None
     test_event_code = _string(obj, "test_event_code", max_len=64) or None
-    install_event = _string(obj, "install_event", default="Download", max_len=64) or "Download"
+    install_event = (
+        _string(obj, "install_event", default=DEFAULT_INSTALL_EVENT, max_len=64)
+        or DEFAULT_INSTALL_EVENT
+    )
 
     inapp = _optional_object(obj, "inapp_postbacks")
     for_users = _string(inapp, "for_users", "inapp_postbacks", default="this_partner")
@@ -263,10 +262,10 @@ def validate_integration(body: Any) -> tuple[dict[str, Any], str | None]:
         app_event = _string(item, "app_event", field, required=True, max_len=100)
         partner_event = _string(item, "partner_event", field, required=True, max_len=100)
         include_revenue = _bool(item, "include_revenue", field, False)
-        if include_revenue and partner_event != "Purchase":
+        if include_revenue and partner_event != REVENUE_EVENT:
             raise ConfigError(
                 _path(field, "include_revenue"),
-                "revenue can only be sent with the Purchase event",
+                f"revenue can only be sent with the {REVENUE_EVENT} event",
             )
         if app_event in seen:
             raise ConfigError(_path(field, "app_event"), "is mapped twice")
@@ -320,7 +319,7 @@ def validate_page(
             raise ConfigError("mapping", "must be an object (afParameters) or null")
         if validate_mapping is not None:
             mapping = validate_mapping(mapping, "mapping")
-    ttclid_sub = _string(obj, "ttclid_sub", default="af_sub1") or "af_sub1"
+    ttclid_sub = _string(obj, "ttclid_sub", default=DEFAULT_TTCLID_SUB) or DEFAULT_TTCLID_SUB
     if ttclid_sub not in TTCLID_SUBS:
         raise ConfigError("ttclid_sub", f"must be one of {', '.join(TTCLID_SUBS)}")
     page = {

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 
 from app.attribution import (
-    DEFAULT_UNIFIED_PIDS,
     AttributionSettings,
     Candidates,
     Decision,
@@ -27,6 +26,7 @@ from app.attribution import (
     unified_pid,
 )
 from app.touches import Touch
+from app.vocabulary import DEFAULT_UNIFIED_PIDS
 
 INSTALL_TIME = datetime(2026, 11, 21, 10, 0, tzinfo=UTC).timestamp()
 SECOND = 1

@@ -20,7 +20,7 @@ import pytest
 
 from app.__main__ import DEMO_APP, DEMO_INTEGRATION
 from app.burst import BurstCounter
-from app.configs import PARTNER, validate_app, validate_integration
+from app.configs import validate_app, validate_integration
 from app.geo import Locator
 from app.postbacks import outbox as outbox_module
 from app.postbacks import tiktok
@@ -29,6 +29,7 @@ from app.services import Services
 from app.store.outbox import queue_postbacks
 from app.store.sqlite import ClickAlreadyClaimed, NewPostback, Store, TouchRecord
 from app.touches import Touch
+from app.vocabulary import PARTNER
 from app.web.templates import make_templates
 from tests.aio import run_async
 from tests.conftest import make_settings

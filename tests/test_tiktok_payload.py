@@ -11,7 +11,6 @@ import pytest
 
 from app.postbacks.tiktok import (
     DEFAULT_EVENT_MAP,
-    DEFAULT_INSTALL_EVENT,
     MAX_EVENTS_PER_REQUEST,
     PARTNER_EVENTS,
     RETRY_CAP_SECONDS,
@@ -28,6 +27,7 @@ from app.postbacks.tiktok import (
     revenue_properties,
 )
 from app.touches import Touch
+from app.vocabulary import DEFAULT_INSTALL_EVENT
 from tests.fakes.tiktok_api import (  # noqa: F401  (pytest finds fixtures by their names)
     FakeTikTok,
     fake_tiktok_fixture,

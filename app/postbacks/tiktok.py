@@ -24,7 +24,6 @@ from app.touches import Touch
 TRACK_PATH = "/open_api/v1.3/event/track/"
 PARTNER_NAME = "Gangway"
 EVENT_SOURCE = "web"
-DEFAULT_INSTALL_EVENT = "Download"
 MAX_EVENTS_PER_REQUEST = 1000
 # AppsFlyer's documented fallback when an event carries revenue but no currency; migrating
 # marketers expect the same number to show up in TikTok.
@@ -45,9 +44,6 @@ DEFAULT_EVENT_MAP: dict[str, str] = {
     "af_search": "Search",
     "af_lead": "Lead",
 }
-
-# The only TikTok event that may carry revenue (the config API refuses include_revenue elsewhere).
-REVENUE_EVENT = "Purchase"
 
 # Partner event identifiers of AppsFlyer's TikTok for Business integration, for the mapping
 # picker. Postbacks go out as web events of a Pixel, so an identifier gets TikTok's standard web

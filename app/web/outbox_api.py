@@ -15,9 +15,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from app.clock import iso
-from app.configs import APP_KEY_RE
 from app.postbacks import tiktok
 from app.services import Services, services
+from app.vocabulary import APP_KEY_RE
 from app.web.errors import ApiError, json_object, read_json
 from app.web.owner_api import require_admin
 

@@ -17,6 +17,7 @@ from app.configs import ConfigError
 from app.mapping import MappingError, validate_af_parameters
 from app.services import services
 from app.store.sqlite import AppRecord, IntegrationRecord, PageRecord
+from app.vocabulary import PARTNER
 from app.web.errors import ApiError, json_object, read_json
 
 
@@ -111,9 +112,9 @@ async def delete_app(request: Request) -> Response:
 async def get_integration(request: Request) -> Response:
     await require_admin(request)
     app = await _existing_app(request, request.path_params["app_key"])
-    rec = await services(request).store.get_integration(app.app_key, configs.PARTNER)
+    rec = await services(request).store.get_integration(app.app_key, PARTNER)
     if rec is None:
-        raise ApiError(404, "not_found", f"app {app.app_key!r} has no {configs.PARTNER}")
+        raise ApiError(404, "not_found", f"app {app.app_key!r} has no {PARTNER}")
     return JSONResponse(_integration_json(rec))
 
 
@@ -122,7 +123,7 @@ async def put_integration(request: Request) -> Response:
     app = await _existing_app(request, request.path_params["app_key"])
     config, token = _validated(configs.validate_integration, json_object(await read_json(request)))
     svc = services(request)
-    rec = await svc.store.put_integration(app.app_key, configs.PARTNER, config, token, svc.clock())
+    rec = await svc.store.put_integration(app.app_key, PARTNER, config, token, svc.clock())
     if config["enabled"] and not rec.access_token:
         # Stored anyway (the owner may add the token next), but said plainly: nothing can be
         # delivered to TikTok without it.
@@ -136,8 +137,8 @@ async def put_integration(request: Request) -> Response:
 async def delete_integration(request: Request) -> Response:
     await require_admin(request)
     app = await _existing_app(request, request.path_params["app_key"])
-    if not await services(request).store.delete_integration(app.app_key, configs.PARTNER):
-        raise ApiError(404, "not_found", f"app {app.app_key!r} has no {configs.PARTNER}")
+    if not await services(request).store.delete_integration(app.app_key, PARTNER):
+        raise ApiError(404, "not_found", f"app {app.app_key!r} has no {PARTNER}")
     return Response(status_code=204)
 
 

@@ -49,7 +49,6 @@ from starlette.responses import JSONResponse, Response
 from app import attribution
 from app.attribution import AttributionSettings, Candidates, Decision, InstallFacts
 from app.clock import iso, parse_time
-from app.configs import APP_KEY_RE, DIRECT_PLATFORMS, PARTNER
 from app.devices import bot_verdict, parse_user_agent
 from app.ids import new_id
 from app.params import MAX_USER_AGENT_BYTES, clean_text
@@ -58,6 +57,7 @@ from app.services import Services, services
 from app.store.candidates import CandidateQuery
 from app.store.sqlite import AppRecord, ClickAlreadyClaimed, IntegrationRecord, NewPostback
 from app.touches import campaign_columns
+from app.vocabulary import APP_KEY_RE, DIRECT_PLATFORMS, PARTNER
 from app.web.errors import ApiError, json_object, read_json
 from app.web.owner_api import require_admin
 from app.web.tracking import request_ip
@@ -70,7 +70,7 @@ ATT_STATUSES = {
     "restricted": "restricted",
     "notdetermined": "not_determined",
 }
-PLATFORMS = tuple(DIRECT_PLATFORMS)
+PLATFORMS = DIRECT_PLATFORMS
 USER_FIELDS = ("email", "phone", "external_id")
 MAX_ID_CHARS = 128
 MAX_REFERRER_CHARS = 2048

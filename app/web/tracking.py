@@ -24,13 +24,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from app import destinations, params
-from app.configs import DIRECT_PLATFORMS
 from app.devices import bot_verdict, client_ip, parse_user_agent
 from app.ids import new_id
 from app.params import Incoming
 from app.services import Services, services
 from app.store.sqlite import AppRecord, TouchRecord
 from app.touches import Touch, TouchKind
+from app.vocabulary import DIRECT_PLATFORMS
 from app.web.errors import ApiError, json_object, read_json
 from app.web.links import own_origin
 
