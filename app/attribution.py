@@ -74,13 +74,13 @@ campaign to the app (nor tell a fraudster which click was caught).
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import parse_qsl, unquote
 
+from app.addresses import parse_ip
 from app.clock import iso
 from app.touches import Touch, campaign_columns
 from app.vocabulary import REFERRER_CLICK_PARAM
@@ -607,9 +607,6 @@ def _ip_key(ip: str | None) -> str | None:
     if not text:
         return None
     try:
-        address = ipaddress.ip_address(text)
+        return str(parse_ip(text))
     except ValueError:
         return text.lower()
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return str(address.ipv4_mapped)
-    return str(address)

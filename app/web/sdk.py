@@ -36,7 +36,6 @@ Decisions where the spec is silent:
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import json
 import re
 from dataclasses import dataclass, replace
@@ -47,6 +46,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from app import attribution
+from app.addresses import parse_ip
 from app.attribution import AttributionSettings, Candidates, Decision, InstallFacts
 from app.clock import iso, parse_time
 from app.devices import bot_verdict, parse_user_agent
@@ -251,12 +251,9 @@ def _ip(body: dict[str, Any]) -> str | None:
     if text is None:
         return None
     try:
-        address = ipaddress.ip_address(text)
+        return str(parse_ip(text))
     except ValueError:
         raise ApiError.invalid("ip", "ip must be an IPv4 or IPv6 address") from None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return str(address.ipv4_mapped)
-    return str(address)
 
 
 def _attribution_settings(
