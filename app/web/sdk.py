@@ -26,9 +26,8 @@ Decisions where the spec is silent:
   is cleaned and cut to its limit instead.
 - `referrer_click_time` and `install_begin_time` are checked as times and not used: the click
   time that counts is the one the server recorded.
-- Revenue: `af_currency` defaults to USD when `af_revenue` comes alone (AppsFlyer's default);
-  revenue is stored as a plain decimal string as sent (`9.990` stays `9.990`, `1e3` is `1000`),
-  up to 15 digits before the point; negative amounts (refunds) are allowed.
+- Revenue: `af_currency` defaults to USD when `af_revenue` comes alone, and revenue is stored as
+  a plain decimal string as sent (`app.revenue` reads both, for the postback too).
 - A reinstall's events carry the first install's attribution, including its postback window and
   the TikTok touch the postback describes; the answer's `media_source` is that install's.
 """
@@ -39,7 +38,6 @@ import hmac
 import json
 import re
 from dataclasses import dataclass, replace
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from starlette.requests import Request
@@ -53,6 +51,7 @@ from app.devices import bot_verdict, parse_user_agent
 from app.ids import new_id
 from app.params import MAX_USER_AGENT_BYTES, clean_text
 from app.postbacks import rules
+from app.revenue import RevenueError, parse_revenue
 from app.services import Services, services
 from app.store.candidates import CandidateQuery
 from app.store.sqlite import AppRecord, ClickAlreadyClaimed, IntegrationRecord, NewPostback
@@ -77,10 +76,6 @@ MAX_REFERRER_CHARS = 2048
 MAX_EVENT_NAME_CHARS = 100
 # How far ahead of the server's clock an install may say it happened (device clocks drift).
 MAX_FUTURE_SECONDS = 86_400
-# Revenue up to 10^15 - 1 (more than any purchase) and 40 characters as a plain decimal.
-MAX_REVENUE_DIGITS_BEFORE_POINT = 15
-MAX_REVENUE_CHARS = 40
-CURRENCY_RE = re.compile(r"^[A-Za-z]{3}$")
 ZERO_ID_RE = re.compile(r"^[0\-]*$")
 # A click marked claimed by a concurrent install (never an app_instance_id: those are sent by
 # apps, this has a space and parentheses no id check would let through unnoticed).
@@ -468,42 +463,6 @@ async def get_install(request: Request) -> Response:
 # -- events ------------------------------------------------------------------------------------
 
 
-def _revenue(value: dict[str, Any]) -> tuple[str | None, str | None]:
-    """(revenue as a plain decimal string, ISO 4217 currency) of an `event_value`."""
-    currency = value.get("af_currency")
-    if currency is not None and (
-        not isinstance(currency, str) or not CURRENCY_RE.match(currency.strip())
-    ):
-        raise ApiError.invalid(
-            "event_value.af_currency", "af_currency must be an ISO 4217 code such as USD"
-        )
-    revenue = value.get("af_revenue")
-    if revenue is None:
-        return None, None
-    field = "event_value.af_revenue"
-    # JSON numbers arrive as int or float; a float's repr is the shortest text that reads back
-    # as it, which is the decimal the client wrote for any amount of up to 15 digits.
-    if isinstance(revenue, bool) or not isinstance(revenue, str | int | float):
-        raise ApiError.invalid(field, "af_revenue must be a decimal number such as 9.99")
-    try:
-        amount = Decimal(str(revenue).strip())
-    except InvalidOperation:
-        raise ApiError.invalid(field, "af_revenue must be a decimal number such as 9.99") from None
-    if not amount.is_finite():
-        raise ApiError.invalid(field, "af_revenue must be a finite number")
-    # Checked on the exponent before writing the digits out: "1e999999999" is a short string
-    # and a billion characters as a plain decimal.
-    exponent = amount.as_tuple().exponent
-    assert isinstance(exponent, int)  # finite
-    if (
-        amount.adjusted() >= MAX_REVENUE_DIGITS_BEFORE_POINT
-        or exponent < -MAX_REVENUE_CHARS
-        or len(text := format(amount, "f")) > MAX_REVENUE_CHARS
-    ):
-        raise ApiError.invalid(field, "af_revenue is out of range")
-    return text, (currency.strip().upper() if isinstance(currency, str) else "USD")
-
-
 def _json_text(value: object) -> str:
     """JSON as stored: readable UTF-8, unless the client sent a lone surrogate ("\\ud800"),
     which no UTF-8 column can hold; then escaped ASCII, which still reads back the same."""
@@ -536,7 +495,10 @@ async def post_event(request: Request) -> Response:
     event_time = _time(body, "event_time", now)
     value = _object(body, "event_value")
     user = _user(body)
-    revenue, currency = _revenue(value)
+    try:
+        revenue, currency = parse_revenue(value) or (None, None)
+    except RevenueError as exc:
+        raise ApiError.invalid(f"event_value.{exc.field}", exc.message) from None
     assert event_time is not None  # it has a default
 
     install = await svc.store.install_by_instance(app.app_key, instance)
