@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from app.attribution import ATTRIBUTION_RANGES, DEFAULT_PROBABILISTIC_IOS
 from app.destinations import plain_http_url
 from app.vocabulary import (
     APP_KEY_RE,
@@ -30,15 +31,6 @@ HOST_RE = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
 FOR_USERS = ("this_partner", "all")
 
 MAX_TEXT = 2000
-
-# attribution.md section 2: setting -> (default, lowest, highest).
-ATTRIBUTION_RANGES: dict[str, tuple[int, int, int]] = {
-    "click_lookback_days": (7, 1, 30),
-    "probabilistic_window_hours": (24, 1, 24),
-    "viewthrough_lookback_hours": (24, 1, 24),
-    "reattribution_window_days": (90, 1, 730),
-    "min_click_to_install_seconds": (10, 0, 3600),
-}
 
 
 class ConfigError(ValueError):
@@ -229,7 +221,9 @@ def validate_app(body: Any) -> dict[str, Any]:
     settings: dict[str, Any] = {}
     for key, (default, lo, hi) in ATTRIBUTION_RANGES.items():
         settings[key] = _int(attribution, key, "attribution", default, lo, hi)
-    settings["probabilistic_ios"] = _bool(attribution, "probabilistic_ios", "attribution", True)
+    settings["probabilistic_ios"] = _bool(
+        attribution, "probabilistic_ios", "attribution", DEFAULT_PROBABILISTIC_IOS
+    )
     out["attribution"] = settings
     _valid_unicode(out, "")
     return out

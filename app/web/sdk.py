@@ -254,27 +254,11 @@ def _ip(body: dict[str, Any]) -> str | None:
 def _attribution_settings(
     app: AppRecord, integration: IntegrationRecord | None
 ) -> AttributionSettings:
-    config = dict(app.config.get("attribution", {}))
-    defaults = AttributionSettings()
     view_through = bool(
         integration and integration.config.get("enabled") and integration.config.get("view_through")
     )
-    return AttributionSettings(
-        click_lookback_days=config.get("click_lookback_days", defaults.click_lookback_days),
-        probabilistic_window_hours=config.get(
-            "probabilistic_window_hours", defaults.probabilistic_window_hours
-        ),
-        viewthrough_lookback_hours=config.get(
-            "viewthrough_lookback_hours", defaults.viewthrough_lookback_hours
-        ),
-        reattribution_window_days=config.get(
-            "reattribution_window_days", defaults.reattribution_window_days
-        ),
-        min_click_to_install_seconds=config.get(
-            "min_click_to_install_seconds", defaults.min_click_to_install_seconds
-        ),
-        probabilistic_ios=config.get("probabilistic_ios", defaults.probabilistic_ios),
-        view_through_pids=frozenset({PARTNER}) if view_through else frozenset(),
+    return attribution.settings_from_config(
+        app.config.get("attribution", {}), view_through=view_through
     )
 
 
