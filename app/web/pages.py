@@ -163,9 +163,7 @@ async def landing_page(request: Request) -> Response:
     origin = own_origin(request, svc.settings)
     pvid = new_id()
     click_url = _click_url(page, app, origin, request, pvid)
-    device = parse_user_agent(
-        params.clean_header(request.headers.get("user-agent"), params.MAX_USER_AGENT_BYTES)
-    )
+    device = parse_user_agent(params.clean_user_agent(request.headers.get("user-agent"))[0])
     destinations = app.config.get("destinations", {})
     ctas = [c for c in page.config.get("ctas", []) if c in destinations]
     order, own_first = cta_order(ctas, device)
