@@ -148,14 +148,14 @@ class OutboxWorker:
         released; another round nudged (rows may have queued behind this request)."""
         try:
             try:
-                attempts = await self._attempt(key, rows)
+                attempts = await self._send(key, rows)
             except Exception as exc:
                 # A bug must not leave the rows due at once (a tight loop): back off instead.
                 log.exception("postbacks app=%s: delivery failed inside Gangway", key[0])
                 outcome = tiktok.Outcome(
                     "retry", None, f"internal error: {type(exc).__name__}", None
                 )
-                attempts = self._attempts(rows, outcome, None, None, None, None)
+                attempts = self._attempts_for(rows, outcome, None, None, None, None)
             try:
                 await self.svc.store.record_attempts(attempts)
             except Exception:
@@ -165,7 +165,7 @@ class OutboxWorker:
             self._in_flight.discard(key)
             self.nudge()
 
-    async def _attempt(
+    async def _send(
         self, key: IntegrationKey, rows: Sequence[PostbackRecord]
     ) -> list[PostbackAttempt]:
         app_key, partner = key
@@ -176,7 +176,7 @@ class OutboxWorker:
             # as `failed`, and the owner's retry sends them once it is fixed.
             outcome = tiktok.Outcome("failed", None, problem or "no integration", None)
             log.warning("postbacks app=%s n=%d failed: %s", app_key, len(rows), outcome.message)
-            return self._attempts(rows, outcome, None, None, None, None)
+            return self._attempts_for(rows, outcome, None, None, None, None)
         config = integration.config
         pixel_code: str = config["pixel_code"]
         test_event_code: str | None = config.get("test_event_code") or None
@@ -211,9 +211,9 @@ class OutboxWorker:
             outcome.request_id,
             outcome.message,
         )
-        return self._attempts(rows, outcome, status, pixel_code, test_event_code, len(rows))
+        return self._attempts_for(rows, outcome, status, pixel_code, test_event_code, len(rows))
 
-    def _attempts(
+    def _attempts_for(
         self,
         rows: Sequence[PostbackRecord],
         outcome: tiktok.Outcome,
