@@ -31,7 +31,7 @@ from app.snippet_asset import load_script
 from app.store.sqlite import Store
 from app.web import ops, outbox_api, owner_api, pages, sdk, tracking
 from app.web.errors import ApiError, api_error_handler, http_error_handler
-from app.web.middleware import SecurityHeaders
+from app.web.middleware import RequestCounter, SecurityHeaders
 from app.web.templates import make_templates
 
 log = logging.getLogger("gangway")
@@ -131,7 +131,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> Starlette:
 
     return Starlette(
         routes=routes(),
-        middleware=[Middleware(SecurityHeaders)],
+        middleware=[Middleware(RequestCounter), Middleware(SecurityHeaders)],
         exception_handlers={ApiError: api_error_handler, HTTPException: http_error_handler},
         lifespan=lifespan,
     )
