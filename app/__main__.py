@@ -74,7 +74,8 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 async def seed_demo(store: Store) -> None:
     """Idempotent: re-running replaces the demo's config and keeps its sdk_key."""
-    from app.configs import PARTNER, validate_app, validate_integration, validate_page
+    from app.configs import validate_app, validate_integration, validate_page
+    from app.vocabulary import PARTNER
 
     now = system_clock()
     app = await store.configs.put_app("demo", validate_app(DEMO_APP), now)

@@ -74,24 +74,33 @@ campaign to the app (nor tell a fraudster which click was caught).
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import parse_qsl, unquote
 
+from app.addresses import parse_ip
 from app.clock import iso
 from app.touches import Touch, campaign_columns
+from app.vocabulary import PARTNER, REFERRER_CLICK_PARAM
 
 Status = Literal["attributed", "organic", "reinstall", "rejected"]
 MatchType = Literal["referrer", "probabilistic_click", "probabilistic_impression"]
 Signal = Literal["equal", "differs", "unknown"]
 
-# The referrer parameter naming our click in a Play install referrer (`http-api.md`, `/c/`).
-REFERRER_CLICK_PARAM = "gw_click_id"
 ORGANIC = "organic"
-DEFAULT_UNIFIED_PIDS: Mapping[str, str] = {"tiktokweb_int": "tiktokglobal_int"}
+
+# attribution.md section 2: setting -> (default, lowest, highest). The one table of these
+# numbers: `AttributionSettings` takes its defaults from it, `app.configs` its allowed ranges.
+ATTRIBUTION_RANGES: Mapping[str, tuple[int, int, int]] = {
+    "click_lookback_days": (7, 1, 30),
+    "probabilistic_window_hours": (24, 1, 24),
+    "viewthrough_lookback_hours": (24, 1, 24),
+    "reattribution_window_days": (90, 1, 730),
+    "min_click_to_install_seconds": (10, 0, 3600),
+}
+DEFAULT_PROBABILISTIC_IOS = True
 
 _DAY = 86_400
 _HOUR = 3_600
@@ -139,15 +148,29 @@ class AttributionSettings:
     The allowed ranges are checked where the config comes in (`app.configs`), not here.
     """
 
-    click_lookback_days: int = 7
-    probabilistic_window_hours: int = 24
-    viewthrough_lookback_hours: int = 24
-    reattribution_window_days: int = 90
-    min_click_to_install_seconds: int = 10
-    probabilistic_ios: bool = True
-    # Pids whose impressions may match: the caller adds "tiktokweb_int" when that integration
-    # has `view_through` on.
+    click_lookback_days: int = ATTRIBUTION_RANGES["click_lookback_days"][0]
+    probabilistic_window_hours: int = ATTRIBUTION_RANGES["probabilistic_window_hours"][0]
+    viewthrough_lookback_hours: int = ATTRIBUTION_RANGES["viewthrough_lookback_hours"][0]
+    reattribution_window_days: int = ATTRIBUTION_RANGES["reattribution_window_days"][0]
+    min_click_to_install_seconds: int = ATTRIBUTION_RANGES["min_click_to_install_seconds"][0]
+    probabilistic_ios: bool = DEFAULT_PROBABILISTIC_IOS
+    # Pids whose impressions may match (`settings_from_config` adds the partner's when its
+    # integration has `view_through` on).
     view_through_pids: frozenset[str] = frozenset()
+
+
+def settings_from_config(config: Mapping[str, Any], *, view_through: bool) -> AttributionSettings:
+    """The engine's settings from an app's `attribution` config, as `app.configs` validated it.
+
+    A setting the config lacks (one stored before the setting existed) takes its default.
+    `view_through` says the partner's integration is on with view-through, so impressions of
+    the partner's pid may match.
+    """
+    names = (*ATTRIBUTION_RANGES, "probabilistic_ios")
+    given = {name: config[name] for name in names if name in config}
+    return AttributionSettings(
+        **given, view_through_pids=frozenset({PARTNER}) if view_through else frozenset()
+    )
 
 
 @dataclass(frozen=True)
@@ -609,9 +632,6 @@ def _ip_key(ip: str | None) -> str | None:
     if not text:
         return None
     try:
-        address = ipaddress.ip_address(text)
+        return str(parse_ip(text))
     except ValueError:
         return text.lower()
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return str(address.ipv4_mapped)
-    return str(address)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from app.attribution import ATTRIBUTION_RANGES, DEFAULT_PROBABILISTIC_IOS
 from app.destinations import plain_http_url
 from app.fields import (
     FieldError,
@@ -24,36 +25,23 @@ from app.fields import (
     valid_unicode,
     whole_number,
 )
+from app.vocabulary import (
+    APP_KEY_RE,
+    DEFAULT_INSTALL_EVENT,
+    DEFAULT_TTCLID_SUB,
+    DESTINATIONS,
+    REVENUE_EVENT,
+    SLUG_RE,
+    TTCLID_SUBS,
+    URL_DESTINATIONS,
+)
 
-PARTNER = "tiktokweb_int"
-
-APP_KEY_RE = re.compile(r"^[a-z0-9-]{1,40}$")
-SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,79}$")
 _LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
 HOST_RE = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
 
-# Platforms of the direct click URL (http-api.md section 1), besides the mobile ones.
-DIRECT_PLATFORMS = (
-    "ios android steam epic nativepc playstation xbox switch quest battlenet roku tizen webos "
-    "smartcast vidaa"
-).split()
-# Destinations an app may configure: the direct-click platforms, the Android APK and the web.
-DESTINATIONS = (*DIRECT_PLATFORMS, "apk", "web")
-# Destinations that are a plain download/URL rather than a store listing with an app id.
-URL_DESTINATIONS = ("apk", "web")
-TTCLID_SUBS = ("af_sub1", "af_sub2", "af_sub3", "af_sub4", "af_sub5")
 FOR_USERS = ("this_partner", "all")
 
 MAX_TEXT = 2000
-
-# attribution.md section 2: setting -> (default, lowest, highest).
-ATTRIBUTION_RANGES: dict[str, tuple[int, int, int]] = {
-    "click_lookback_days": (7, 1, 30),
-    "probabilistic_window_hours": (24, 1, 24),
-    "viewthrough_lookback_hours": (24, 1, 24),
-    "reattribution_window_days": (90, 1, 730),
-    "min_click_to_install_seconds": (10, 0, 3600),
-}
 
 
 def _url(value: str | None, field: str) -> str | None:
@@ -150,7 +138,9 @@ def validate_app(body: Any) -> dict[str, Any]:
     settings: dict[str, Any] = {}
     for key, (default, lo, hi) in ATTRIBUTION_RANGES.items():
         settings[key] = whole_number(attribution, key, "attribution", default, lo, hi)
-    settings["probabilistic_ios"] = boolean(attribution, "probabilistic_ios", "attribution", True)
+    settings["probabilistic_ios"] = boolean(
+        attribution, "probabilistic_ios", "attribution", DEFAULT_PROBABILISTIC_IOS
+    )
     out["attribution"] = settings
     valid_unicode(out, "")
     return out
@@ -166,7 +156,10 @@ def validate_integration(body: Any) -> tuple[dict[str, Any], str | None]:
         raise FieldError("pixel_code", "must be letters and digits (TikTok's Pixel code)")
     access_token = string(obj, "access_token", limit=512) or None
     test_event_code = string(obj, "test_event_code", limit=64) or None
-    install_event = string(obj, "install_event", default="Download", limit=64) or "Download"
+    install_event = (
+        string(obj, "install_event", default=DEFAULT_INSTALL_EVENT, limit=64)
+        or DEFAULT_INSTALL_EVENT
+    )
 
     inapp = optional_object(obj, "inapp_postbacks")
     for_users = string(
@@ -182,10 +175,10 @@ def validate_integration(body: Any) -> tuple[dict[str, Any], str | None]:
         app_event = string(item, "app_event", field, required=True, limit=100)
         partner_event = string(item, "partner_event", field, required=True, limit=100)
         include_revenue = boolean(item, "include_revenue", field, False)
-        if include_revenue and partner_event != "Purchase":
+        if include_revenue and partner_event != REVENUE_EVENT:
             raise FieldError(
                 path(field, "include_revenue"),
-                "revenue can only be sent with the Purchase event",
+                f"revenue can only be sent with the {REVENUE_EVENT} event",
             )
         if app_event in seen:
             raise FieldError(path(field, "app_event"), "is mapped twice")
@@ -239,7 +232,9 @@ def validate_page(
             raise FieldError("mapping", "must be an object (afParameters) or null")
         if validate_mapping is not None:
             mapping = validate_mapping(mapping, "mapping")
-    ttclid_sub = string(obj, "ttclid_sub", default="af_sub1", limit=MAX_TEXT) or "af_sub1"
+    ttclid_sub = (
+        string(obj, "ttclid_sub", default=DEFAULT_TTCLID_SUB, limit=MAX_TEXT) or DEFAULT_TTCLID_SUB
+    )
     if ttclid_sub not in TTCLID_SUBS:
         raise FieldError("ttclid_sub", f"must be one of {', '.join(TTCLID_SUBS)}")
     page = {

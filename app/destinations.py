@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import SplitResult, urlencode, urlsplit
 
-from app.attribution import REFERRER_CLICK_PARAM
+from app.vocabulary import REFERRER_CLICK_PARAM
 
 # The campaign fields copied into the Play referrer, so the install knows them even if our click
 # row were gone. Order is the order they are written in.

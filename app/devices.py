@@ -30,11 +30,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
+from ipaddress import IPv4Network, IPv6Network, ip_network
 
 from crawlerdetect import CrawlerDetect
 from ua_parser import BasicResolver, Domain, load_builtins
 
+from app.addresses import IPAddress, parse_ip
 from app.touches import Verdict
 
 # The same few user agents arrive over and over during a campaign; parsing one costs most of a
@@ -262,12 +263,12 @@ def client_ip(
     return str(client)
 
 
-def _is_trusted(address: IPv4Address | IPv6Address, networks: Sequence[IPNetwork]) -> bool:
+def _is_trusted(address: IPAddress, networks: Sequence[IPNetwork]) -> bool:
     # `in` across IP versions is simply False, so mixed lists need no special case.
     return any(address in network for network in networks)
 
 
-def _parse_address(text: str | None) -> IPv4Address | IPv6Address | None:
+def _parse_address(text: str | None) -> IPAddress | None:
     """An address as proxies write it: bare, "[v6]", "[v6]:port" or "v4:port"; None if not one."""
     if text is None:
         return None
@@ -277,12 +278,9 @@ def _parse_address(text: str | None) -> IPv4Address | IPv6Address | None:
     elif text.count(":") == 1:
         text = text.partition(":")[0]
     try:
-        address = ip_address(text)
+        return parse_ip(text)
     except ValueError:
         return None
-    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
 
 
 def parse_networks(spec: str) -> tuple[IPNetwork, ...]:

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from ipaddress import IPv6Address, ip_address
 from pathlib import Path
 from typing import Any
 
 import maxminddb
+
+from app.addresses import parse_ip
 
 # Header pairs (country, region) in the order they are read; names compared lower-cased.
 _HEADER_PAIRS: tuple[tuple[str, str], ...] = (
@@ -60,11 +61,9 @@ class GeoIPDatabase:
         if ip is None:
             return None
         try:
-            address = ip_address(ip.strip())
+            address = parse_ip(ip.strip())
         except ValueError:
             return None
-        if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
         try:
             record = self._reader.get(address)
         except ValueError:

@@ -22,13 +22,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
-from app.configs import DIRECT_PLATFORMS
+from app.vocabulary import DEFAULT_TTCLID_SUB, DIRECT_PLATFORMS, PARTNER, TTCLID_SUBS
 
 # What the snippet reports as `version` and writes as `af_ss_ver`. Not AppsFlyer's numbering
 # (2.x), so raw data tells the two apart.
 SNIPPET_VERSION = "gw-1.0.0"
-
-SUB_KEYS: tuple[str, ...] = tuple(f"af_sub{n}" for n in range(1, 6))
 
 # afParameters fields and the outgoing key each fills, in the order they are written.
 FIELDS: tuple[tuple[str, str], ...] = (
@@ -48,7 +46,7 @@ _NOT_FOR_GCLID = NAMED_KEYS[:6]
 CLICK_IDS: tuple[str, ...] = ("ttclid", "gclid", "fbclid", "gbraid", "wbraid", "twclid", "ScCid")
 
 TIKTOK_PRESET: dict[str, Any] = {
-    "mediaSource": {"keys": ["pid", "utm_source"], "defaultValue": "tiktokweb_int"},
+    "mediaSource": {"keys": ["pid", "utm_source"], "defaultValue": PARTNER},
     "campaign": {"keys": ["c", "utm_campaign"]},
     "adSet": {"keys": ["af_adset"]},
     "ad": {"keys": ["af_ad"]},
@@ -241,8 +239,8 @@ def _resolve(
     url_skip = _str_list(args.get("urlSkipList"), "urlSkipList")
     web_referrer = _optional_str(args.get("webReferrer"), "webReferrer")
     sub = args.get("ttclidSub")
-    sub = "af_sub1" if sub is None else sub
-    if not isinstance(sub, str) or sub not in SUB_KEYS:
+    sub = DEFAULT_TTCLID_SUB if sub is None else sub
+    if not isinstance(sub, str) or sub not in TTCLID_SUBS:
         raise MappingError("ttclidSub", "must be one of af_sub1 .. af_sub5")
     if _skipped(referrer_skip, referrer) or _skipped(url_skip, page_url):
         return None
@@ -276,9 +274,9 @@ def _resolve(
 
     # The ttclid rule: the ttclid also goes to an af_subN so that raw data shows it.
     ttclid = out.get("ttclid", "")
-    if ttclid and not any(out.get(k) == ttclid for k in SUB_KEYS):
-        start = SUB_KEYS.index(sub)
-        free = (SUB_KEYS[(start + i) % 5] for i in range(5))
+    if ttclid and not any(out.get(k) == ttclid for k in TTCLID_SUBS):
+        start = TTCLID_SUBS.index(sub)
+        free = (TTCLID_SUBS[(start + i) % 5] for i in range(5))
         slot = next((k for k in free if k not in out), None)
         if slot is not None:
             add(slot, ttclid)

@@ -108,6 +108,13 @@ def clean_header(value: str | None, limit: int) -> str | None:
     return clean_text(value, limit)[0]
 
 
+def clean_user_agent(value: str | None) -> tuple[str | None, set[str]]:
+    """The User-Agent header as touches keep and parse it: cleaned and bounded, None when
+    absent or blank, with the flags of what had to change."""
+    cleaned, flags = clean_text(value or "", MAX_USER_AGENT_BYTES)
+    return (cleaned if cleaned.strip() else None), flags
+
+
 def from_pairs(pairs: Iterable[tuple[str, str]]) -> Incoming:
     """The first non-empty value of each key wins (as in the snippet); at most MAX_PARAMS keys."""
     params: dict[str, str] = {}

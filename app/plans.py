@@ -20,11 +20,11 @@ from typing import Any
 
 from app import attribution
 from app.attribution import Candidates, Decision, InstallFacts
-from app.configs import PARTNER
 from app.conversions import Event, Install, PriorInstall
 from app.postbacks import rules
 from app.postbacks.postback import NewPostback
 from app.touches import Touch, campaign_columns
+from app.vocabulary import PARTNER
 
 DEVICE_IDS = ("idfa", "idfv", "gaid", "android_id")
 # A click marked claimed by a concurrent install (never an app_instance_id: those are sent by

@@ -34,7 +34,7 @@ from app.snippet_asset import load_script
 from app.store.backends import open_store
 from app.web import ops, outbox_api, owner_api, pages, sdk, tracking
 from app.web.errors import ApiError, api_error_handler, field_error_handler, http_error_handler
-from app.web.middleware import SecurityHeaders
+from app.web.middleware import RequestCounter, SecurityHeaders
 from app.web.templates import make_templates
 
 log = logging.getLogger("gangway")
@@ -139,7 +139,7 @@ def create_app(
 
     return Starlette(
         routes=routes(),
-        middleware=[Middleware(SecurityHeaders)],
+        middleware=[Middleware(RequestCounter), Middleware(SecurityHeaders)],
         exception_handlers={
             ApiError: api_error_handler,
             FieldError: field_error_handler,

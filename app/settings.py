@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from app.attribution import DEFAULT_UNIFIED_PIDS
+from app.vocabulary import DEFAULT_UNIFIED_PIDS, PARTNER, UNIFIED_PARTNER
 
 PREFIX = "GANGWAY_"
 DEFAULT_DB = "./data/gangway.db"
@@ -119,7 +119,7 @@ class Settings:
         _pairs,
     )
     retention: Mapping[str, str] = _setting(
-        {"tiktokweb_int": "183d", "tiktokglobal_int": "183d"},
+        {PARTNER: "183d", UNIFIED_PARTNER: "183d"},
         "How long user-level data of a media source is kept (pid=183d, comma list)",
         _pairs,
     )

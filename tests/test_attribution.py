@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 
 from app.attribution import (
-    DEFAULT_UNIFIED_PIDS,
     AttributionSettings,
     Candidates,
     Decision,
@@ -24,9 +23,12 @@ from app.attribution import (
     decide,
     parse_install_referrer,
     referrer_click_id,
+    settings_from_config,
     unified_pid,
 )
+from app.configs import validate_app
 from app.touches import Touch
+from app.vocabulary import DEFAULT_UNIFIED_PIDS
 
 INSTALL_TIME = datetime(2026, 11, 21, 10, 0, tzinfo=UTC).timestamp()
 SECOND = 1
@@ -994,3 +996,28 @@ def test_conversion_data_of_click_injection_hides_the_click() -> None:
         "status": "rejected",
         **ORGANIC_ANSWER,
     }
+
+
+# -- settings from an app's config ---------------------------------------------------------------
+
+
+def test_an_app_config_without_attribution_settings_gets_the_spec_defaults() -> None:
+    validated = validate_app({"name": "Demo"})["attribution"]
+    assert settings_from_config(validated, view_through=False) == AttributionSettings()
+    # A config stored before a setting existed lacks it: the default fills in.
+    assert settings_from_config({}, view_through=False) == AttributionSettings()
+
+
+def test_settings_from_config_take_each_setting_and_the_view_through_switch() -> None:
+    config = {
+        "click_lookback_days": 30,
+        "probabilistic_window_hours": 6,
+        "viewthrough_lookback_hours": 1,
+        "reattribution_window_days": 365,
+        "min_click_to_install_seconds": 0,
+        "probabilistic_ios": False,
+    }
+    settings = settings_from_config(config, view_through=True)
+    assert settings == AttributionSettings(**config, view_through_pids=frozenset({"tiktokweb_int"}))
+    partial = settings_from_config({"click_lookback_days": 3}, view_through=False)
+    assert partial == AttributionSettings(click_lookback_days=3)

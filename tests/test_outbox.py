@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from app.__main__ import DEMO_APP, DEMO_INTEGRATION
-from app.configs import PARTNER, validate_app, validate_integration
+from app.configs import validate_app, validate_integration
 from app.conversions import Install
 from app.postbacks import outbox as outbox_module
 from app.postbacks import tiktok
@@ -28,6 +28,7 @@ from app.postbacks.postback import NewPostback
 from app.store.records import ClickAlreadyClaimed, TouchRecord
 from app.store.sqlite import SqliteStore
 from app.touches import Touch
+from app.vocabulary import PARTNER
 from tests.aio import run_async
 from tests.conftest import make_settings
 from tests.fakes.tiktok_api import FakeTikTok

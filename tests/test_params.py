@@ -89,6 +89,17 @@ def test_clean_pvid() -> None:
     assert params.clean_pvid("p" * 500) == "p" * 64
 
 
+def test_clean_user_agent() -> None:
+    assert params.clean_user_agent(None) == (None, set())
+    assert params.clean_user_agent("  ") == (None, set())
+    assert params.clean_user_agent("\x00") == (None, {"nul_removed"})
+    assert params.clean_user_agent("Mozilla/5.0") == ("Mozilla/5.0", set())
+    long_ua = "Mozilla/5.0 " + "é" * 600
+    cut, flags = params.clean_user_agent(long_ua)
+    assert cut is not None and len(cut.encode()) <= params.MAX_USER_AGENT_BYTES
+    assert flags == {"truncated"}
+
+
 def test_to_query_round_trips() -> None:
     values = {"c": "a&b=c d", "x": "<script>"}
     assert params.from_query(params.to_query(values)).params == values

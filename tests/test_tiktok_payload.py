@@ -11,7 +11,6 @@ import pytest
 
 from app.postbacks.tiktok import (
     DEFAULT_EVENT_MAP,
-    DEFAULT_INSTALL_EVENT,
     MAX_EVENTS_PER_REQUEST,
     PARTNER_EVENTS,
     RETRY_CAP_SECONDS,
@@ -27,7 +26,9 @@ from app.postbacks.tiktok import (
     next_retry_delay,
     revenue_properties,
 )
+from app.revenue import RevenueError
 from app.touches import Touch
+from app.vocabulary import DEFAULT_INSTALL_EVENT
 from tests.fakes.tiktok_api import (  # noqa: F401  (pytest finds fixtures by their names)
     FakeTikTok,
     fake_tiktok_fixture,
@@ -158,19 +159,23 @@ def test_only_present_keys_appear() -> None:
 
 
 @pytest.mark.parametrize(
-    "event_value",
-    [
-        {"af_revenue": "abc"},
-        {"af_revenue": "NaN"},
-        {"af_revenue": "Infinity"},
-        {"af_revenue": True},
-        {"af_revenue": "1.5", "af_currency": "US"},
-        {"af_revenue": "1.5", "af_currency": "U$D"},
-    ],
+    ("revenue", "value"),
+    [("1e3", 1000), ("-4.50", -4.5), (12, 12), (0.1, 0.1), ("999999999999999", 999999999999999)],
 )
-def test_bad_revenue_or_currency_is_refused(event_value: dict[str, object]) -> None:
-    with pytest.raises(ValueError):
-        revenue_properties(event_value)
+def test_value_is_the_json_number_of_the_parsed_decimal(revenue: object, value: object) -> None:
+    sent = revenue_properties({"af_revenue": revenue})["value"]
+    assert (sent, type(sent)) == (value, type(value))
+
+
+def test_a_currency_alone_is_sent_without_a_value() -> None:
+    assert revenue_properties({"af_currency": "eur"}) == {"currency": "EUR"}
+
+
+def test_what_the_revenue_parser_refuses_is_refused_here_too() -> None:
+    # The cases themselves are tests/test_revenue.py's: there is one parser.
+    with pytest.raises(RevenueError) as refused:
+        revenue_properties({"af_revenue": "NaN"})
+    assert refused.value.field == "af_revenue"
 
 
 # --- events and requests --------------------------------------------------------------------------

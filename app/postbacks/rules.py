@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from app.attribution import Decision
-from app.configs import PARTNER
 from app.postbacks import tiktok
 from app.touches import Touch
+from app.vocabulary import DEFAULT_INSTALL_EVENT, PARTNER, REVENUE_EVENT
 
 DAY = 86_400
 
@@ -63,7 +63,7 @@ def install_postback(
     ):
         return None
     return tiktok.build_event(
-        event=integration.get("install_event") or tiktok.DEFAULT_INSTALL_EVENT,
+        event=integration.get("install_event") or DEFAULT_INSTALL_EVENT,
         event_time=install_time,
         event_id=install_id,
         touch=touch,
@@ -115,7 +115,7 @@ def event_postback(
     None for an event of another source sent under `for_users: "all"` (no ttclid then)."""
     # Revenue only on Purchase, even if a stored mapping says otherwise (the config API refuses
     # it elsewhere; a mapping written before that rule must not leak revenue to TikTok).
-    if entry.get("include_revenue") and entry["partner_event"] == tiktok.REVENUE_EVENT:
+    if entry.get("include_revenue") and entry["partner_event"] == REVENUE_EVENT:
         properties = tiktok.revenue_properties(event_value)
     else:
         content_id = event_value.get("af_content_id")

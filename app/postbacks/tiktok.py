@@ -2,8 +2,8 @@
 
 Everything here is pure: values in, values out. The outbox worker builds a request with
 `build_event` + `build_request`, posts it (the only place with a network), hands the answer to
-`classify_answer`, and asks `next_retry_delay` when to try again. The event endpoint uses the
-same hashing and `revenue_properties`, so what it validates is exactly what will be sent.
+`classify_answer`, and asks `next_retry_delay` when to try again. Revenue is read by
+`app.revenue`, the parser the event endpoint validates with, so what it stored can be sent.
 
 Contract: `spec/postbacks.md` (request, mapping, delivery, CCPA limited data use).
 """
@@ -12,23 +12,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Literal
 
+from app.revenue import parse_currency, parse_revenue
 from app.touches import Touch
 
 TRACK_PATH = "/open_api/v1.3/event/track/"
 PARTNER_NAME = "Gangway"
 EVENT_SOURCE = "web"
-DEFAULT_INSTALL_EVENT = "Download"
 MAX_EVENTS_PER_REQUEST = 1000
-# AppsFlyer's documented fallback when an event carries revenue but no currency; migrating
-# marketers expect the same number to show up in TikTok.
-DEFAULT_CURRENCY = "USD"
 
 # The in-app events offered by default (spec postbacks.md section 2). TikTok names are
 # case-sensitive, so they are spelled exactly as TikTok's standard web events.
@@ -45,9 +41,6 @@ DEFAULT_EVENT_MAP: dict[str, str] = {
     "af_search": "Search",
     "af_lead": "Lead",
 }
-
-# The only TikTok event that may carry revenue (the config API refuses include_revenue elsewhere).
-REVENUE_EVENT = "Purchase"
 
 # Partner event identifiers of AppsFlyer's TikTok for Business integration, for the mapping
 # picker. Postbacks go out as web events of a Pixel, so an identifier gets TikTok's standard web
@@ -86,7 +79,6 @@ PARTNER_EVENTS: tuple[tuple[str, str], ...] = (
 # --- Hashed user identifiers -------------------------------------------------------------------
 
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
-_CURRENCY = re.compile(r"[A-Z]{3}")
 
 
 def _sha256_or_passthrough(normalised: str, raw: str, field: str) -> str:
@@ -200,22 +192,13 @@ def limited_data_use(
 # --- Event properties --------------------------------------------------------------------------
 
 
-def _revenue_number(raw: object) -> float | int:
-    if isinstance(raw, bool) or not isinstance(raw, str | int | float):
-        raise ValueError("af_revenue must be a decimal number")
-    try:
-        amount = Decimal(str(raw).strip())
-    except InvalidOperation:
-        raise ValueError(f"af_revenue is not a decimal: {raw!r}") from None
-    # Decimal happily parses "NaN" and "Infinity"; JSON has no such numbers.
-    if not amount.is_finite():
-        raise ValueError(f"af_revenue is not a finite decimal: {raw!r}")
-    if amount == amount.to_integral_value() and abs(amount) < 2**53:
-        return int(amount)
-    number = float(amount)
-    if not math.isfinite(number):
-        raise ValueError(f"af_revenue is out of range: {raw!r}")
-    return number
+def _json_number(amount: str) -> float | int:
+    """A plain decimal string as a JSON number: whole amounts as integers (`10.00` is 10)."""
+    value = Decimal(amount)
+    # 2^53: the largest whole number a double (what TikTok reads JSON into) holds exactly.
+    if value == value.to_integral_value() and abs(value) < 2**53:
+        return int(value)
+    return float(value)
 
 
 def as_text(value: object) -> str:
@@ -227,26 +210,21 @@ def as_text(value: object) -> str:
 def revenue_properties(event_value: Mapping[str, object] | None) -> dict[str, object]:
     """TikTok `properties` from an event's `event_value`: value, currency, content_id.
 
-    Only keys present in `event_value` appear. `value` is a JSON number parsed from the decimal
-    string `af_revenue`; with revenue but no `af_currency`, the currency is USD. Raises
-    ValueError (naming the field) for a revenue that is not a finite decimal or a currency that
-    is not three letters, so the event endpoint can call this to validate at intake and nothing
-    stored can fail here later.
+    Only keys present in `event_value` appear, except that revenue without a currency is sent
+    in USD. `value` is a JSON number made from `app.revenue`'s decimal string. Raises
+    `RevenueError` (a ValueError naming the field) for what that parser refuses; the event
+    endpoint refused it already, so nothing stored fails here.
     """
     properties: dict[str, object] = {}
     if not event_value:
         return properties
-    revenue = event_value.get("af_revenue")
-    currency = event_value.get("af_currency")
-    if revenue is not None:
-        properties["value"] = _revenue_number(revenue)
-    if currency is not None:
-        code = currency.strip().upper() if isinstance(currency, str) else ""
-        if not _CURRENCY.fullmatch(code):
-            raise ValueError(f"af_currency is not an ISO 4217 code: {currency!r}")
-        properties["currency"] = code
-    elif "value" in properties:
-        properties["currency"] = DEFAULT_CURRENCY
+    parsed = parse_revenue(event_value)
+    if parsed is not None:
+        amount, currency = parsed
+        properties["value"] = _json_number(amount)
+        properties["currency"] = currency
+    elif (currency_only := parse_currency(event_value)) is not None:
+        properties["currency"] = currency_only
     content_id = event_value.get("af_content_id")
     if content_id is not None and not isinstance(content_id, bool) and str(content_id) != "":
         properties["content_id"] = as_text(content_id)

@@ -11,10 +11,10 @@ from typing import Any
 
 from starlette.requests import Request
 
-from app.configs import APP_KEY_RE
 from app.devices import client_ip
 from app.services import Services, services
 from app.store.records import AppRecord
+from app.vocabulary import APP_KEY_RE
 from app.web.errors import ApiError, json_object, read_json
 
 

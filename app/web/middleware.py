@@ -17,6 +17,8 @@ CSP = (
 
 
 class SecurityHeaders:
+    """Adds the security headers to every answer that does not set its own."""
+
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
@@ -24,20 +26,39 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        status = 500
 
         async def send_with_headers(message: Message) -> None:
-            nonlocal status
             if message["type"] == "http.response.start":
-                status = message["status"]
                 headers = MutableHeaders(scope=message)
                 headers.setdefault("X-Content-Type-Options", "nosniff")
                 headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
                 headers.setdefault("Content-Security-Policy", CSP)
             await send(message)
 
+        await self.app(scope, receive, send_with_headers)
+
+
+class RequestCounter:
+    """Counts requests by endpoint and answer status for /metrics."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        # A handler that raises before answering is counted as the 500 the server sends.
+        status = 500
+
+        async def send_counting(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
         try:
-            await self.app(scope, receive, send_with_headers)
+            await self.app(scope, receive, send_counting)
         finally:
             state = scope.get("state") or {}
             svc = state.get("services")

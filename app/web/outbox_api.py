@@ -15,10 +15,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from app.clock import iso
-from app.configs import APP_KEY_RE
 from app.postbacks import tiktok
 from app.postbacks.postback import LoggedAttempt
 from app.services import services
+from app.vocabulary import APP_KEY_RE
 from app.web.caller import require_admin
 from app.web.errors import ApiError, json_object, read_json
 

@@ -19,6 +19,7 @@ from app.fields import FieldError
 from app.mapping import MappingError, validate_af_parameters
 from app.services import services
 from app.store.records import AppRecord, IntegrationRecord, PageRecord
+from app.vocabulary import PARTNER
 from app.web.caller import require_admin
 from app.web.errors import ApiError, json_object, read_json
 
@@ -105,9 +106,9 @@ async def delete_app(request: Request) -> Response:
 async def get_integration(request: Request) -> Response:
     await require_admin(request)
     app = await _existing_app(request, request.path_params["app_key"])
-    rec = await services(request).store.configs.get_integration(app.app_key, configs.PARTNER)
+    rec = await services(request).store.configs.get_integration(app.app_key, PARTNER)
     if rec is None:
-        raise ApiError(404, "not_found", f"app {app.app_key!r} has no {configs.PARTNER}")
+        raise ApiError(404, "not_found", f"app {app.app_key!r} has no {PARTNER}")
     return JSONResponse(_integration_json(rec))
 
 
@@ -116,9 +117,7 @@ async def put_integration(request: Request) -> Response:
     app = await _existing_app(request, request.path_params["app_key"])
     config, token = _validated(configs.validate_integration, json_object(await read_json(request)))
     svc = services(request)
-    rec = await svc.store.configs.put_integration(
-        app.app_key, configs.PARTNER, config, token, svc.clock()
-    )
+    rec = await svc.store.configs.put_integration(app.app_key, PARTNER, config, token, svc.clock())
     if config["enabled"] and not rec.access_token:
         # Stored anyway (the owner may add the token next), but said plainly: nothing can be
         # delivered to TikTok without it.
@@ -132,8 +131,8 @@ async def put_integration(request: Request) -> Response:
 async def delete_integration(request: Request) -> Response:
     await require_admin(request)
     app = await _existing_app(request, request.path_params["app_key"])
-    if not await services(request).store.configs.delete_integration(app.app_key, configs.PARTNER):
-        raise ApiError(404, "not_found", f"app {app.app_key!r} has no {configs.PARTNER}")
+    if not await services(request).store.configs.delete_integration(app.app_key, PARTNER):
+        raise ApiError(404, "not_found", f"app {app.app_key!r} has no {PARTNER}")
     return Response(status_code=204)
 
 

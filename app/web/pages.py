@@ -37,6 +37,7 @@ from app.paths import STATIC_DIR
 from app.services import Services, services
 from app.snippet_asset import ScriptAsset
 from app.store.records import AppRecord, PageRecord
+from app.vocabulary import DEFAULT_TTCLID_SUB
 from app.web.errors import ApiError
 from app.web.links import click_base, own_origin
 from app.web.templates import static_hash, static_url
@@ -131,7 +132,7 @@ def _click_url(page: PageRecord, app: AppRecord, origin: str, request: Request, 
         {
             "oneLinkURL": base,
             "afParameters": page.config.get("mapping"),
-            "ttclidSub": page.config.get("ttclid_sub") or "af_sub1",
+            "ttclidSub": page.config.get("ttclid_sub") or DEFAULT_TTCLID_SUB,
         },
         page_url,
         referrer=params.clean_header(request.headers.get("referer"), params.MAX_URL_BYTES) or "",
@@ -162,9 +163,7 @@ async def landing_page(request: Request) -> Response:
     origin = own_origin(request, svc.settings)
     pvid = new_id()
     click_url = _click_url(page, app, origin, request, pvid)
-    device = parse_user_agent(
-        params.clean_header(request.headers.get("user-agent"), params.MAX_USER_AGENT_BYTES)
-    )
+    device = parse_user_agent(params.clean_user_agent(request.headers.get("user-agent"))[0])
     destinations = app.config.get("destinations", {})
     ctas = [c for c in page.config.get("ctas", []) if c in destinations]
     order, own_first = cta_order(ctas, device)
@@ -208,7 +207,7 @@ async def landing_page(request: Request) -> Response:
         "qr_src": qr_src,
         "pixel_src": _pixel_src(app, click_url),
         "mapping_json": page.config.get("mapping"),
-        "ttclid_sub": page.config.get("ttclid_sub") or "af_sub1",
+        "ttclid_sub": page.config.get("ttclid_sub") or DEFAULT_TTCLID_SUB,
         "script_src": f"/smartscript.js?v={svc.scripts['smartscript'].content_hash}",
     }
     return svc.templates.TemplateResponse(request, "landing.html", context, headers=HTML_NO_STORE)

@@ -26,34 +26,33 @@ Decisions where the spec is silent:
   is cleaned and cut to its limit instead.
 - `referrer_click_time` and `install_begin_time` are checked as times and not used: the click
   time that counts is the one the server recorded.
-- Revenue: `af_currency` defaults to USD when `af_revenue` comes alone (AppsFlyer's default);
-  revenue is stored as a plain decimal string as sent (`9.990` stays `9.990`, `1e3` is `1000`),
-  up to 15 digits before the point; negative amounts (refunds) are allowed.
+- Revenue: `af_currency` defaults to USD when `af_revenue` comes alone, and revenue is stored as
+  a plain decimal string as sent (`app.revenue` reads both, for the postback too).
 - A reinstall's events carry the first install's attribution, including its postback window and
   the TikTok touch the postback describes; the answer's `media_source` is that install's.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import re
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from app import attribution, fields, plans
+from app.addresses import parse_ip
 from app.attribution import AttributionSettings
-from app.configs import DIRECT_PLATFORMS, PARTNER
 from app.conversions import attributing_install
 from app.devices import bot_verdict, parse_user_agent
 from app.fields import FieldError
 from app.ids import new_id
 from app.params import MAX_USER_AGENT_BYTES, clean_text
 from app.plans import DEVICE_IDS, EventRequest, InstallRequest
+from app.revenue import RevenueError, parse_revenue
 from app.services import Services, services
 from app.store.records import AppRecord, CandidateQuery, ClickAlreadyClaimed, IntegrationRecord
+from app.vocabulary import DIRECT_PLATFORMS, PARTNER
 from app.web.caller import authorised_app, request_ip
 from app.web.errors import ApiError
 
@@ -64,17 +63,13 @@ ATT_STATUSES = {
     "restricted": "restricted",
     "notdetermined": "not_determined",
 }
-PLATFORMS = tuple(DIRECT_PLATFORMS)
+PLATFORMS = DIRECT_PLATFORMS
 USER_FIELDS = ("email", "phone", "external_id")
 MAX_ID_CHARS = 128
 MAX_REFERRER_CHARS = 2048
 MAX_EVENT_NAME_CHARS = 100
 # How far ahead of the server's clock an install may say it happened (device clocks drift).
 MAX_FUTURE_SECONDS = 86_400
-# Revenue up to 10^15 - 1 (more than any purchase) and 40 characters as a plain decimal.
-MAX_REVENUE_DIGITS_BEFORE_POINT = 15
-MAX_REVENUE_CHARS = 40
-CURRENCY_RE = re.compile(r"^[A-Za-z]{3}$")
 ZERO_ID_RE = re.compile(r"^[0\-]*$")
 
 
@@ -157,38 +152,19 @@ def _ip(body: dict[str, Any]) -> str | None:
     if text is None:
         return None
     try:
-        address = ipaddress.ip_address(text)
+        return str(parse_ip(text))
     except ValueError:
         raise FieldError("ip", "must be an IPv4 or IPv6 address") from None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return str(address.ipv4_mapped)
-    return str(address)
 
 
 def _attribution_settings(
     app: AppRecord, integration: IntegrationRecord | None
 ) -> AttributionSettings:
-    config = dict(app.config.get("attribution", {}))
-    defaults = AttributionSettings()
     view_through = bool(
         integration and integration.config.get("enabled") and integration.config.get("view_through")
     )
-    return AttributionSettings(
-        click_lookback_days=config.get("click_lookback_days", defaults.click_lookback_days),
-        probabilistic_window_hours=config.get(
-            "probabilistic_window_hours", defaults.probabilistic_window_hours
-        ),
-        viewthrough_lookback_hours=config.get(
-            "viewthrough_lookback_hours", defaults.viewthrough_lookback_hours
-        ),
-        reattribution_window_days=config.get(
-            "reattribution_window_days", defaults.reattribution_window_days
-        ),
-        min_click_to_install_seconds=config.get(
-            "min_click_to_install_seconds", defaults.min_click_to_install_seconds
-        ),
-        probabilistic_ios=config.get("probabilistic_ios", defaults.probabilistic_ios),
-        view_through_pids=frozenset({PARTNER}) if view_through else frozenset(),
+    return attribution.settings_from_config(
+        app.config.get("attribution", {}), view_through=view_through
     )
 
 
@@ -261,40 +237,6 @@ async def post_install(request: Request) -> Response:
 # -- events ------------------------------------------------------------------------------------
 
 
-def _revenue(value: dict[str, Any]) -> tuple[str | None, str | None]:
-    """(revenue as a plain decimal string, ISO 4217 currency) of an `event_value`."""
-    currency = value.get("af_currency")
-    if currency is not None and (
-        not isinstance(currency, str) or not CURRENCY_RE.match(currency.strip())
-    ):
-        raise FieldError("event_value.af_currency", "must be an ISO 4217 code such as USD")
-    revenue = value.get("af_revenue")
-    if revenue is None:
-        return None, None
-    field = "event_value.af_revenue"
-    # JSON numbers arrive as int or float; a float's repr is the shortest text that reads back
-    # as it, which is the decimal the client wrote for any amount of up to 15 digits.
-    if isinstance(revenue, bool) or not isinstance(revenue, str | int | float):
-        raise FieldError(field, "must be a decimal number such as 9.99")
-    try:
-        amount = Decimal(str(revenue).strip())
-    except InvalidOperation:
-        raise FieldError(field, "must be a decimal number such as 9.99") from None
-    if not amount.is_finite():
-        raise FieldError(field, "must be a finite number")
-    # Checked on the exponent before writing the digits out: "1e999999999" is a short string
-    # and a billion characters as a plain decimal.
-    exponent = amount.as_tuple().exponent
-    assert isinstance(exponent, int)  # finite
-    if (
-        amount.adjusted() >= MAX_REVENUE_DIGITS_BEFORE_POINT
-        or exponent < -MAX_REVENUE_CHARS
-        or len(text := format(amount, "f")) > MAX_REVENUE_CHARS
-    ):
-        raise FieldError(field, "is out of range")
-    return text, (currency.strip().upper() if isinstance(currency, str) else "USD")
-
-
 def _parse_event(svc: Services, body: dict[str, Any]) -> EventRequest:
     instance = fields.required_string(body, "app_instance_id", limit=MAX_ID_CHARS)
     event_name = fields.required_string(body, "event_name", limit=MAX_EVENT_NAME_CHARS)
@@ -304,7 +246,10 @@ def _parse_event(svc: Services, body: dict[str, Any]) -> EventRequest:
     value = dict(fields.optional_object(body, "event_value"))
     user_obj = dict(fields.optional_object(body, "user"))
     user = {k: v for k in USER_FIELDS if (v := _id(user_obj, k, "user", limit=256)) is not None}
-    revenue, currency = _revenue(value)
+    try:
+        revenue, currency = parse_revenue(value) or (None, None)
+    except RevenueError as exc:
+        raise ApiError.invalid(f"event_value.{exc.field}", exc.message) from None
     return EventRequest(
         app_instance_id=instance,
         event_name=event_name,

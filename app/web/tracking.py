@@ -24,13 +24,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from app import destinations, params
-from app.configs import DIRECT_PLATFORMS
 from app.devices import bot_verdict, parse_user_agent
 from app.ids import new_id
 from app.params import Incoming
 from app.services import Services, services
 from app.store.records import AppRecord, TouchRecord
 from app.touches import Touch, TouchKind
+from app.vocabulary import DIRECT_PLATFORMS
 from app.web.caller import request_ip
 from app.web.errors import ApiError, json_object, read_json
 from app.web.links import own_origin
@@ -53,6 +53,7 @@ def build_touch_record(
     referrer: str | None,
     pvid: str | None,
     page_slug: str | None,
+    user_agent: str | None,
     flags: set[str],
     all_params: Mapping[str, str] | None = None,
     platform: str | None = None,
@@ -60,15 +61,15 @@ def build_touch_record(
     touch_id: str | None = None,
 ) -> TouchRecord:
     """A touch from a request: device, verdict, location and params, plus what only storage
-    needs (language, in-app browser, all params, flags)."""
-    raw_ua = request.headers.get("user-agent") or ""
-    cleaned_ua, ua_flags = params.clean_text(raw_ua, params.MAX_USER_AGENT_BYTES)
-    ua = cleaned_ua if cleaned_ua.strip() else None
+    needs (language, in-app browser, all params, flags).
+
+    `user_agent` is the request's from `params.clean_user_agent`, its flags among `flags`: the
+    caller cleans it, once, since a click routes on it before it is recorded."""
     ip = request_ip(request, svc)
     now = svc.clock()
-    device = parse_user_agent(ua)
+    device = parse_user_agent(user_agent)
     burst = ip is not None and svc.burst.hit(ip, now)
-    verdict = bot_verdict(ua, method=request.method, burst=burst)
+    verdict = bot_verdict(user_agent, method=request.method, burst=burst)
     location = svc.locator.locate(request.headers, ip)
     touch = Touch(
         id=touch_id or new_id(),
@@ -76,7 +77,7 @@ def build_touch_record(
         app_key=app_key,
         time=now,
         ip=ip,
-        user_agent=ua,
+        user_agent=user_agent,
         os_family=device.os_family,
         os_version=device.os_version,
         device_model=device.device_model,
@@ -102,7 +103,7 @@ def build_touch_record(
         ),
         in_app=device.in_app,
         all_params=incoming.params if all_params is None else all_params,
-        flags=tuple(sorted(set(incoming.flags) | flags | ua_flags)),
+        flags=tuple(sorted(set(incoming.flags) | flags)),
         destination=destination,
     )
 
@@ -223,6 +224,7 @@ async def impression(request: Request) -> Response:
         # The pixel sits on the page it counts, so its Referer is that page's URL.
         url, flags = params.clean_url(request.headers.get("referer"))
         referrer = None
+    user_agent, ua_flags = params.clean_user_agent(request.headers.get("user-agent"))
 
     record = build_touch_record(
         request,
@@ -234,7 +236,8 @@ async def impression(request: Request) -> Response:
         referrer=referrer,
         pvid=pvid,
         page_slug=_page_slug(url, origin),
-        flags=flags,
+        user_agent=user_agent,
+        flags=flags | ua_flags,
     )
     # A pvid seen before answers the first impression's id and stores nothing.
     touch_id = await svc.store.touches.record_touch(record)
@@ -262,9 +265,8 @@ async def _click(
     referer_url, referer_flags = params.clean_url(request.headers.get("referer"))
     referer = _ours(referer_url, origin)
     recording = request.method != "HEAD"
-    device = parse_user_agent(
-        params.clean_header(request.headers.get("user-agent"), params.MAX_USER_AGENT_BYTES)
-    )
+    user_agent, ua_flags = params.clean_user_agent(request.headers.get("user-agent"))
+    device = parse_user_agent(user_agent)
     click_id = new_id() if recording else None
     dest = destinations.choose(
         app.config,
@@ -293,7 +295,8 @@ async def _click(
             referrer=referer_url,
             pvid=pvid,
             page_slug=view_slug or _page_slug(referer, origin),
-            flags=referer_flags | set(dest.flags),
+            user_agent=user_agent,
+            flags=referer_flags | set(dest.flags) | ua_flags,
             platform=dest.platform,
             destination=dest.url,
             touch_id=click_id,

@@ -1,0 +1,20 @@
+"""IP addresses as Gangway keeps and compares them (pure, stdlib only)."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv6Address, ip_address
+
+IPAddress = IPv4Address | IPv6Address
+
+
+def parse_ip(text: str) -> IPAddress:
+    """`text` as an address, an IPv4-mapped IPv6 one (`::ffff:192.0.2.1`) as its IPv4 address.
+
+    A dual-stack socket reports IPv4 clients in the mapped form, and an SDK may send either:
+    one phone must be one address for touches, installs, their comparison and a GeoIP lookup.
+    Raises ValueError when `text` is not an address; surrounding whitespace is the caller's.
+    """
+    address = ip_address(text)
+    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address

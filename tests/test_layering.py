@@ -1,0 +1,29 @@
+"""Import arrows that keep the shared words and the settings free of the domain."""
+
+from __future__ import annotations
+
+import ast
+
+from app.paths import ROOT
+
+
+def _app_imports(relative: str) -> set[str]:
+    tree = ast.parse((ROOT / relative).read_text())
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module] if node.module != "app" else [f"app.{a.name}" for a in node.names]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        else:
+            continue
+        found.update(name for name in names if name == "app" or name.startswith("app."))
+    return found
+
+
+def test_the_vocabulary_is_a_leaf() -> None:
+    assert _app_imports("app/vocabulary.py") == set()
+
+
+def test_settings_import_no_domain_module() -> None:
+    assert _app_imports("app/settings.py") <= {"app.vocabulary"}
