@@ -7,12 +7,12 @@ is built"), so the collector's ceiling is how many commits the disk takes per se
 commits are shared. This measures what sharing them (`app/store/sqlite/writer.py`) buys.
 
 Writer level: N asyncio tasks (1, 8, 64, 256) each awaiting `store.touches.record_touch` for
-impressions shaped like the collector's (user agent, campaign fields, ttclid, landing URL, a
-fresh pvid), on a fresh file per run. Timed per write: the await, queueing included. Each
-concurrency runs twice, on the server's writer (`batch_max` 256) and on the same writer with
-`batch_max=1` (one transaction, one fsync per write): the baseline of the ratio. One more line is a plain sqlite3 connection with
-the same pragmas doing SELECT + INSERT + COMMIT per row in a loop: what one durable commit costs
-on this disk, with no writer around it.
+impressions shaped like the collector's (user agent, campaign fields, ttclid, landing URL, a fresh
+pvid), on a fresh file per run. Timed per write: the await, queueing included. Each concurrency runs
+twice, on the server's writer (`batch_max` 256) and on the same writer with `batch_max=1` (one
+transaction, one fsync per write): the baseline of the ratio. One more line is a plain sqlite3
+connection with the same pragmas doing SELECT + INSERT + COMMIT per row in a loop: what one durable
+commit costs on this disk, with no writer around it.
 
 HTTP level: a real server (`python -m app serve`, a subprocess on 127.0.0.1, default settings but
 `GANGWAY_WRITER_BATCH_MAX`) seeded with the demo app; an httpx.AsyncClient in this process posts
