@@ -32,7 +32,7 @@ from app.services import Services
 from app.settings import Settings
 from app.snippet_asset import load_script
 from app.store.backends import open_store
-from app.web import ops, outbox_api, owner_api, pages, sdk, tracking
+from app.web import openapi, ops, outbox_api, owner_api, pages, sdk, tracking
 from app.web.errors import ApiError, api_error_handler, field_error_handler, http_error_handler
 from app.web.middleware import RequestCounter, SecurityHeaders
 from app.web.templates import make_templates
@@ -92,6 +92,7 @@ def routes() -> list[Route]:
         # Operations (section 4)
         Route("/healthz", ops.healthz, methods=["GET"]),
         Route("/metrics", ops.metrics, methods=["GET"]),
+        Route("/openapi.json", openapi.openapi_json, methods=["GET"]),
     ]
 
 
