@@ -26,8 +26,8 @@ from app.devices import parse_networks, warm_up
 from app.fields import FieldError
 from app.geo import GeoIPDatabase, Locator
 from app.jobs import Jobs
+from app.jobs.outbox import OutboxWorker
 from app.paths import SMARTSCRIPT_DIR
-from app.postbacks.outbox import OutboxWorker
 from app.services import Services
 from app.settings import Settings
 from app.snippet_asset import load_script
@@ -132,7 +132,7 @@ def create_app(
             )
             try:
                 async with jobs:
-                    yield {"services": svc}
+                    yield {"services": svc, "jobs": jobs}
             finally:
                 await store.close()
                 if geoip is not None:

@@ -21,9 +21,9 @@ import pytest
 from app.__main__ import DEMO_APP, DEMO_INTEGRATION
 from app.configs import validate_app, validate_integration
 from app.conversions import Install
-from app.postbacks import outbox as outbox_module
+from app.jobs import outbox as outbox_module
+from app.jobs.outbox import OutboxWorker
 from app.postbacks import tiktok
-from app.postbacks.outbox import OutboxWorker
 from app.postbacks.postback import NewPostback
 from app.store.records import ClickAlreadyClaimed, TouchRecord
 from app.store.sqlite import SqliteStore

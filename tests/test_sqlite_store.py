@@ -144,3 +144,22 @@ def test_closing_waits_for_a_read_in_progress(tmp_path: Path) -> None:
     assert results == [0]
     with pytest.raises(RuntimeError, match="closed"):
         store.connections.read_sync(slow_read)
+
+
+def test_every_declared_field_has_its_column(tmp_path: Path) -> None:
+    """The domain values declare the fields (`app/store/columns.py`); migrations are history and
+    cannot follow them by themselves, so a field added without its migration fails here."""
+    from app.store import columns
+
+    db = str(tmp_path / "g.db")
+    Store.open_sync(db).close_sync()
+    conn = sqlite3.connect(db)
+
+    def table(name: str) -> set[str]:
+        return {r[1] for r in conn.execute(f"PRAGMA table_info({name})")}
+
+    touch = {*columns.TOUCH_COLUMNS, *columns.TOUCH_RECORD_COLUMNS}
+    assert touch <= table("impressions")
+    assert {*touch, *columns.CLICK_COLUMNS, *columns.CLICK_RECORD_COLUMNS} <= table("clicks")
+    assert set(columns.INSTALL_COLUMNS) <= table("installs")
+    assert set(columns.EVENT_COLUMNS) <= table("events")

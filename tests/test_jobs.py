@@ -1,0 +1,99 @@
+"""The home of background work: jobs start and stop together, a periodic job keeps its schedule
+through a failing run, and the server's lifespan runs the outbox worker (or, asked, nothing)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from app.jobs import Jobs, Periodic
+from app.server import create_app
+from tests.aio import run_async
+from tests.conftest import make_settings
+
+
+class Recorder:
+    def __init__(self, name: str, log: list[str]) -> None:
+        self.name = name
+        self.log = log
+
+    def start(self) -> None:
+        self.log.append(f"start {self.name}")
+
+    async def stop(self) -> None:
+        self.log.append(f"stop {self.name}")
+        if self.name == "broken":
+            raise RuntimeError("does not stop cleanly")
+
+
+def test_jobs_start_in_order_and_stop_in_reverse_even_when_one_fails() -> None:
+    log: list[str] = []
+
+    async def scenario() -> None:
+        jobs = Jobs([Recorder("a", log), Recorder("broken", log), Recorder("c", log)])
+        assert jobs.names == ["a", "broken", "c"]
+        async with jobs:
+            log.append("serving")
+
+    run_async(scenario())
+    assert log == [
+        "start a",
+        "start broken",
+        "start c",
+        "serving",
+        "stop c",
+        "stop broken",
+        "stop a",
+    ]
+
+
+def test_a_periodic_job_runs_on_its_period_and_survives_a_failing_run() -> None:
+    runs: list[int] = []
+    sleeps: list[float] = []
+
+    async def run_once() -> None:
+        runs.append(len(runs))
+        if len(runs) == 2:
+            raise ValueError("one bad run")
+
+    async def scenario() -> Periodic:
+        gate = asyncio.Event()
+
+        async def sleep(seconds: float) -> None:
+            sleeps.append(seconds)
+            if len(runs) >= 4:
+                gate.set()
+                await asyncio.Event().wait()  # parked until stopped
+            await asyncio.sleep(0)
+
+        job = Periodic("upkeep", 3600.0, run_once, delay=5.0, sleep=sleep)
+        job.start()
+        await asyncio.wait_for(gate.wait(), 5)
+        await job.stop()
+        return job
+
+    job = run_async(scenario())
+    assert runs == [0, 1, 2, 3]
+    assert (job.runs, job.failures) == (4, 1)
+    assert sleeps == [5.0, 3600.0, 3600.0, 3600.0, 3600.0]
+
+
+def test_a_periodic_job_needs_a_period() -> None:
+    async def nothing() -> None:
+        return None
+
+    with pytest.raises(ValueError, match="period"):
+        Periodic("never", 0, nothing)
+
+
+def test_the_lifespan_runs_the_outbox_and_can_leave_it_to_another_process(
+    tmp_path: Path,
+) -> None:
+    settings = make_settings(tmp_path)
+    for run_jobs, names in ((True, ["outbox"]), (False, [])):
+        with TestClient(create_app(settings, run_jobs=run_jobs)) as client:
+            assert client.app_state["jobs"].names == names
+            assert client.get("/healthz").status_code == 200
