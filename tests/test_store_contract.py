@@ -18,6 +18,7 @@ import pytest
 from app.attribution import TimeRange
 from app.postbacks.postback import NewPostback, PostbackAttempt
 from app.store.interfaces import Store
+from app.store.postgres import PostgresStore
 from app.store.records import CandidateQuery, ClickAlreadyClaimed, TouchRecord
 from app.store.sqlite import SqliteStore
 from app.touches import Touch
@@ -29,13 +30,20 @@ IP = "203.0.113.7"
 DEMO_APP = {"name": "Demo", "destinations": {"steam": {"app_id": "440", "store_url": "x"}}}
 
 StoreOpener = Callable[[], Awaitable[Store]]
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "postgresql"]
 
 
 @pytest.fixture(params=BACKENDS)
 def store_opener(request: pytest.FixtureRequest, tmp_path: Path) -> StoreOpener:
-    """Opens a fresh, empty store of the backend under test."""
-    assert request.param == "sqlite"
+    """Opens a fresh, empty store of the backend under test: a new SQLite file, or a new
+    database (copied from a migrated template) on the session's throwaway PostgreSQL server."""
+    if request.param == "postgresql":
+        url = str(request.getfixturevalue("pg_database"))
+
+        async def open_postgres() -> Store:
+            return await PostgresStore.open(url)
+
+        return open_postgres
     path = str(tmp_path / "contract.db")
 
     async def open_sqlite() -> Store:

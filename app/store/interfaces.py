@@ -11,6 +11,7 @@ Who uses what:
 - `CandidateStore`: install attribution (the three index lookups) and event postbacks.
 - `InstallStore`, `EventStore`: the app surface and the owner's install receipts.
 - `OutboxStore`: the postback worker and the owner's view and retries of postbacks.
+- `JobLeaseStore`: scheduled jobs (`app.jobs.Periodic`), so one runs once per period per cluster.
 Reports, users and the TikTok Ads connection add their own Protocols beside these.
 
 Promises every backend keeps:
@@ -19,6 +20,9 @@ Promises every backend keeps:
   transaction, and a click is claimed by one install only (`ClickAlreadyClaimed` otherwise);
 - idempotency: an `app_instance_id`, an `event_id` or a `pvid` seen before answers the stored
   record, created=False, and writes nothing.
+These hold across processes too where a backend allows several (PostgreSQL: `docs/scale.md`):
+the click claim and idempotency are settled by constraints, so a race between nodes has one
+winner, and a postback being sent is leased to one node.
 """
 
 from __future__ import annotations
@@ -154,7 +158,24 @@ class OutboxStore(Protocol):
         exclude: Collection[tuple[str, str]] = (),
     ) -> list[PostbackRecord]:
         """Postbacks due at `now`, oldest due first: at most `per_integration` of each
-        (app_key, partner), at most `limit` in all, none of the integrations in `exclude`."""
+        (app_key, partner), at most `limit` in all, none of the integrations in `exclude`.
+        Reads only: the owner's view and tests; the worker claims with `claim_postbacks`."""
+        ...
+
+    async def claim_postbacks(
+        self,
+        now: float,
+        *,
+        per_integration: int,
+        limit: int,
+        lease_seconds: float,
+        exclude: Collection[tuple[str, str]] = (),
+    ) -> list[PostbackRecord]:
+        """The postbacks `due_postbacks` would answer, taken for delivery: until `now +
+        lease_seconds` (or until `record_attempts` moves them) no other claim answers them,
+        from this process or any other on the same database. A lease that expires (its holder
+        died) makes them due again. A backend that one process owns may keep no lease at all:
+        that process's worker already excludes what it has in flight."""
         ...
 
     async def next_postback_due(self) -> float | None: ...
@@ -177,6 +198,14 @@ class OutboxStore(Protocol):
     async def postbacks_for(self, subject_id: str) -> list[PostbackRecord]: ...
 
 
+class JobLeaseStore(Protocol):
+    async def acquire(self, name: str, holder: str, now: float, seconds: float) -> bool:
+        """Take job `name`'s lease for `holder` until `now + seconds`, when no other holder's
+        lease runs at `now`; answers whether it was taken. A scheduled job runs only when its
+        node takes the lease, so it runs once per period across every node on one database."""
+        ...
+
+
 class Store(Protocol):
     """One backend: its parts by concern, its figures, and closing it."""
 
@@ -194,6 +223,13 @@ class Store(Protocol):
     def events(self) -> EventStore: ...
     @property
     def outbox(self) -> OutboxStore: ...
+    @property
+    def leases(self) -> JobLeaseStore: ...
 
     def stats(self) -> StoreStats: ...
+    async def upkeep(self, now: float) -> None:
+        """Keep the store ready for what comes (PostgreSQL: the touch partitions of the days
+        ahead); idempotent, run by the `store-upkeep` job once per period per cluster."""
+        ...
+
     async def close(self) -> None: ...
