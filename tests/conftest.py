@@ -210,9 +210,7 @@ def seeded_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str
 
 
 @pytest.fixture()
-def seeded(
-    settings: Settings, backend: str, request: pytest.FixtureRequest
-) -> tuple[str, str]:
+def seeded(settings: Settings, backend: str, request: pytest.FixtureRequest) -> tuple[str, str]:
     if backend == "postgresql":  # `settings` already names a copy of the seeded template
         pool: PgDatabases = request.getfixturevalue("pg_pool")
         return pool.credentials

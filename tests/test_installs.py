@@ -15,7 +15,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from app.store.sqlite.candidates import (
     find_candidates,
 )
 from app.store.sqlite.installs import DEVICE_ID_COLUMNS, PRIOR_INSTALL_SQL
+from tests import dbq
 from tests.conftest import make_settings, seed
 
 START = datetime(2026, 11, 21, 10, 0, tzinfo=UTC).timestamp()
@@ -177,16 +178,14 @@ class Gangway:
         return str(self.sql(f"SELECT id FROM {table} ORDER BY rowid DESC LIMIT 1")[0][0])
 
     def sql(self, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True)
-        try:
-            return conn.execute(query, params).fetchall()
-        finally:
-            conn.close()
+        return dbq.query(self.db, query, params)
 
 
-def open_gangway(tmp_path: Path) -> Iterator[Gangway]:
+def open_gangway(tmp_path: Path, db: str | None = None) -> Iterator[Gangway]:
     """A seeded Gangway whose test client is a trusted proxy (so X-Forwarded-For sets the IP)."""
     settings = make_settings(tmp_path, trusted_proxies="127.0.0.1")
+    if db is not None:  # the backend under test's fresh database (`backend_db`)
+        settings = replace(settings, db=db)
     token, sdk_key = seed(settings.db)
     clock = FakeClock(START)
     # These tests read what is queued in the outbox; delivering it is `test_outbox.py`'s, so
@@ -206,8 +205,8 @@ def open_gangway(tmp_path: Path) -> Iterator[Gangway]:
 
 
 @pytest.fixture()
-def gw(tmp_path: Path) -> Iterator[Gangway]:
-    yield from open_gangway(tmp_path)
+def gw(tmp_path: Path, backend_db: str) -> Iterator[Gangway]:
+    yield from open_gangway(tmp_path, backend_db)
 
 
 def tier(record: dict[str, Any], name: str) -> dict[str, Any]:
@@ -225,6 +224,7 @@ def losers(record: dict[str, Any]) -> dict[str, str]:
 # --- the answer: conversion data ---------------------------------------------------------------
 
 
+@pytest.mark.both_backends
 def test_a_play_referrer_install_gets_its_campaign_under_the_unified_pid(gw: Gangway) -> None:
     click_id, referrer = gw.android_click()
     gw.later(60)
@@ -271,6 +271,7 @@ def test_an_install_nothing_led_to_is_organic_with_nulls(gw: Gangway) -> None:
     assert record["postbacks"] == []
 
 
+@pytest.mark.both_backends
 def test_the_same_app_instance_id_is_the_same_install(gw: Gangway) -> None:
     _, referrer = gw.android_click()
     gw.later(60)
@@ -303,6 +304,7 @@ def test_an_install_time_may_be_unix_seconds_and_defaults_to_now(gw: Gangway) ->
 # --- probabilistic matching through the endpoint -----------------------------------------------
 
 
+@pytest.mark.both_backends
 def test_an_iphone_install_from_the_clicks_ip_takes_that_click(gw: Gangway) -> None:
     click_id = gw.click(ua=IPHONE_UA)
     gw.later(120)
@@ -333,6 +335,7 @@ def test_an_iphone_install_from_the_clicks_ip_takes_that_click(gw: Gangway) -> N
     assert elsewhere["status"] == "organic"
 
 
+@pytest.mark.both_backends
 def test_a_click_is_claimed_by_one_install_and_the_next_hears_why(gw: Gangway) -> None:
     click_id = gw.click()
     gw.later(60)
@@ -427,6 +430,7 @@ def test_ios_probabilistic_matching_follows_att_and_the_app_setting(gw: Gangway)
     assert gw.record(on["install_id"])["att_status"] == "not_determined"
 
 
+@pytest.mark.both_backends
 def test_the_receipt_explains_every_loser_and_the_windows(gw: Gangway) -> None:
     stale = gw.click()  # 25 hours before the install: just outside the 24 h window
     gw.later(3600)
@@ -465,6 +469,7 @@ def test_a_referrer_naming_an_unknown_click_is_organic_with_a_note(gw: Gangway) 
 # --- reinstalls --------------------------------------------------------------------------------
 
 
+@pytest.mark.both_backends
 def test_a_known_device_is_a_reinstall_of_its_first_install(gw: Gangway) -> None:
     _, referrer = gw.android_click()
     gw.later(60)
@@ -612,6 +617,7 @@ def test_bodies_no_parser_or_column_takes_are_a_clear_4xx(
     assert gw.sql("SELECT COUNT(*) FROM installs") == [(0,)]
 
 
+@pytest.mark.both_backends
 def test_install_receipts_are_for_the_owner_only(gw: Gangway) -> None:
     answer = gw.installed("phone-1")
     url = f"/api/v1/installs/{answer['install_id']}"

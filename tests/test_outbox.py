@@ -25,6 +25,8 @@ from app.jobs import outbox as outbox_module
 from app.jobs.outbox import OutboxWorker
 from app.postbacks import tiktok
 from app.postbacks.postback import NewPostback
+from app.store.backends import open_store
+from app.store.interfaces import Store
 from app.store.records import ClickAlreadyClaimed, TouchRecord
 from app.store.sqlite import SqliteStore
 from app.touches import Touch
@@ -74,7 +76,7 @@ def install_event(subject: str) -> dict[str, object]:
 
 @dataclass
 class Rig:
-    store: SqliteStore
+    store: Store
     worker: OutboxWorker
     clock: FakeClock
     fake: FakeTikTok
@@ -103,10 +105,13 @@ class Rig:
 
 
 @contextlib.asynccontextmanager
-async def rig(tmp_path: Path, fake: FakeTikTok, *, timeout: float = 2.0) -> AsyncIterator[Rig]:
+async def rig(
+    tmp_path: Path, fake: FakeTikTok, *, timeout: float = 2.0, db: str | None = None
+) -> AsyncIterator[Rig]:
+    """A worker on a fresh store: `db` (the backend under test's), else a SQLite file."""
     clock = FakeClock()
     settings = make_settings(tmp_path, tiktok_api_url=fake.base_url)
-    store = await SqliteStore.open(settings.db)
+    store = await open_store(db or settings.db)
     integration, _ = validate_integration(DEMO_INTEGRATION)
     for app_key, pixel in (("demo", DEMO_PIXEL), ("other", OTHER_PIXEL)):
         await store.configs.put_app(app_key, validate_app(DEMO_APP), START)
@@ -130,9 +135,12 @@ def event_ids(events: list[dict[str, Any]]) -> list[str]:
 # --- grouping ---------------------------------------------------------------------------------
 
 
-def test_due_events_of_one_pixel_share_one_request(tmp_path: Path, fake_tiktok: FakeTikTok) -> None:
+@pytest.mark.both_backends
+def test_due_events_of_one_pixel_share_one_request(
+    tmp_path: Path, fake_tiktok: FakeTikTok, backend_db: str
+) -> None:
     async def scenario() -> None:
-        async with rig(tmp_path, fake_tiktok) as r:
+        async with rig(tmp_path, fake_tiktok, db=backend_db) as r:
             demo = await r.queue(3, "demo", "d")
             other = await r.queue(2, "other", "o")
             assert await r.worker.deliver_due() == 5
@@ -154,9 +162,12 @@ def test_due_events_of_one_pixel_share_one_request(tmp_path: Path, fake_tiktok: 
     run_async(scenario())
 
 
-def test_1500_due_postbacks_go_in_two_requests(tmp_path: Path, fake_tiktok: FakeTikTok) -> None:
+@pytest.mark.both_backends
+def test_1500_due_postbacks_go_in_two_requests(
+    tmp_path: Path, fake_tiktok: FakeTikTok, backend_db: str
+) -> None:
     async def scenario() -> None:
-        async with rig(tmp_path, fake_tiktok) as r:
+        async with rig(tmp_path, fake_tiktok, db=backend_db) as r:
             ids = await r.queue(1500)
             assert await r.worker.deliver_due() == 1500
             sizes = [len(q.body["data"]) for q in fake_tiktok.requests]
@@ -174,11 +185,12 @@ def test_1500_due_postbacks_go_in_two_requests(tmp_path: Path, fake_tiktok: Fake
 # --- answers ----------------------------------------------------------------------------------
 
 
+@pytest.mark.both_backends
 def test_rate_limited_three_times_then_delivered_once(
-    tmp_path: Path, fake_tiktok: FakeTikTok
+    tmp_path: Path, fake_tiktok: FakeTikTok, backend_db: str
 ) -> None:
     async def scenario() -> None:
-        async with rig(tmp_path, fake_tiktok) as r:
+        async with rig(tmp_path, fake_tiktok, db=backend_db) as r:
             fake_tiktok.script(code=40100, message="Too many requests", times=3)
             [postback_id] = await r.queue()
             waits = []
@@ -208,9 +220,10 @@ def test_rate_limited_three_times_then_delivered_once(
     run_async(scenario())
 
 
-def test_an_outage_loses_nothing(tmp_path: Path, fake_tiktok: FakeTikTok) -> None:
+@pytest.mark.both_backends
+def test_an_outage_loses_nothing(tmp_path: Path, fake_tiktok: FakeTikTok, backend_db: str) -> None:
     async def scenario() -> None:
-        async with rig(tmp_path, fake_tiktok) as r:
+        async with rig(tmp_path, fake_tiktok, db=backend_db) as r:
             fake_tiktok.script(http_status=503, times=None)
             first = await r.queue(20, prefix="early")
             for _ in range(6):
@@ -284,11 +297,12 @@ def test_a_request_hanging_past_the_timeout_is_retried(
     run_async(scenario())
 
 
+@pytest.mark.both_backends
 def test_retries_end_dead_after_24_hours_and_the_owner_can_revive(
-    tmp_path: Path, fake_tiktok: FakeTikTok
+    tmp_path: Path, fake_tiktok: FakeTikTok, backend_db: str
 ) -> None:
     async def scenario() -> None:
-        async with rig(tmp_path, fake_tiktok) as r:
+        async with rig(tmp_path, fake_tiktok, db=backend_db) as r:
             fake_tiktok.script(code=50000, message="Internal error", times=None)
             [postback_id] = await r.queue()
             while (await r.postback(postback_id))["state"] != "dead":
@@ -356,11 +370,12 @@ def test_a_broken_integration_fails_its_postbacks_until_the_owner_fixes_it(
 # --- in flight --------------------------------------------------------------------------------
 
 
+@pytest.mark.both_backends
 def test_rows_in_flight_are_not_sent_again_and_what_queues_meanwhile_goes_next(
-    tmp_path: Path, fake_tiktok: FakeTikTok
+    tmp_path: Path, fake_tiktok: FakeTikTok, backend_db: str
 ) -> None:
     async def scenario() -> None:
-        async with rig(tmp_path, fake_tiktok) as r:
+        async with rig(tmp_path, fake_tiktok, db=backend_db) as r:
             fake_tiktok.script(hang_seconds=0.5, times=1)
             await r.queue(1, prefix="first")
             slow = asyncio.create_task(r.worker.deliver_due())
