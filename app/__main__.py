@@ -1,4 +1,4 @@
-"""Command line: `python -m app serve|demo|token create|settings`."""
+"""Command line: `python -m app serve|demo|token create|migrate|copy|settings`."""
 
 from __future__ import annotations
 
@@ -65,6 +65,9 @@ DEMO_PAGE = {
 }
 
 
+DB_HELP = "database file, or a postgresql:// URL (GANGWAY_DB)"
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     settings = Settings.from_env()
     if getattr(args, "db", None):
@@ -111,6 +114,43 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from app.store.urls import redacted
+
+    db = _settings(args).db
+
+    async def nothing(store: Store) -> None:
+        return None
+
+    asyncio.run(_with_store(db, nothing))
+    print(f"{redacted(db)}: schema up to date")
+    return 0
+
+
+def cmd_copy(args: argparse.Namespace) -> int:
+    from app.store.copy import Bar, copy_database, report
+    from app.store.urls import is_postgres_url, redacted
+
+    if is_postgres_url(args.source) or not is_postgres_url(args.target):
+        print("error: copy goes --from a SQLite file --to a postgresql:// URL", file=sys.stderr)
+        return 2
+    print(f"copying {args.source} to {redacted(args.target)} in batches of {args.batch:,}")
+    try:
+        results = asyncio.run(
+            copy_database(args.source, args.target, batch=args.batch, progress=Bar(sys.stderr))
+        )
+    except KeyboardInterrupt:
+        print("\ninterrupted: run the same command again to resume", file=sys.stderr)
+        return 130
+    ok = report(results)
+    copied = sum(r.this_run for r in results)
+    if not ok:
+        print("row counts differ: see the tables marked DIFFERENT", file=sys.stderr)
+        return 1
+    print(f"done: {copied:,} rows copied this run; every table has the same row count")
+    return 0
+
+
 def cmd_settings(args: argparse.Namespace) -> int:
     for name, value, help_text in describe(_settings(args)):
         print(f"{name}={value}\n    {help_text}")
@@ -128,8 +168,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(levelname)s %(name)s %(message)s"
     )
-    # One process: it owns the SQLite writer (http-api.md; a second process would be a second
-    # writer fighting for the lock).
+    # One process: on SQLite it owns the writer (http-api.md; a second process would be a
+    # second writer fighting for the lock). Several nodes share a PostgreSQL database instead.
     uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level)
     return 0
 
@@ -138,22 +178,35 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python -m app", description="Gangway")
     sub = top.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", help="serve the web app (one process)")
+    serve = sub.add_parser("serve", help="serve the web app (one process; one node)")
     serve.add_argument("--host", help="address to listen on (GANGWAY_HOST)")
     serve.add_argument("--port", type=int, help="port to listen on (GANGWAY_PORT)")
-    serve.add_argument("--db", help="database file (GANGWAY_DB)")
+    serve.add_argument("--db", help=DB_HELP)
     serve.set_defaults(fn=cmd_serve)
 
     demo = sub.add_parser("demo", help="seed the demo app, its TikTok integration and page")
-    demo.add_argument("--db", help="database file (GANGWAY_DB)")
+    demo.add_argument("--db", help=DB_HELP)
     demo.set_defaults(fn=cmd_demo)
 
     token = sub.add_parser("token", help="admin tokens")
     token_sub = token.add_subparsers(dest="token_command", required=True)
     create = token_sub.add_parser("create", help="make an admin token and print it once")
-    create.add_argument("--db", help="database file (GANGWAY_DB)")
+    create.add_argument("--db", help=DB_HELP)
     create.add_argument("--label", default="", help="a note to recognise the token by")
     create.set_defaults(fn=cmd_token_create)
+
+    migrate = sub.add_parser("migrate", help="bring the database's schema up to date")
+    migrate.add_argument("--db", help=DB_HELP)
+    migrate.set_defaults(fn=cmd_migrate)
+
+    copy = sub.add_parser(
+        "copy",
+        help="copy a SQLite installation into PostgreSQL (resumable; verifies row counts)",
+    )
+    copy.add_argument("--from", dest="source", required=True, help="the SQLite database file")
+    copy.add_argument("--to", dest="target", required=True, help="a postgresql:// URL")
+    copy.add_argument("--batch", type=int, default=5000, help="rows per transaction")
+    copy.set_defaults(fn=cmd_copy)
 
     settings = sub.add_parser("settings", help="print every GANGWAY_ setting")
     settings.set_defaults(fn=cmd_settings)

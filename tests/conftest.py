@@ -134,6 +134,15 @@ class PgDatabases:
             self.server.create_database(name, template=self.TEMPLATE)
         url = self.server.database_url(name)
         with psycopg.connect(url) as conn, conn.transaction():
+            # Tables a test made beside the schema (the copy's progress) go too.
+            extra = conn.execute(
+                "SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace "
+                "AND relkind IN ('r', 'p') AND NOT relispartition "
+                "AND relname <> ALL(%s) AND relname <> 'gangway_migrations'",
+                [self.tables],
+            ).fetchall()
+            for (table,) in extra:
+                conn.execute(f'DROP TABLE "{table}"')  # type: ignore[arg-type]
             for table in self.tables:
                 conn.execute(f"DELETE FROM {table}")  # type: ignore[arg-type]
             if seeded:
