@@ -279,9 +279,11 @@ def live_server(tmp_path_factory: pytest.TempPathFactory, fake_tiktok_server: An
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    """A failing test that used the live server shows the server's log with its report."""
+    """A failing test that used a live server (or the nodes of `test_nodes.py`) shows their
+    logs with its report."""
     report = yield
-    server = getattr(item, "funcargs", {}).get("live_server")
-    if report.failed and server is not None:
-        report.sections.append(("live server log", server.logs()[-20000:]))
+    for name in ("live_server", "nodes"):
+        server = getattr(item, "funcargs", {}).get(name)
+        if report.failed and server is not None:
+            report.sections.append((f"{name} log", server.logs()[-20000:]))
     return report
