@@ -35,8 +35,8 @@ ANDROID_UA = (
 )
 AD_QUERY = "pid=tiktokweb_int&c=summer&af_c_id=1700&ttclid=E.C.P.nodes&af_sub1=E.C.P.nodes"
 # A short lease, so the SIGKILL test waits seconds, not a minute; the worker keeps it above
-# the TikTok timeout plus 5 s (app/jobs/outbox.py), so it is 7 s here.
-NODE_ENV = {"GANGWAY_OUTBOX_LEASE_SECONDS": "3", "GANGWAY_TIKTOK_TIMEOUT_SECONDS": "2"}
+# the TikTok timeout plus 5 s (app/jobs/outbox.py), so it is 6 s here.
+NODE_ENV = {"GANGWAY_OUTBOX_LEASE_SECONDS": "3", "GANGWAY_TIKTOK_TIMEOUT_SECONDS": "1"}
 
 
 class Cluster:
@@ -48,12 +48,17 @@ class Cluster:
         self.nodes: list[LiveServer] = []
         self.started = 0
 
-    def start_node(self) -> LiveServer:
-        self.started += 1
+    def start_nodes(self, n: int = 1) -> list[LiveServer]:
+        """Start `n` more nodes, together (each start waits for the node's /healthz)."""
         env = NODE_ENV | {"GANGWAY_TIKTOK_API_URL": self.fake.base_url}
-        node = LiveServer(self.db, env, log_path=self.folder / f"node-{self.started}.log")
-        self.nodes.append(node.start())
-        return node
+        new = []
+        for _ in range(n):
+            self.started += 1
+            new.append(LiveServer(self.db, env, log_path=self.folder / f"node-{self.started}.log"))
+        with ThreadPoolExecutor(n) as pool:
+            list(pool.map(LiveServer.start, new))
+        self.nodes += new
+        return new
 
     @property
     def sdk(self) -> dict[str, str]:
@@ -74,8 +79,7 @@ def cluster(
     db = pg_pool.take()
     cluster = Cluster(db, tmp_path_factory.mktemp("nodes"), fake_tiktok_server)
     try:
-        cluster.start_node()
-        cluster.start_node()
+        cluster.start_nodes(2)
         yield cluster
     finally:
         cluster.stop()
@@ -253,7 +257,7 @@ def test_a_node_killed_holding_leases_leaves_them_to_the_other(nodes: Cluster) -
     assert leased[0][0] >= 1
     a.kill()
     started = time.monotonic()
-    nodes.start_node()
+    nodes.start_nodes(1)
     wait_for(lambda: len(delivered(nodes.fake, ids)) == 40, 40, "every postback delivered")
     # What node A held went only after its lease expired.
     assert time.monotonic() - started > 2

@@ -43,6 +43,14 @@ class WriteStats:
                 self.buckets[bound] += 1
 
 
+class Rollback(Exception):  # noqa: N818 - a signal, not an error
+    """Raised inside a write that must write nothing after all (an idempotent repeat): the
+    transaction rolls back and `write` answers `answer`, counted as no failure."""
+
+    def __init__(self, answer: object) -> None:
+        self.answer = answer
+
+
 async def _configure(conn: Conn) -> None:
     # Explicit, whatever the server's default: an acknowledged write must be on disk.
     await conn.execute("SET synchronous_commit = on")
@@ -89,11 +97,15 @@ class Database:
                 try:
                     async with conn.transaction():
                         result = await fn(conn)
+                except Rollback:
+                    raise
                 except Exception as exc:
                     if repair is None or not await repair(conn, exc):
                         raise
                     async with conn.transaction():
                         result = await fn(conn)
+            except Rollback as rollback:
+                return rollback.answer  # type: ignore[return-value]
             except BaseException:
                 self.stats.failed_writes += 1
                 raise

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from app.conversions import Event, Install, PriorInstall
 from app.postbacks.postback import NewPostback
 from app.store.columns import EVENT_COLUMNS, INSTALL_COLUMNS
-from app.store.postgres.connections import Conn, Database
+from app.store.postgres.connections import Conn, Database, Rollback
 from app.store.postgres.outbox import queue_postbacks
 from app.store.postgres.rows import from_row, insert_sql, to_row
 from app.store.records import ClickAlreadyClaimed
@@ -30,19 +30,11 @@ PRIOR_INSTALL_SQL = (
 )
 _SELECT_INSTALL = f"SELECT {', '.join(INSTALL_COLUMNS)} FROM installs"
 _SELECT_EVENT = f"SELECT {', '.join(EVENT_COLUMNS)} FROM events"
-_INSERT_INSTALL = insert_sql(
-    "installs", INSTALL_COLUMNS, " ON CONFLICT (app_key, app_instance_id) DO NOTHING RETURNING id"
-)
-_INSERT_EVENT = insert_sql(
-    "events", EVENT_COLUMNS, " ON CONFLICT (app_key, event_id) DO NOTHING RETURNING id"
-)
-
-
-class _Rollback(Exception):
-    """Ends a transaction that must write nothing, carrying its answer out."""
-
-    def __init__(self, answer: object) -> None:
-        self.answer = answer
+# ON CONFLICT with no target: a repeat may meet the winner on either unique key first (its id,
+# when a client resends the same values, or its app_instance_id / event_id), and either way it
+# must write nothing and answer the stored row rather than fail.
+_INSERT_INSTALL = insert_sql("installs", INSTALL_COLUMNS, " ON CONFLICT DO NOTHING RETURNING id")
+_INSERT_EVENT = insert_sql("events", EVENT_COLUMNS, " ON CONFLICT DO NOTHING RETURNING id")
 
 
 def _install(row: Mapping[str, object]) -> Install:
@@ -106,8 +98,9 @@ class PostgresInstalls:
                     [install.app_key, install.app_instance_id],
                 )
                 existing = await cursor.fetchone()
-                assert existing is not None
-                raise _Rollback((_install(existing), False))
+                if existing is None:  # only the id was taken: not a repeat of this install
+                    raise RuntimeError(f"install id {install.id} is taken by another install")
+                raise Rollback((_install(existing), False))
             if claim_click is not None:
                 cursor = await conn.execute(
                     "INSERT INTO click_claims (click_id, app_key, claimed_by, claimed_at) "
@@ -123,10 +116,7 @@ class PostgresInstalls:
             await queue_postbacks(conn, pending, now)
             return install, True
 
-        try:
-            return await self._db.write(write)
-        except _Rollback as done:
-            return done.answer  # type: ignore[return-value]
+        return await self._db.write(write)
 
 
 class PostgresEvents:
@@ -153,7 +143,8 @@ class PostgresEvents:
                     [event.app_key, event.event_id],
                 )
                 existing = await cursor.fetchone()
-                assert existing is not None
+                if existing is None:  # only the id was taken: not a repeat of this event
+                    raise RuntimeError(f"event id {event.id} is taken by another event")
                 return _event(existing), False
             await queue_postbacks(conn, pending, now)
             return event, True
