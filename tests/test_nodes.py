@@ -1,8 +1,9 @@
 """Two Gangway nodes on one PostgreSQL database, through HTTP only (docs/scale.md section 2).
 
 Two real server processes (`python -m app serve`, as an owner runs them behind a load balancer)
-share a fresh database on the session's throwaway server and post to the fake TikTok. Traffic
-is spread over both:
+share a fresh database on the session's throwaway server and post to the fake TikTok. First the
+whole journey on one of them (page, impression, click, install, events, postbacks), then
+traffic spread over both:
 - one click, installs claiming it on both nodes at once: one winner, the others re-decided;
 - the same `event_id` sent to both nodes at once: one row, one answer, one postback sent;
 - 1,000 postbacks queued across both nodes: each delivered once (counted by `event_id`);
@@ -25,6 +26,7 @@ import httpx
 import pytest
 
 from tests import dbq
+from tests import test_postbacks_e2e as e2e
 from tests.conftest import seed
 from tests.fakes.tiktok_api import FakeTikTok
 from tests.live import LiveServer
@@ -173,6 +175,25 @@ def wait_for(condition: Any, timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {timeout} s: {what}")
         time.sleep(0.1)
+
+
+def test_the_whole_journey_runs_on_a_postgresql_node(nodes: Cluster) -> None:
+    """Page, impression, click, install, events and their postbacks, checked whole by the same
+    test as on SQLite (`test_postbacks_e2e.py`), served by a node on PostgreSQL."""
+    a, _ = nodes.nodes
+    a.sdk_key = nodes.sdk_key  # type: ignore[attr-defined]
+    a.admin_token = nodes.token  # type: ignore[attr-defined]
+    landing = f"{a.url}/lp/demo?pid=tiktokweb_int&c=summer&ttclid=E.C.P.journey"
+    page = httpx.get(landing, headers={"User-Agent": ANDROID_UA})
+    assert page.status_code == 200 and "data-platform" in page.text
+    beacon = httpx.post(
+        f"{a.url}/i/demo",
+        json={"url": landing, "pvid": "pv-journey"},
+        headers={"User-Agent": ANDROID_UA},
+    )
+    assert beacon.status_code == 202, beacon.text
+    assert dbq.query(nodes.db, "SELECT pvid FROM impressions WHERE pvid = ?", ("pv-journey",))
+    e2e.test_install_and_mapped_events_reach_tiktok_exactly_as_specified(a, nodes.fake)
 
 
 def test_installs_on_both_nodes_claiming_one_click_leave_it_to_one(nodes: Cluster) -> None:
