@@ -213,3 +213,36 @@ def test_two_nodes_racing_for_one_click_one_instance_and_one_event_each_write_on
             "(SELECT COUNT(*) FROM postbacks), (SELECT COUNT(*) FROM click_claims)"
         ).fetchone()
     assert counts == (2, 1, 3, 1)
+
+
+def test_one_page_view_sent_to_two_nodes_at_once_is_one_impression(pg_database: str) -> None:
+    async def scenario() -> list[str]:
+        nodes = [await PostgresStore.open(pg_database, max_size=4) for _ in range(2)]
+        try:
+            views = [
+                Touch(id=f"i{n}", kind="impression", app_key="demo", time=T0, pvid="pv-1")
+                for n in range(6)
+            ]
+            return list(
+                await asyncio.gather(
+                    *(
+                        nodes[n % 2].touches.record_touch(TouchRecord(v))
+                        for n, v in enumerate(views)
+                    )
+                )
+            )
+        finally:
+            for node in nodes:
+                await node.close()
+
+    answers = run_async(scenario())
+    assert len(set(answers)) == 1
+    with psycopg.connect(pg_database) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM impressions").fetchone() == (1,)
+
+
+def test_the_settings_listing_hides_a_database_password() -> None:
+    from app.settings import Settings, describe
+
+    shown = dict((name, value) for name, value, _ in describe(Settings(db="postgresql://u:pw@h/g")))
+    assert shown["GANGWAY_DB"] == "postgresql://u:***@h/g"
