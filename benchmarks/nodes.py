@@ -42,6 +42,7 @@ from pathlib import Path
 
 import httpx
 import psycopg
+from psycopg.rows import dict_row
 
 from app.attribution import candidate_ranges, decide, referrer_click_id
 from app.ids import new_id
@@ -207,8 +208,10 @@ async def load_postgres(url: str, touches: int) -> float:
     started = time.perf_counter()
     end = attribution.END_TIME
     first = day_of(end - attribution.SPAN_DAYS * DAY)
-    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        await ensure_days(conn, range(first, day_of(end) + DAY, DAY))  # type: ignore[arg-type]
+    async with await psycopg.AsyncConnection.connect(
+        url, autocommit=True, row_factory=dict_row
+    ) as conn:
+        await ensure_days(conn, range(first, day_of(end) + DAY, DAY))
         await conn.execute("SET synchronous_commit = off")  # loading, not serving
         cursor = conn.cursor()
         impressions = f"COPY impressions ({', '.join(_COLUMNS)}) FROM STDIN"
@@ -217,7 +220,7 @@ async def load_postgres(url: str, touches: int) -> float:
         # take gigabytes.
         for kind, statement in (("impression", impressions), ("click", clicks)):
             async with conn.transaction():
-                async with cursor.copy(statement) as copy:  # type: ignore[arg-type]
+                async with cursor.copy(statement) as copy:
                     for row_kind, row in attribution._rows(touches, 7):
                         if row_kind == kind:
                             await copy.write_row(row)
@@ -229,15 +232,14 @@ async def load_postgres(url: str, touches: int) -> float:
 async def measure_postgres(
     url: str, touches: int, batch: list[attribution.Install]
 ) -> attribution.Result:
-    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        from psycopg.rows import dict_row
-
-        conn.row_factory = dict_row  # type: ignore[assignment]
+    async with await psycopg.AsyncConnection.connect(
+        url, autocommit=True, row_factory=dict_row
+    ) as conn:
 
         async def match(install: attribution.Install) -> bool:
             clicks, impressions = candidate_ranges(attribution.SETTINGS, install.facts.time)
             candidates = await find_candidates(
-                conn,  # type: ignore[arg-type]
+                conn,
                 CandidateQuery(
                     app_key=install.app_key,
                     ip=install.facts.ip,

@@ -164,7 +164,7 @@ def pg_pool(postgres: ThrowawayPostgres) -> PgDatabases:
     return PgDatabases(postgres)
 
 
-class TestDatabases:
+class TakenDatabases:
     """The databases one test took; given back when it ends."""
 
     def __init__(self, pool: PgDatabases) -> None:
@@ -178,15 +178,15 @@ class TestDatabases:
 
 
 @pytest.fixture()
-def pg_databases(pg_pool: PgDatabases) -> Iterator[TestDatabases]:
-    taken = TestDatabases(pg_pool)
+def pg_databases(pg_pool: PgDatabases) -> Iterator[TakenDatabases]:
+    taken = TakenDatabases(pg_pool)
     yield taken
     for url in taken.taken:
         pg_pool.give_back(url)
 
 
 @pytest.fixture()
-def pg_database(pg_databases: PgDatabases) -> str:
+def pg_database(pg_databases: TakenDatabases) -> str:
     """The URL of a fresh, migrated, empty PostgreSQL database."""
     return pg_databases.new()
 
@@ -202,7 +202,7 @@ def backend_db(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> 
 @pytest.fixture()
 def settings(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> Settings:
     if backend == "postgresql":
-        databases: TestDatabases = request.getfixturevalue("pg_databases")
+        databases: TakenDatabases = request.getfixturevalue("pg_databases")
         return make_settings(tmp_path, db=databases.new(seeded=True))
     return make_settings(tmp_path)
 

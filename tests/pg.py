@@ -134,7 +134,7 @@ class ThrowawayPostgres:
     def execute(self, sql: str) -> None:
         """Run one statement on the maintenance database, outside a transaction."""
         with psycopg.connect(self.url, autocommit=True) as conn:
-            conn.execute(sql)  # type: ignore[arg-type]
+            conn.execute(sql)
 
     def create_database(self, name: str, *, template: str | None = None) -> str:
         """A new database (copied from `template` when given); answers its URL."""
