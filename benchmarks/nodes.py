@@ -1,19 +1,21 @@
 """Several nodes: durable impressions per second, and the candidate lookup on PostgreSQL.
 
-    python -m benchmarks.nodes [--seconds 10] [--concurrency 32] [--touches 1000000]
+    python -m benchmarks.nodes [--seconds 15] [--rounds 3] [--concurrency 32] [--touches 1000000]
 
 Throughput: one load client (this process, an httpx.AsyncClient, `--concurrency` requests in
-flight) posts `POST /i/demo` beacons (fresh pvid each) for `--seconds` to, in turn, one SQLite
+flight) posts `POST /i/demo` beacons (fresh pvid each) for `--seconds` to each of one SQLite
 node, one PostgreSQL node and two PostgreSQL nodes on one database (requests alternating between
-them, as a load balancer would). Every node is a real server (`python -m app serve`, a
-subprocess). A 202 promises a committed row: SQLite commits with `synchronous=FULL`, and the
-PostgreSQL server here runs with `fsync=on` and `synchronous_commit=on`, so both pay for durable
-commits. After each run the acknowledged ids are looked up; a lost one makes the exit status 1.
+them, as a load balancer would). Every server is started first; the setups are then measured in
+turn, `--rounds` times each, so a neighbour's burst of load on a shared machine falls on all.
+Every node is a real server (`python -m app serve`, a subprocess). A 202 promises a committed
+row: SQLite commits with `synchronous=FULL`, and the PostgreSQL server here runs with
+`fsync=on` and `synchronous_commit=on`, so both pay for durable commits. After each run the
+acknowledged ids are looked up; a lost one makes the exit status 1.
 The figures are impressions acknowledged per second, and their ratios to the SQLite node.
 
 The machine matters: on 2 cores, the two nodes, PostgreSQL and the load client share them, so
-the two-node figure is a floor (two machines would each have their own); what it shows is that
-a second node adds capacity rather than contention on the database.
+the two-node figure is a floor (two machines would each have their own CPU), and it may well be
+below one node's: a second node on the same cores adds a process to schedule, not capacity.
 
 Lookup: the same generated touches (`benchmarks.attribution`: 30 days, 5 touches per IP, 30 %
 clicks) loaded into a SQLite file and into PostgreSQL (day partitions, as the server makes
@@ -177,24 +179,52 @@ def lost(db: str, ids: list[str]) -> int:
     return len(set(ids) - {row[0] for row in found})
 
 
+@dataclass
+class Setup:
+    label: str
+    db: str
+    servers: list[LiveServer]
+    acked: list[str]
+    result: Throughput
+
+
 async def throughput(
-    label: str, db: str, nodes: int, folder: Path, concurrency: int, seconds: float
-) -> Throughput:
-    await _seed(db)
-    servers = [
-        LiveServer(db, {"GANGWAY_LOG_LEVEL": "warning"}, log_path=folder / f"{label}-{i}.log")
-        for i in range(nodes)
-    ]
+    setups: list[tuple[str, str, int]], folder: Path, concurrency: int, seconds: float, rounds: int
+) -> list[Throughput]:
+    """Every setup's servers started at once, then measured in turn, `rounds` times each for
+    `seconds / rounds`: a burst of a neighbour's load on a shared machine then falls on every
+    setup alike, not on whichever ran at that moment."""
+    runs = []
+    for label, db, nodes in setups:
+        await _seed(db)
+        servers = [
+            LiveServer(
+                db,
+                {"GANGWAY_LOG_LEVEL": "warning"},
+                log_path=folder / f"{label.replace(' ', '').replace(',', '-')}-{i}.log",
+            )
+            for i in range(nodes)
+        ]
+        runs.append(Setup(label, db, servers, [], Throughput(label, 0, 0.0, [], 0, 0)))
     try:
-        for server in servers:
-            await asyncio.to_thread(server.start)
-        ids, result = await load([s.url for s in servers], concurrency, seconds)
+        for run in runs:
+            for server in run.servers:
+                await asyncio.to_thread(server.start)
+        for _ in range(rounds):
+            for run in runs:
+                ids, part = await load([s.url for s in run.servers], concurrency, seconds / rounds)
+                run.acked += ids
+                run.result.acked += part.acked
+                run.result.seconds += part.seconds
+                run.result.latencies_ms += part.latencies_ms
+                run.result.errors += part.errors
     finally:
-        for server in servers:
-            await asyncio.to_thread(server.stop)
-    result.label = label
-    result.lost = lost(db, ids)
-    return result
+        for run in runs:
+            for server in run.servers:
+                await asyncio.to_thread(server.stop)
+    for run in runs:
+        run.result.lost = lost(run.db, run.acked)
+    return [run.result for run in runs]
 
 
 # -- the candidate lookup ----------------------------------------------------------------------
@@ -270,22 +300,14 @@ async def run(args: argparse.Namespace) -> int:
     failed = 0
     try:
         print(f"PostgreSQL: throwaway server, fsync on; files under {folder}", flush=True)
-        results = []
-        for label, nodes in (
-            ("sqlite, 1 node", 1),
-            ("postgresql, 1 node", 1),
-            ("postgresql, 2 nodes", 2),
-        ):
-            if label.startswith("sqlite"):
-                db = str(folder / "nodes.db")
-            else:
-                db = server.create_database(f"nodes{nodes}")
-            result = await throughput(
-                label.split(",")[0] + str(nodes), db, nodes, folder, args.concurrency, args.seconds
-            )
-            result.label = label
+        setups = [
+            ("sqlite, 1 node", str(folder / "nodes.db"), 1),
+            ("postgresql, 1 node", server.create_database("nodes1"), 1),
+            ("postgresql, 2 nodes", server.create_database("nodes2"), 2),
+        ]
+        results = await throughput(setups, folder, args.concurrency, args.seconds, args.rounds)
+        for result in results:
             print(result.line(), flush=True)
-            results.append(result)
             failed |= result.lost > 0
 
         sqlite_path = Path(args.sqlite_db)
@@ -334,7 +356,8 @@ async def run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.nodes")
-    parser.add_argument("--seconds", type=float, default=10.0, help="per throughput run")
+    parser.add_argument("--seconds", type=float, default=15.0, help="per setup, in all")
+    parser.add_argument("--rounds", type=int, default=3, help="turns each setup is measured in")
     parser.add_argument("--concurrency", type=int, default=32, help="requests in flight")
     parser.add_argument("--touches", type=int, default=1_000_000, help="lookup table size")
     parser.add_argument("--installs", type=int, default=5_000, help="installs matched")
