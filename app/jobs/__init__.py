@@ -30,9 +30,6 @@ from app.store.interfaces import JobLeaseStore
 
 log = logging.getLogger("gangway.jobs")
 
-# The share of its period a periodic job's lease lasts.
-LEASE_SHARE = 0.95
-
 
 class Job(Protocol):
     name: str
@@ -105,10 +102,11 @@ class Periodic:
     async def _take_lease(self) -> bool:
         if self._leases is None:
             return True
-        # A little under the period: the holder's own next tick (a period plus the run's time
-        # later) finds it free, while every other node's tick within the period finds it held.
-        seconds = self.period * LEASE_SHARE
-        return await self._leases.acquire(self.name, self.holder, self._clock(), seconds)
+        # One period from now: every other node's tick within it finds the lease held, and this
+        # node's own next tick (a period after the run ends) finds it expired, so two runs
+        # anywhere in the cluster are at least a period apart.
+        now = self._clock()
+        return await self._leases.acquire(self.name, self.holder, now, self.period)
 
 
 class Jobs:
