@@ -27,7 +27,7 @@ import pytest
 
 from tests import dbq
 from tests import test_postbacks_e2e as e2e
-from tests.conftest import seed
+from tests.conftest import PgDatabases, seed
 from tests.fakes.tiktok_api import FakeTikTok
 from tests.live import LiveServer
 
@@ -82,7 +82,7 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def cluster(
-    tmp_path_factory: pytest.TempPathFactory, pg_pool: Any, fake_tiktok_server: FakeTikTok
+    tmp_path_factory: pytest.TempPathFactory, pg_pool: PgDatabases, fake_tiktok_server: FakeTikTok
 ) -> Iterator[Cluster]:
     db = pg_pool.take()
     cluster = Cluster(db, tmp_path_factory.mktemp("nodes"), fake_tiktok_server)
