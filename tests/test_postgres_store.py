@@ -246,3 +246,17 @@ def test_the_settings_listing_hides_a_database_password() -> None:
 
     shown = dict((name, value) for name, value, _ in describe(Settings(db="postgresql://u:pw@h/g")))
     assert shown["GANGWAY_DB"] == "postgresql://u:***@h/g"
+
+
+def test_migrate_and_token_create_take_a_url(
+    pg_database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from app.__main__ import main
+
+    password_url = pg_database.replace("postgres@", "postgres:hunter2@")
+    assert main(["migrate", "--db", password_url]) == 0
+    out = capsys.readouterr().out
+    assert "schema up to date" in out and "hunter2" not in out
+    assert main(["token", "create", "--db", pg_database, "--label", "ops"]) == 0
+    with psycopg.connect(pg_database) as conn:
+        assert conn.execute("SELECT label FROM tokens").fetchall() == [("ops",)]
