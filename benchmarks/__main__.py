@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import attribution, snippet_size, touches
+from benchmarks import attribution, nodes, snippet_size, touches
 
 
 def main() -> int:
@@ -23,6 +23,8 @@ def main() -> int:
     failed |= attribution.main([])
     print("== benchmarks.touches", flush=True)
     failed |= touches.main([])
+    print("== benchmarks.nodes", flush=True)
+    failed |= nodes.main([])
     return 1 if failed else 0
 
 
