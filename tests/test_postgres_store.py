@@ -251,12 +251,20 @@ def test_the_settings_listing_hides_a_database_password() -> None:
 def test_migrate_and_token_create_take_a_url(
     pg_database: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
     from app.__main__ import main
 
+    def command(*argv: str) -> int:
+        # A thread of its own: the command runs its own event loop (asyncio.run), and a browser
+        # test may have left one running in this thread.
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(main, list(argv)).result()
+
     password_url = pg_database.replace("postgres@", "postgres:hunter2@")
-    assert main(["migrate", "--db", password_url]) == 0
+    assert command("migrate", "--db", password_url) == 0
     out = capsys.readouterr().out
     assert "schema up to date" in out and "hunter2" not in out
-    assert main(["token", "create", "--db", pg_database, "--label", "ops"]) == 0
+    assert command("token", "create", "--db", pg_database, "--label", "ops") == 0
     with psycopg.connect(pg_database) as conn:
         assert conn.execute("SELECT label FROM tokens").fetchall() == [("ops",)]
