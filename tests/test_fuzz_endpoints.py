@@ -24,7 +24,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from html.parser import HTMLParser
 from typing import Any
-from urllib.parse import parse_qs, parse_qsl, quote, urlsplit
+from urllib.parse import parse_qs, parse_qsl, quote, unquote, urlsplit
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -393,7 +393,18 @@ def location_is_allowed(location: str, allowed: frozenset[str]) -> None:
     assert parts.scheme in ("http", "https"), location
     assert location.lower().startswith(f"{parts.scheme}://"), location
     assert "@" not in parts.netloc, location
-    assert parts.hostname in allowed | {OWN_HOST}, location
+    allowed_hosts = {browser_host(h) for h in allowed | {OWN_HOST}}
+    assert browser_host(parts.hostname or "") in allowed_hosts, location
+
+
+def browser_host(host: str) -> str:
+    """A host as a browser's URL parser reads it: percent-decoded, then IDNA-encoded. (The
+    Location of a configured "https://ex\u00e1mple.com/" arrives as "ex%C3%A1mple.com".)"""
+    decoded = unquote(host).lower()
+    try:
+        return decoded.encode("idna").decode("ascii")
+    except UnicodeError:
+        return decoded
 
 
 class _Markup(HTMLParser):
