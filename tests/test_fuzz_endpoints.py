@@ -37,24 +37,13 @@ from starlette.testclient import TestClient
 
 from app.__main__ import DEMO_APP
 from app.paths import TEMPLATES_DIR
+from tests.fixtures import ANDROID_UA, DESKTOP_UA, IPHONE_UA
 
 OWN_HOST = "gangway.test"
 OWN_ORIGIN = f"http://{OWN_HOST}"
 DEMO_HOSTS = frozenset(
     {"apps.apple.com", "play.google.com", "cdn.example.com", "store.steampowered.com"}
     | {"example.com"}
-)
-ANDROID_UA = (
-    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/126.0.0.0 Mobile Safari/537.36"
-)
-IPHONE_UA = (
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
-    "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
-)
-DESKTOP_UA = (
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/126.0.0.0 Safari/537.36"
 )
 
 # Whole-file budget is a few seconds: modest example counts, no deadline (a slow machine is not

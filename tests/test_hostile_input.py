@@ -23,6 +23,7 @@ from app.server import create_app
 from app.settings import Settings
 from app.web.errors import ApiError, read_body
 from tests.aio import run_async
+from tests.fixtures import DESKTOP_UA, IPHONE_UA
 
 ORIGIN = "https://gangway.test"
 CONFIGURED_HOSTS = {
@@ -57,11 +58,6 @@ HOSTILE_QUERIES = {
     "open redirect tricks": "af_r=https://example.com@evil.example/&af_web_dp=//evil.example",
     "unicode host": "af_r=https://example%E3%80%82com/&af_web_dp=https://%D0%B5xample.com/",
 }
-IPHONE_UA = (
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
-    "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
-)
-DESKTOP_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0"
 
 
 @pytest.fixture()

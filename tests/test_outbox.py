@@ -31,8 +31,8 @@ from app.store.sqlite import ClickAlreadyClaimed, NewPostback, Store, TouchRecor
 from app.touches import Touch
 from app.web.templates import make_templates
 from tests.aio import run_async
-from tests.conftest import make_settings
 from tests.fakes.tiktok_api import FakeTikTok
+from tests.fixtures import make_settings
 
 START = 1_763_719_300.0
 HOUR = 3600.0
