@@ -4,6 +4,8 @@
 - `browser`: one Chromium for the whole session (start-up is the slow part).
 - `live_server`: one real uvicorn server per test module, for browser tests (see `tests/live.py`).
 - `fake_tiktok`: a real HTTP server standing in for TikTok's Events API (`tests/fakes/`).
+
+Plain helpers and constants shared by test modules are in `tests/fixtures.py`.
 """
 
 from __future__ import annotations
@@ -16,43 +18,12 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from app.__main__ import seed_demo
 from app.server import create_app
-from app.settings import Secret, Settings
-from app.store.sqlite import SqliteStore
-from tests.aio import run_async
+from app.settings import Settings
 from tests.browser import ARTIFACTS, launch_browser
+from tests.fixtures import make_settings, seed
 
 pytest_plugins = ["tests.fakes.tiktok_api"]
-
-
-def make_settings(tmp: Path, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "db": str(tmp / "gangway.db"),
-        "secret_key": Secret("test-secret"),
-        # Nothing in the suite may reach the real TikTok: an unroutable default.
-        "tiktok_api_url": "http://127.0.0.1:9",
-        "tiktok_timeout_seconds": 2.0,
-    }
-    values.update(overrides)
-    return Settings(**values)
-
-
-def seed(db: str) -> tuple[str, str]:
-    """Seed the demo into `db`; answer (admin token, demo sdk_key)."""
-
-    async def run() -> tuple[str, str]:
-        store = await SqliteStore.open(db)
-        try:
-            await seed_demo(store)
-            token = await store.tokens.create_token("tests", 0.0)
-            app = await store.configs.get_app("demo")
-            assert app is not None
-            return token, app.sdk_key
-        finally:
-            await store.close()
-
-    return run_async(run())
 
 
 @pytest.fixture()

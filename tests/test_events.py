@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.test_installs import OTHER_IP, START, Gangway, open_gangway
+from tests.fixtures import OTHER_IP, START, Gangway, open_gangway
 
 
 @pytest.fixture()

@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 from app.jobs import Jobs, Periodic
 from app.server import create_app
 from tests.aio import run_async
-from tests.conftest import make_settings
+from tests.fixtures import make_settings
 
 
 class Recorder:

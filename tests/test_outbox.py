@@ -30,8 +30,8 @@ from app.store.sqlite import SqliteStore
 from app.touches import Touch
 from app.vocabulary import PARTNER
 from tests.aio import run_async
-from tests.conftest import make_settings
 from tests.fakes.tiktok_api import FakeTikTok
+from tests.fixtures import make_settings
 from tests.records import make_install
 
 START = 1_763_719_300.0
