@@ -91,6 +91,21 @@ def test_an_app_keeps_its_sdk_key_and_creation_time_across_updates(
     with_store(store_opener, scenario)
 
 
+def test_an_app_is_found_by_its_sdk_key(store_opener: StoreOpener) -> None:
+    async def scenario(store: Store) -> None:
+        demo = await store.configs.put_app("demo", DEMO_APP, T0)
+        beta = await store.configs.put_app("beta", DEMO_APP, T0)
+        assert await store.configs.app_by_sdk_key(demo.sdk_key) == demo
+        found = await store.configs.app_by_sdk_key(beta.sdk_key)
+        assert found is not None and found.app_key == "beta"
+        assert await store.configs.app_by_sdk_key("not-a-key") is None
+        assert await store.configs.app_by_sdk_key("") is None
+        await store.configs.delete_app("demo")
+        assert await store.configs.app_by_sdk_key(demo.sdk_key) is None
+
+    with_store(store_opener, scenario)
+
+
 def test_an_integration_keeps_its_token_unless_a_new_one_is_sent(
     store_opener: StoreOpener,
 ) -> None:

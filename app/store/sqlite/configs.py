@@ -81,6 +81,10 @@ class SqliteConfigs:
 
         return await self._conns.write(write)
 
+    async def app_by_sdk_key(self, sdk_key: str) -> AppRecord | None:
+        row = await self._conns.one("SELECT * FROM apps WHERE sdk_key = ?", [sdk_key])
+        return _app(row) if row else None
+
     async def app_for_destination(self, platform: str, app_id: str) -> AppRecord | None:
         row = await self._conns.one(
             "SELECT * FROM apps WHERE json_extract(config, '$.destinations.' || ? || '.app_id') = ?"
