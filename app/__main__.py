@@ -35,7 +35,7 @@ DEMO_APP = {
     "allowed_redirect_hosts": ["example.com"],
     "allowed_origins": [],
 }
-# Pointed at nothing real: the demo must never send anything to TikTok.
+# A made-up pixel: `seed_demo` stores it in dry run, so the demo never sends anything to TikTok.
 DEMO_INTEGRATION = {
     "enabled": True,
     "pixel_code": "DEMOPIXEL0000000000",
@@ -72,14 +72,18 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
-async def seed_demo(store: Store) -> None:
-    """Idempotent: re-running replaces the demo's config and keeps its sdk_key."""
+async def seed_demo(store: Store, *, dry_run: bool = True) -> None:
+    """Idempotent: re-running replaces the demo's config and keeps its sdk_key.
+
+    The integration is a dry run: its postbacks are built and shown (`GET
+    /api/v1/postbacks/{id}`, state `dry_run`), never sent. Tests that deliver to a fake TikTok
+    seed it live (`dry_run=False`)."""
     from app.configs import validate_app, validate_integration, validate_page
     from app.vocabulary import PARTNER
 
     now = system_clock()
     app = await store.configs.put_app("demo", validate_app(DEMO_APP), now)
-    config, _ = validate_integration(DEMO_INTEGRATION)
+    config, _ = validate_integration(DEMO_INTEGRATION | {"dry_run": dry_run})
     # The token is a placeholder: TikTok would refuse it, and the base URL is a setting anyway.
     await store.configs.put_integration(app.app_key, PARTNER, config, "demo-access-token", now)
     await store.configs.put_page("demo", validate_page(DEMO_PAGE), now)

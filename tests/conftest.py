@@ -44,7 +44,8 @@ def seed(db: str) -> tuple[str, str]:
     async def run() -> tuple[str, str]:
         store = await SqliteStore.open(db)
         try:
-            await seed_demo(store)
+            # Live, not the demo's dry run: the suite delivers to the fake TikTok.
+            await seed_demo(store, dry_run=False)
             token = await store.tokens.create_token("tests", 0.0)
             app = await store.configs.get_app("demo")
             assert app is not None

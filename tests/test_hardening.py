@@ -6,13 +6,20 @@ access log of `serve`) are in `test_hardening_live.py`, the outbox's in `test_ou
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from starlette.testclient import TestClient
 
-from tests.test_installs import START, Gangway, open_gangway
+from app.__main__ import DEMO_INTEGRATION, main
+from app.server import create_app
+from tests.conftest import make_settings
+from tests.fakes.tiktok_api import FakeTikTok
+from tests.test_installs import ANDROID_UA, PHONE_IP, START, Gangway, open_gangway
 
 
 @pytest.fixture()
@@ -82,3 +89,74 @@ def test_a_wrong_key_is_a_401_whatever_the_body(gw: Gangway, url: str, raw: byte
     big = b"{" + b" " * 70_000 + b"}"
     answer = gw.http.post(url, content=big, headers=wrong | {"Content-Type": "application/json"})
     assert answer.status_code == 401
+
+
+# -- item 3: the demo is a dry run ----------------------------------------------------------------
+
+
+def test_the_demo_is_a_dry_run_that_shows_the_json_it_would_send(
+    tmp_path: Path, fake_tiktok: FakeTikTok, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = make_settings(
+        tmp_path, tiktok_api_url=fake_tiktok.base_url, trusted_proxies="127.0.0.1"
+    )
+    assert main(["demo", "--db", settings.db]) == 0
+    assert main(["token", "create", "--db", settings.db]) == 0
+    token = capsys.readouterr().out.strip().splitlines()[-1]
+    admin = {"Authorization": f"Bearer {token}"}
+    with TestClient(
+        create_app(settings), base_url="http://gangway.test", client=("127.0.0.1", 50000)
+    ) as http:
+        url = "/api/v1/apps/demo/integrations/tiktokweb_int"
+        assert http.get(url, headers=admin).json()["dry_run"] is True
+        sdk_key = http.get("/api/v1/apps/demo", headers=admin).json()["sdk_key"]
+        click = http.get(
+            "/c/demo?pid=tiktokweb_int&ttclid=E.C.P.dry",
+            headers={"User-Agent": ANDROID_UA, "X-Forwarded-For": PHONE_IP},
+            follow_redirects=False,
+        )
+        referrer = parse_qs(urlsplit(click.headers["location"]).query)["referrer"][0]
+        install = http.post(
+            "/api/v1/installs",
+            json={
+                "app_key": "demo",
+                "platform": "android",
+                "app_instance_id": "phone-1",
+                "install_referrer": referrer,
+                # A minute after the click: a click a second before its install is injected.
+                "install_time": int(time.time()) + 60,
+            },
+            headers={"Authorization": f"Bearer {sdk_key}"},
+        ).json()
+        deadline = time.monotonic() + 10
+        while True:
+            record = http.get(f"/api/v1/installs/{install['install_id']}", headers=admin).json()
+            [postback] = record["postbacks"]
+            if postback["state"] != "pending" or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert postback["state"] == "dry_run"
+        shown = http.get(f"/api/v1/postbacks/{postback['id']}", headers=admin).json()
+        assert shown["sent_at"] is None
+        assert shown["sent_json"]["event_source_id"] == "DEMOPIXEL0000000000"
+        assert shown["sent_json"]["data"] == [shown["payload"]]
+        assert shown["sent_json"]["data"][0]["user"]["ttclid"] == "E.C.P.dry"
+    assert fake_tiktok.requests == [] and fake_tiktok.violations == []
+
+
+def test_dry_run_must_be_a_boolean(gw: Gangway) -> None:
+    answer = gw.http.put(
+        "/api/v1/apps/demo/integrations/tiktokweb_int",
+        json=DEMO_INTEGRATION | {"dry_run": "yes"},
+        headers=gw.admin,
+    )
+    assert (answer.status_code, answer.json()["field"]) == (400, "dry_run")
+    # A dry run needs no access token: no warning that postbacks cannot be delivered.
+    gw.http.delete("/api/v1/apps/demo/integrations/tiktokweb_int", headers=gw.admin)
+    answer = gw.http.put(
+        "/api/v1/apps/demo/integrations/tiktokweb_int",
+        json=DEMO_INTEGRATION | {"dry_run": True},
+        headers=gw.admin,
+    )
+    assert answer.status_code == 200 and "warning" not in answer.json()
+    assert answer.json()["dry_run"] is True
