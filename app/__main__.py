@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
@@ -122,19 +121,13 @@ def cmd_settings(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from app.server import create_app
+    from app.serving import serve
 
     settings = _settings(args)
-    host = args.host or settings.host
-    port = args.port or settings.port
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(levelname)s %(name)s %(message)s"
-    )
     # One process: it owns the SQLite writer (http-api.md; a second process would be a second
-    # writer fighting for the lock).
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level)
+    # writer fighting for the lock). Timeouts and logs: app/serving.py.
+    serve(create_app(settings), settings, args.host or settings.host, args.port or settings.port)
     return 0
 
 

@@ -18,6 +18,7 @@ import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect
 from starlette.routing import Route
 
 from app.burst import BurstCounter
@@ -33,8 +34,14 @@ from app.settings import Settings
 from app.snippet_asset import load_script
 from app.store.backends import open_store
 from app.web import openapi, ops, outbox_api, owner_api, pages, sdk, tracking
-from app.web.errors import ApiError, api_error_handler, field_error_handler, http_error_handler
-from app.web.middleware import RequestCounter, SecurityHeaders
+from app.web.errors import (
+    ApiError,
+    api_error_handler,
+    client_disconnect_handler,
+    field_error_handler,
+    http_error_handler,
+)
+from app.web.middleware import AccessLog, RequestCounter, SecurityHeaders
 from app.web.templates import make_templates
 
 log = logging.getLogger("gangway")
@@ -140,11 +147,16 @@ def create_app(
 
     return Starlette(
         routes=routes(),
-        middleware=[Middleware(RequestCounter), Middleware(SecurityHeaders)],
+        middleware=[
+            Middleware(AccessLog),
+            Middleware(RequestCounter),
+            Middleware(SecurityHeaders),
+        ],
         exception_handlers={
             ApiError: api_error_handler,
             FieldError: field_error_handler,
             HTTPException: http_error_handler,
+            ClientDisconnect: client_disconnect_handler,
         },
         lifespan=lifespan,
     )

@@ -8,8 +8,11 @@ alone, within a bound on requests.
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
+
+import pytest
 
 from app.jobs import outbox as outbox_module
 from app.postbacks.postback import NewPostback
@@ -33,7 +36,7 @@ def batch_with_bad(n: int, bad: set[int]) -> list[NewPostback]:
 
 
 def test_one_bad_event_of_six_fails_alone_and_five_are_delivered(
-    tmp_path: Path, fake_tiktok: FakeTikTok
+    tmp_path: Path, fake_tiktok: FakeTikTok, caplog: pytest.LogCaptureFixture
 ) -> None:
     async def scenario() -> None:
         async with rig(tmp_path, fake_tiktok) as r:
@@ -49,6 +52,9 @@ def test_one_bad_event_of_six_fails_alone_and_five_are_delivered(
             assert bad["last_code"] == 40002
             assert "event_time" in bad["last_message"]
             assert bad["attempt_log"][-1]["batch_size"] == 1
+            # A failed postback needs its owner: a warning, not an info line.
+            refusals = [r for r in caplog.records if "outcome=failed" in r.getMessage()]
+            assert refusals and {r.levelno for r in refusals} == {logging.WARNING}
             # Halving: the refused request, then each level's two halves.
             sent = len(fake_tiktok.requests) + len(fake_tiktok.violations)
             assert sent <= 2 * math.log2(6) + 1
