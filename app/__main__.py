@@ -7,9 +7,11 @@ import asyncio
 import dataclasses
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import TypeVar
 
 from app.clock import system_clock
+from app.sealing import token_sealer
 from app.settings import Settings, describe
 from app.store.backends import open_store
 from app.store.interfaces import Store
@@ -89,8 +91,13 @@ async def seed_demo(store: Store, *, dry_run: bool = True) -> None:
     print(f"demo app 'demo' ready (sdk_key {app.sdk_key}); landing page /lp/demo")
 
 
-async def _with_store(db: str, work: Callable[[Store], Awaitable[T]]) -> T:
-    store = await open_store(db)
+async def _with_store(
+    settings: Settings,
+    work: Callable[[Store], Awaitable[T]],
+    *,
+    old_secrets: Sequence[str] = (),
+) -> T:
+    store = await open_store(settings.db, sealer=token_sealer(settings, old_secrets))
     try:
         return await work(store)
     finally:
@@ -98,7 +105,7 @@ async def _with_store(db: str, work: Callable[[Store], Awaitable[T]]) -> T:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    asyncio.run(_with_store(_settings(args).db, seed_demo))
+    asyncio.run(_with_store(_settings(args), seed_demo))
     return 0
 
 
@@ -108,9 +115,28 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     async def create(store: Store) -> str:
         return await store.tokens.create_token(label, system_clock())
 
-    token = asyncio.run(_with_store(_settings(args).db, create))
+    token = asyncio.run(_with_store(_settings(args), create))
     print("Admin token (shown once; send it as Authorization: Bearer <token>):")
     print(token)
+    return 0
+
+
+def cmd_secrets_rotate(args: argparse.Namespace) -> int:
+    """Re-seal every access token under the current secret key, opening them with the old one
+    (docs/secrets.md). Run with the server stopped."""
+    if args.old_key_file:
+        old = Path(args.old_key_file).read_text().strip()
+    else:
+        old = args.old_key or ""
+    if not old:
+        raise ValueError("give the previous secret key: --old-key or --old-key-file")
+
+    async def rotate(store: Store) -> int:
+        return await store.configs.seal_tokens(rotate=True)
+
+    settings = _settings(args)
+    count = asyncio.run(_with_store(settings, rotate, old_secrets=[old]))
+    print(f"{count} access token(s) sealed under the current secret key")
     return 0
 
 
@@ -151,6 +177,18 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--db", help="database file (GANGWAY_DB)")
     create.add_argument("--label", default="", help="a note to recognise the token by")
     create.set_defaults(fn=cmd_token_create)
+
+    secrets = sub.add_parser("secrets", help="secrets at rest (docs/secrets.md)")
+    secrets_sub = secrets.add_subparsers(dest="secrets_command", required=True)
+    rotate = secrets_sub.add_parser(
+        "rotate",
+        help="re-seal the access tokens under the current GANGWAY_SECRET_KEY (server stopped)",
+    )
+    rotate.add_argument("--db", help="database file (GANGWAY_DB)")
+    old = rotate.add_mutually_exclusive_group(required=True)
+    old.add_argument("--old-key", help="the previous secret key (shows in the process list)")
+    old.add_argument("--old-key-file", help="a file holding the previous secret key")
+    rotate.set_defaults(fn=cmd_secrets_rotate)
 
     settings = sub.add_parser("settings", help="print every GANGWAY_ setting")
     settings.set_defaults(fn=cmd_settings)

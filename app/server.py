@@ -29,6 +29,7 @@ from app.geo import GeoIPDatabase, Locator
 from app.jobs import Jobs
 from app.jobs.outbox import OutboxWorker
 from app.paths import SMARTSCRIPT_DIR
+from app.sealing import token_sealer
 from app.services import Services
 from app.settings import Settings
 from app.snippet_asset import load_script
@@ -116,7 +117,12 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         geoip = GeoIPDatabase(Path(settings.geoip_db)) if settings.geoip_db else None
         await anyio.to_thread.run_sync(warm_up)
-        store = await open_store(settings.db, batch_max=settings.writer_batch_max)
+        store = await open_store(
+            settings.db, batch_max=settings.writer_batch_max, sealer=token_sealer(settings)
+        )
+        # Tokens kept in clear by an older version (or written without a key) are sealed now.
+        if sealed := await store.configs.seal_tokens():
+            log.info("sealed %d access token(s) kept in clear", sealed)
         timeout = httpx.Timeout(settings.tiktok_timeout_seconds, connect=CONNECT_TIMEOUT)
         async with httpx.AsyncClient(timeout=timeout) as http:
             svc = Services(

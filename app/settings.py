@@ -178,7 +178,8 @@ class Settings:
         if self.secret_key:
             return self
         path = self.data_dir / SECRET_FILE
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # The data directory holds the database and this key: its owner's alone.
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not path.exists():
             # O_EXCL: two processes starting at once must not each write their own key.
             try:

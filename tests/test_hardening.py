@@ -6,6 +6,8 @@ access log of `serve`) are in `test_hardening_live.py`, the outbox's in `test_ou
 
 from __future__ import annotations
 
+import os
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,8 +18,12 @@ import pytest
 from starlette.testclient import TestClient
 
 from app.__main__ import DEMO_INTEGRATION, main
+from app.sealing import TokenSealer
 from app.server import create_app
-from tests.conftest import make_settings
+from app.store.sqlite import SqliteStore
+from app.vocabulary import PARTNER
+from tests.aio import run_async
+from tests.conftest import make_settings, seed
 from tests.fakes.tiktok_api import FakeTikTok
 from tests.test_installs import ANDROID_UA, PHONE_IP, START, Gangway, open_gangway
 
@@ -160,3 +166,74 @@ def test_dry_run_must_be_a_boolean(gw: Gangway) -> None:
     )
     assert answer.status_code == 200 and "warning" not in answer.json()
     assert answer.json()["dry_run"] is True
+
+
+# -- item 4: secrets at rest ---------------------------------------------------------------------
+
+
+def file_bytes(db: Path) -> bytes:
+    """The database file with its WAL, as a copy of the data directory would have them."""
+    return b"".join(p.read_bytes() for p in (db, db.with_name(db.name + "-wal")) if p.exists())
+
+
+def test_the_data_is_private_and_tokens_are_sealed_in_the_file(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    settings = make_settings(tmp_path, db=str(data / "gangway.db"))
+    db = Path(settings.db)
+    token, _ = seed(settings.db)  # as an older version left it: the demo token in clear
+    assert b"demo-access-token" in file_bytes(db)
+    os.chmod(db, 0o644)
+    admin = {"Authorization": f"Bearer {token}"}
+    with TestClient(create_app(settings), base_url="http://gangway.test") as http:
+        answer = http.put(
+            "/api/v1/apps/demo/integrations/tiktokweb_int",
+            json=DEMO_INTEGRATION | {"access_token": "tok-SECRET-42"},
+            headers=admin,
+        )
+        assert answer.status_code == 200 and answer.json()["access_token_set"] is True
+        for path in (data, db, *db.parent.glob("gangway.db-*")):
+            assert stat.S_IMODE(path.stat().st_mode) == (0o700 if path.is_dir() else 0o600)
+        assert b"tok-SECRET-42" not in file_bytes(db)
+    # The clear token an older version wrote was sealed at start, and its bytes overwritten.
+    raw = file_bytes(db)
+    assert b"tok-SECRET-42" not in raw and b"demo-access-token" not in raw
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+
+    async def read(secret: str) -> str | None:
+        store = await SqliteStore.open(settings.db, sealer=TokenSealer(secret))
+        try:
+            found = await store.configs.get_integration("demo", PARTNER)
+            assert found is not None
+            return found.access_token
+        finally:
+            await store.close()
+
+    assert run_async(read(settings.secret_key.reveal())) == "tok-SECRET-42"
+    assert run_async(read("another-key")) is None
+
+
+def test_secrets_rotate_reseals_tokens_under_the_new_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = str(tmp_path / "gangway.db")
+    monkeypatch.setenv("GANGWAY_SECRET_KEY", "old-key")
+    assert main(["demo", "--db", db]) == 0
+
+    async def token(secret: str) -> str | None:
+        store = await SqliteStore.open(db, sealer=TokenSealer(secret))
+        try:
+            found = await store.configs.get_integration("demo", PARTNER)
+            assert found is not None
+            return found.access_token
+        finally:
+            await store.close()
+
+    assert run_async(token("old-key")) == "demo-access-token"
+    monkeypatch.setenv("GANGWAY_SECRET_KEY", "new-key")
+    assert run_async(token("new-key")) is None
+    old_file = tmp_path / "old.key"
+    old_file.write_text("old-key\n")
+    assert main(["secrets", "rotate", "--db", db, "--old-key-file", str(old_file)]) == 0
+    assert "1 access token(s) sealed" in capsys.readouterr().out
+    assert run_async(token("new-key")) == "demo-access-token"
+    assert run_async(token("old-key")) is None

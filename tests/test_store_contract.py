@@ -17,6 +17,7 @@ import pytest
 
 from app.attribution import TimeRange
 from app.postbacks.postback import NewPostback, PostbackAttempt
+from app.sealing import TokenSealer
 from app.store.interfaces import Store
 from app.store.records import CandidateQuery, ClickAlreadyClaimed, TouchRecord
 from app.store.sqlite import SqliteStore
@@ -28,18 +29,19 @@ T0 = 1_790_000_000.0
 IP = "203.0.113.7"
 DEMO_APP = {"name": "Demo", "destinations": {"steam": {"app_id": "440", "store_url": "x"}}}
 
-StoreOpener = Callable[[], Awaitable[Store]]
+StoreOpener = Callable[..., Awaitable[Store]]
 BACKENDS = ["sqlite"]
 
 
 @pytest.fixture(params=BACKENDS)
 def store_opener(request: pytest.FixtureRequest, tmp_path: Path) -> StoreOpener:
-    """Opens a fresh, empty store of the backend under test."""
+    """Opens a fresh, empty store of the backend under test (the same one each call), with the
+    `TokenSealer` given, if any."""
     assert request.param == "sqlite"
     path = str(tmp_path / "contract.db")
 
-    async def open_sqlite() -> Store:
-        return await SqliteStore.open(path)
+    async def open_sqlite(sealer: TokenSealer | None = None) -> Store:
+        return await SqliteStore.open(path, sealer=sealer)
 
     return open_sqlite
 
@@ -128,6 +130,57 @@ def test_an_integration_keeps_its_token_unless_a_new_one_is_sent(
         assert not await store.configs.delete_integration("demo", "tiktokweb_int")
 
     with_store(store_opener, scenario)
+
+
+def test_access_tokens_are_sealed_at_rest_and_answered_clear(store_opener: StoreOpener) -> None:
+    async def token(sealer: TokenSealer | None) -> str | None:
+        store = await store_opener(sealer)
+        try:
+            found = await store.configs.get_integration("demo", "tiktokweb_int")
+            assert found is not None
+            return found.access_token
+        finally:
+            await store.close()
+
+    async def run() -> None:
+        # Written without a key (as by a version before sealing): kept in clear.
+        store = await store_opener()
+        await store.configs.put_app("demo", DEMO_APP, T0)
+        await store.configs.put_integration("demo", "tiktokweb_int", {}, "tok-clear", T0)
+        await store.close()
+
+        key1 = TokenSealer("key-1")
+        store = await store_opener(key1)
+        try:
+            found = await store.configs.get_integration("demo", "tiktokweb_int")
+            assert found is not None and found.access_token == "tok-clear"
+            assert await store.configs.seal_tokens() == 1
+            assert await store.configs.seal_tokens() == 0
+            saved = await store.configs.put_integration(
+                "demo", "tiktokweb_int", {"enabled": True}, "tok-2", T0 + 1
+            )
+            assert saved.access_token == "tok-2"
+            kept = await store.configs.put_integration(
+                "demo", "tiktokweb_int", {"enabled": False}, None, T0 + 2
+            )
+            assert kept.access_token == "tok-2"
+        finally:
+            await store.close()
+
+        assert await token(key1) == "tok-2"
+        # Sealed: no key, or another key, opens nothing.
+        assert await token(None) is None
+        assert await token(TokenSealer("key-2")) is None
+        # Rotation: the new key with the old one beside it re-seals under the new key.
+        store = await store_opener(TokenSealer("key-2", ["key-1"]))
+        try:
+            assert await store.configs.seal_tokens(rotate=True) == 1
+        finally:
+            await store.close()
+        assert await token(TokenSealer("key-2")) == "tok-2"
+        assert await token(key1) is None
+
+    run_async(run())
 
 
 def test_pages_are_kept_and_go_with_their_app(store_opener: StoreOpener) -> None:

@@ -18,7 +18,9 @@ Promises every backend keeps:
 - `record_install` claims its click, inserts the install and queues its postbacks in one
   transaction, and a click is claimed by one install only (`ClickAlreadyClaimed` otherwise);
 - idempotency: an `app_instance_id`, an `event_id` or a `pvid` seen before answers the stored
-  record, created=False, and writes nothing.
+  record, created=False, and writes nothing;
+- secrets at rest: a store opened with a `TokenSealer` (`app.sealing`) keeps integration access
+  tokens sealed and answers them clear; a token it cannot open is answered as None.
 """
 
 from __future__ import annotations
@@ -71,6 +73,12 @@ class ConfigStore(Protocol):
         ...
 
     async def delete_integration(self, app_key: str, partner: str) -> bool: ...
+    async def seal_tokens(self, *, rotate: bool = False) -> int:
+        """Seal every access token kept in clear (written before sealing, or by a store opened
+        without a sealer) under the store's sealer; with `rotate`, re-seal every token under
+        its current key too. Answers how many were rewritten; without a sealer, 0."""
+        ...
+
     async def get_page(self, slug: str) -> PageRecord | None: ...
     async def list_pages(self) -> list[PageRecord]: ...
     async def put_page(self, slug: str, config: Mapping[str, Any], now: float) -> PageRecord: ...
