@@ -28,6 +28,7 @@ from app.fields import FieldError
 from app.geo import GeoIPDatabase, Locator
 from app.jobs import Jobs
 from app.jobs.outbox import OutboxWorker
+from app.jobs.privacy import ldu_masking
 from app.paths import SMARTSCRIPT_DIR
 from app.sealing import token_sealer
 from app.services import Services
@@ -139,7 +140,10 @@ def create_app(
                 },
             )
             jobs = Jobs(
-                [OutboxWorker(store, http, clock, settings, wake=svc.outbox_wake)]
+                [
+                    OutboxWorker(store, http, clock, settings, wake=svc.outbox_wake),
+                    ldu_masking(store, clock, settings),
+                ]
                 if run_jobs
                 else []
             )

@@ -18,6 +18,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from app.__main__ import DEMO_INTEGRATION, main
+from app.jobs.privacy import mask_limited_data
 from app.sealing import TokenSealer
 from app.server import create_app
 from app.store.sqlite import SqliteStore
@@ -237,3 +238,36 @@ def test_secrets_rotate_reseals_tokens_under_the_new_key(
     assert "1 access token(s) sealed" in capsys.readouterr().out
     assert run_async(token("new-key")) == "demo-access-token"
     assert run_async(token("old-key")) is None
+
+
+# -- item 6: limited-data-use installs are masked once their windows are over ---------------------
+
+
+def test_limited_installs_lose_ip_and_ad_ids_after_the_setting_days(gw: Gangway) -> None:
+    gw.put_integration(ccpa_limit=True)  # no location known: limited, erring to on
+    _, referrer = gw.android_click()
+    gw.later(60)
+    device = {"gaid": "38400000-8cf0-11bd-b23e-10b96e40000d", "android_id": "9774d56d682e549c"}
+    install = gw.installed("phone-1", via=PHONE_IP, install_referrer=referrer, device=device)
+    full = gw.installed("phone-2", via="192.0.2.80", device={"gaid": "1" * 32})
+    services = gw.http.app_state["services"]
+
+    def run_job() -> int:
+        portal = gw.http.portal
+        assert portal is not None
+        days = services.settings.ldu_mask_after_days
+        return int(portal.call(mask_limited_data, services.store, gw.clock, days))
+
+    assert services.settings.ldu_mask_after_days == 30
+    gw.later(29 * 86_400)
+    assert run_job() == 0
+    assert gw.record(install["install_id"])["ip"] == PHONE_IP
+    gw.later(2 * 86_400)
+    assert run_job() == 1
+    record = gw.record(install["install_id"])
+    assert (record["ip"], record["gaid"], record["android_id"]) == ("203.0.113.0", None, None)
+    assert record["is_limited_data_use"] == 1
+    # The touch it was credited to keeps its network only too; a full-data install keeps all.
+    assert gw.sql("SELECT ip FROM clicks") == [("203.0.113.0",)]
+    assert gw.record(full["install_id"])["ip"] == "192.0.2.80"
+    assert run_job() == 0

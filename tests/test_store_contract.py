@@ -388,6 +388,47 @@ def test_a_click_is_claimed_by_one_install_and_the_losers_write_nothing(
     with_store(store_opener, scenario)
 
 
+def test_limited_installs_are_masked_once_their_time_is_over(store_opener: StoreOpener) -> None:
+    ids = {"gaid": "38400000-8cf0-11bd-b23e-10b96e40000d", "android_id": "9774d56d682e549c"}
+    limited = make_install(
+        "ldu", ip=IP, is_limited_data_use=True, touch_type="click", touch_id="c1", **ids
+    )
+    later = make_install("ldu-later", ip=IP, is_limited_data_use=True, time=T0 + 10 * 86_400)
+    full = make_install("full", ip=IP, **ids)
+
+    def with_ip(subject: str) -> NewPostback:
+        payload = {"event_id": subject, "limited_data_use": True, "user": {"ip": IP}}
+        return NewPostback("demo", "tiktokweb_int", "install", subject, "Download", payload)
+
+    async def scenario(store: Store) -> None:
+        await store.touches.record_touch(TouchRecord(touch("c1")))
+        sent, waiting = with_ip(limited.id), with_ip(limited.id)
+        await store.installs.record_install(
+            limited, claim_click="c1", postbacks=[sent, waiting], now=T0
+        )
+        await store.outbox.record_attempts([PostbackAttempt(sent.id, T0, "sent", T0)])
+        for install in (later, full):
+            await store.installs.record_install(install, claim_click=None, now=T0)
+
+        before = T0 + 86_400
+        assert await store.installs.mask_limited_installs(before, before) == 1
+        masked = await store.installs.get_install(limited.id)
+        assert masked is not None
+        assert (masked.ip, masked.gaid, masked.android_id) == ("203.0.113.0", None, None)
+        credited = await store.candidates.attributed_touch("click", "c1")
+        assert credited is not None and credited.ip == "203.0.113.0"
+        payloads = {p.id: p.payload for p in await store.outbox.postbacks_for(limited.id)}
+        assert payloads[sent.id]["user"] == {"ip": "203.0.113.0"}
+        assert payloads[waiting.id]["user"] == {"ip": IP}  # still to be sent: untouched
+        # Once: nothing more to mask. A later one and an unlimited one keep everything.
+        assert await store.installs.mask_limited_installs(before, before) == 0
+        assert await store.installs.get_install(later.id) == later
+        assert await store.installs.get_install(full.id) == full
+        assert await store.installs.mask_limited_installs(T0 + 11 * 86_400, T0) == 1
+
+    with_store(store_opener, scenario)
+
+
 def test_an_event_is_stored_once_per_event_id(store_opener: StoreOpener) -> None:
     install = make_install("a1")
     # A lone surrogate is valid JSON a client may send; it must read back as sent.

@@ -141,6 +141,14 @@ class InstallStore(Protocol):
         the click was claimed by another install first."""
         ...
 
+    async def mask_limited_installs(self, before: float, now: float, *, limit: int = 500) -> int:
+        """Mask what limited-data-use installs made before `before` keep beyond attribution's
+        needs: the install's IP cut to its network and its GAID, Android ID and IDFA removed;
+        the IP of the touch it was credited to cut too; and the `user.ip` of its and its
+        events' postbacks that are done (not pending or retrying). Each install once, at most
+        `limit` per call, oldest first; answers how many were masked."""
+        ...
+
 
 class EventStore(Protocol):
     async def event_by_id(self, app_key: str, event_id: str) -> Event | None: ...
