@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from starlette.testclient import TestClient
 
-from app.__main__ import DEMO_INTEGRATION, main
+from app.__main__ import DEMO_INTEGRATION
 from app.jobs.privacy import mask_limited_data
 from app.sealing import TokenSealer
 from app.server import create_app
@@ -26,6 +26,7 @@ from app.vocabulary import PARTNER
 from tests.aio import run_async
 from tests.conftest import make_settings, seed
 from tests.fakes.tiktok_api import FakeTikTok
+from tests.test_cli import main
 from tests.test_installs import ANDROID_UA, PHONE_IP, START, Gangway, open_gangway
 
 

@@ -169,6 +169,13 @@ class SqliteConfigs:
         sealer = self._sealer
         if sealer is None:
             return 0
+        if not rotate:
+            # Every start asks: answered from a read connection, no write when all are sealed.
+            kept = await self._conns.all(
+                "SELECT access_token FROM integrations WHERE access_token IS NOT NULL"
+            )
+            if all(is_sealed(row["access_token"]) for row in kept):
+                return 0
 
         def write(db: Database) -> int:
             # Overwrite freed space: the clear value must not stay behind in the file's pages.
