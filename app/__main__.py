@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import TypeVar
 
 from app.clock import system_clock
+from app.sealing import token_sealer
 from app.settings import Settings, describe
 from app.store.backends import open_store
 from app.store.interfaces import Store
@@ -35,7 +36,7 @@ DEMO_APP = {
     "allowed_redirect_hosts": ["example.com"],
     "allowed_origins": [],
 }
-# Pointed at nothing real: the demo must never send anything to TikTok.
+# A made-up pixel: `seed_demo` stores it in dry run, so the demo never sends anything to TikTok.
 DEMO_INTEGRATION = {
     "enabled": True,
     "pixel_code": "DEMOPIXEL0000000000",
@@ -72,22 +73,31 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
-async def seed_demo(store: Store) -> None:
-    """Idempotent: re-running replaces the demo's config and keeps its sdk_key."""
+async def seed_demo(store: Store, *, dry_run: bool = True) -> None:
+    """Idempotent: re-running replaces the demo's config and keeps its sdk_key.
+
+    The integration is a dry run: its postbacks are built and shown (`GET
+    /api/v1/postbacks/{id}`, state `dry_run`), never sent. Tests that deliver to a fake TikTok
+    seed it live (`dry_run=False`)."""
     from app.configs import validate_app, validate_integration, validate_page
     from app.vocabulary import PARTNER
 
     now = system_clock()
     app = await store.configs.put_app("demo", validate_app(DEMO_APP), now)
-    config, _ = validate_integration(DEMO_INTEGRATION)
+    config, _ = validate_integration(DEMO_INTEGRATION | {"dry_run": dry_run})
     # The token is a placeholder: TikTok would refuse it, and the base URL is a setting anyway.
     await store.configs.put_integration(app.app_key, PARTNER, config, "demo-access-token", now)
     await store.configs.put_page("demo", validate_page(DEMO_PAGE), now)
     print(f"demo app 'demo' ready (sdk_key {app.sdk_key}); landing page /lp/demo")
 
 
-async def _with_store(db: str, work: Callable[[Store], Awaitable[T]]) -> T:
-    store = await open_store(db)
+async def _with_store(
+    settings: Settings,
+    work: Callable[[Store], Awaitable[T]],
+    *,
+    old_secrets: Sequence[str] = (),
+) -> T:
+    store = await open_store(settings.db, sealer=token_sealer(settings, old_secrets))
     try:
         return await work(store)
     finally:
@@ -95,7 +105,7 @@ async def _with_store(db: str, work: Callable[[Store], Awaitable[T]]) -> T:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    asyncio.run(_with_store(_settings(args).db, seed_demo))
+    asyncio.run(_with_store(_settings(args), seed_demo))
     return 0
 
 
@@ -105,9 +115,28 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     async def create(store: Store) -> str:
         return await store.tokens.create_token(label, system_clock())
 
-    token = asyncio.run(_with_store(_settings(args).db, create))
+    token = asyncio.run(_with_store(_settings(args), create))
     print("Admin token (shown once; send it as Authorization: Bearer <token>):")
     print(token)
+    return 0
+
+
+def cmd_secrets_rotate(args: argparse.Namespace) -> int:
+    """Re-seal every access token under the current secret key, opening them with the old one
+    (docs/secrets.md). Run with the server stopped."""
+    if args.old_key_file:
+        old = Path(args.old_key_file).read_text().strip()
+    else:
+        old = args.old_key or ""
+    if not old:
+        raise ValueError("give the previous secret key: --old-key or --old-key-file")
+
+    async def rotate(store: Store) -> int:
+        return await store.configs.seal_tokens(rotate=True)
+
+    settings = _settings(args)
+    count = asyncio.run(_with_store(settings, rotate, old_secrets=[old]))
+    print(f"{count} access token(s) sealed under the current secret key")
     return 0
 
 
@@ -118,19 +147,13 @@ def cmd_settings(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from app.server import create_app
+    from app.serving import serve
 
     settings = _settings(args)
-    host = args.host or settings.host
-    port = args.port or settings.port
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(levelname)s %(name)s %(message)s"
-    )
     # One process: it owns the SQLite writer (http-api.md; a second process would be a second
-    # writer fighting for the lock).
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level)
+    # writer fighting for the lock). Timeouts and logs: app/serving.py.
+    serve(create_app(settings), settings, args.host or settings.host, args.port or settings.port)
     return 0
 
 
@@ -154,6 +177,18 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--db", help="database file (GANGWAY_DB)")
     create.add_argument("--label", default="", help="a note to recognise the token by")
     create.set_defaults(fn=cmd_token_create)
+
+    secrets = sub.add_parser("secrets", help="secrets at rest (docs/secrets.md)")
+    secrets_sub = secrets.add_subparsers(dest="secrets_command", required=True)
+    rotate = secrets_sub.add_parser(
+        "rotate",
+        help="re-seal the access tokens under the current GANGWAY_SECRET_KEY (server stopped)",
+    )
+    rotate.add_argument("--db", help="database file (GANGWAY_DB)")
+    old = rotate.add_mutually_exclusive_group(required=True)
+    old.add_argument("--old-key", help="the previous secret key (shows in the process list)")
+    old.add_argument("--old-key-file", help="a file holding the previous secret key")
+    rotate.set_defaults(fn=cmd_secrets_rotate)
 
     settings = sub.add_parser("settings", help="print every GANGWAY_ setting")
     settings.set_defaults(fn=cmd_settings)

@@ -196,6 +196,9 @@ def validate_integration(body: Any) -> tuple[dict[str, Any], str | None]:
         "test_event_code": test_event_code,
         "view_through": boolean(obj, "view_through", "", True),
         "ccpa_limit": boolean(obj, "ccpa_limit", "", False),
+        # Postbacks built, kept and shown with their exact JSON, never sent: to check a setup
+        # before going live (and the demo's, which must never call TikTok).
+        "dry_run": boolean(obj, "dry_run", "", False),
         "install_event": install_event,
         "inapp_postbacks": {
             "enabled": boolean(inapp, "enabled", "inapp_postbacks", True),

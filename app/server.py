@@ -18,6 +18,7 @@ import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect
 from starlette.routing import Route
 
 from app.burst import BurstCounter
@@ -27,14 +28,22 @@ from app.fields import FieldError
 from app.geo import GeoIPDatabase, Locator
 from app.jobs import Jobs
 from app.jobs.outbox import OutboxWorker
+from app.jobs.privacy import ldu_masking
 from app.paths import SMARTSCRIPT_DIR
+from app.sealing import token_sealer
 from app.services import Services
 from app.settings import Settings
 from app.snippet_asset import load_script
 from app.store.backends import open_store
 from app.web import openapi, ops, outbox_api, owner_api, pages, sdk, tracking
-from app.web.errors import ApiError, api_error_handler, field_error_handler, http_error_handler
-from app.web.middleware import RequestCounter, SecurityHeaders
+from app.web.errors import (
+    ApiError,
+    api_error_handler,
+    client_disconnect_handler,
+    field_error_handler,
+    http_error_handler,
+)
+from app.web.middleware import AccessLog, RequestCounter, SecurityHeaders
 from app.web.templates import make_templates
 
 log = logging.getLogger("gangway")
@@ -109,7 +118,12 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         geoip = GeoIPDatabase(Path(settings.geoip_db)) if settings.geoip_db else None
         await anyio.to_thread.run_sync(warm_up)
-        store = await open_store(settings.db, batch_max=settings.writer_batch_max)
+        store = await open_store(
+            settings.db, batch_max=settings.writer_batch_max, sealer=token_sealer(settings)
+        )
+        # Tokens kept in clear by an older version (or written without a key) are sealed now.
+        if sealed := await store.configs.seal_tokens():
+            log.info("sealed %d access token(s) kept in clear", sealed)
         timeout = httpx.Timeout(settings.tiktok_timeout_seconds, connect=CONNECT_TIMEOUT)
         async with httpx.AsyncClient(timeout=timeout) as http:
             svc = Services(
@@ -126,7 +140,10 @@ def create_app(
                 },
             )
             jobs = Jobs(
-                [OutboxWorker(store, http, clock, settings, wake=svc.outbox_wake)]
+                [
+                    OutboxWorker(store, http, clock, settings, wake=svc.outbox_wake),
+                    ldu_masking(store, clock, settings),
+                ]
                 if run_jobs
                 else []
             )
@@ -140,11 +157,16 @@ def create_app(
 
     return Starlette(
         routes=routes(),
-        middleware=[Middleware(RequestCounter), Middleware(SecurityHeaders)],
+        middleware=[
+            Middleware(AccessLog),
+            Middleware(RequestCounter),
+            Middleware(SecurityHeaders),
+        ],
         exception_handlers={
             ApiError: api_error_handler,
             FieldError: field_error_handler,
             HTTPException: http_error_handler,
+            ClientDisconnect: client_disconnect_handler,
         },
         lifespan=lifespan,
     )

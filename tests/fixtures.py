@@ -18,6 +18,7 @@ import functools
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from html.parser import HTMLParser
@@ -77,7 +78,8 @@ def seed(db: str) -> tuple[str, str]:
     async def run() -> tuple[str, str]:
         store = await SqliteStore.open(db)
         try:
-            await seed_demo(store)
+            # Live, not the demo's dry run: the suite delivers to the fake TikTok.
+            await seed_demo(store, dry_run=False)
             token = await store.tokens.create_token("tests", 0.0)
             app = await store.configs.get_app("demo")
             assert app is not None
@@ -347,3 +349,12 @@ def put_integration(server: Any, **changes: Any) -> None:
         json=DEMO_INTEGRATION | changes,
     )
     assert answer.status_code == 200, answer.text
+
+
+def run_cli(argv: list[str]) -> int:
+    """`python -m app ARGV` in process. In a thread: the command line runs its own event loop,
+    and the browser tests leave one running in the main thread."""
+    from app.__main__ import main as cli_main
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(cli_main, argv).result()

@@ -114,6 +114,8 @@ def test_every_postback_decision_is_answered_and_stored(gw: Gangway) -> None:
             "events": [{"app_event": "af_purchase", "partner_event": "Purchase"}],
         }
     )
+    # An event two days after its install (and not ahead of the server's clock: issue #16).
+    gw.later(2 * 86_400)
     two_days = {"event_time": int(START) + 60 + 2 * 86_400}
     assert sent(gw, "tiktok", "af_purchase", event_id="e3", **two_days)["postback"] == (
         "outside_window"

@@ -17,6 +17,7 @@ import pytest
 
 from app.attribution import TimeRange
 from app.postbacks.postback import NewPostback, PostbackAttempt
+from app.sealing import TokenSealer
 from app.store.interfaces import Store
 from app.store.records import CandidateQuery, ClickAlreadyClaimed, TouchRecord
 from app.store.sqlite import SqliteStore
@@ -28,18 +29,19 @@ T0 = 1_790_000_000.0
 IP = "203.0.113.7"
 DEMO_APP = {"name": "Demo", "destinations": {"steam": {"app_id": "440", "store_url": "x"}}}
 
-StoreOpener = Callable[[], Awaitable[Store]]
+StoreOpener = Callable[..., Awaitable[Store]]
 BACKENDS = ["sqlite"]
 
 
 @pytest.fixture(params=BACKENDS)
 def store_opener(request: pytest.FixtureRequest, tmp_path: Path) -> StoreOpener:
-    """Opens a fresh, empty store of the backend under test."""
+    """Opens a fresh, empty store of the backend under test (the same one each call), with the
+    `TokenSealer` given, if any."""
     assert request.param == "sqlite"
     path = str(tmp_path / "contract.db")
 
-    async def open_sqlite() -> Store:
-        return await SqliteStore.open(path)
+    async def open_sqlite(sealer: TokenSealer | None = None) -> Store:
+        return await SqliteStore.open(path, sealer=sealer)
 
     return open_sqlite
 
@@ -91,6 +93,21 @@ def test_an_app_keeps_its_sdk_key_and_creation_time_across_updates(
     with_store(store_opener, scenario)
 
 
+def test_an_app_is_found_by_its_sdk_key(store_opener: StoreOpener) -> None:
+    async def scenario(store: Store) -> None:
+        demo = await store.configs.put_app("demo", DEMO_APP, T0)
+        beta = await store.configs.put_app("beta", DEMO_APP, T0)
+        assert await store.configs.app_by_sdk_key(demo.sdk_key) == demo
+        found = await store.configs.app_by_sdk_key(beta.sdk_key)
+        assert found is not None and found.app_key == "beta"
+        assert await store.configs.app_by_sdk_key("not-a-key") is None
+        assert await store.configs.app_by_sdk_key("") is None
+        await store.configs.delete_app("demo")
+        assert await store.configs.app_by_sdk_key(demo.sdk_key) is None
+
+    with_store(store_opener, scenario)
+
+
 def test_an_integration_keeps_its_token_unless_a_new_one_is_sent(
     store_opener: StoreOpener,
 ) -> None:
@@ -113,6 +130,57 @@ def test_an_integration_keeps_its_token_unless_a_new_one_is_sent(
         assert not await store.configs.delete_integration("demo", "tiktokweb_int")
 
     with_store(store_opener, scenario)
+
+
+def test_access_tokens_are_sealed_at_rest_and_answered_clear(store_opener: StoreOpener) -> None:
+    async def token(sealer: TokenSealer | None) -> str | None:
+        store = await store_opener(sealer)
+        try:
+            found = await store.configs.get_integration("demo", "tiktokweb_int")
+            assert found is not None
+            return found.access_token
+        finally:
+            await store.close()
+
+    async def run() -> None:
+        # Written without a key (as by a version before sealing): kept in clear.
+        store = await store_opener()
+        await store.configs.put_app("demo", DEMO_APP, T0)
+        await store.configs.put_integration("demo", "tiktokweb_int", {}, "tok-clear", T0)
+        await store.close()
+
+        key1 = TokenSealer("key-1")
+        store = await store_opener(key1)
+        try:
+            found = await store.configs.get_integration("demo", "tiktokweb_int")
+            assert found is not None and found.access_token == "tok-clear"
+            assert await store.configs.seal_tokens() == 1
+            assert await store.configs.seal_tokens() == 0
+            saved = await store.configs.put_integration(
+                "demo", "tiktokweb_int", {"enabled": True}, "tok-2", T0 + 1
+            )
+            assert saved.access_token == "tok-2"
+            kept = await store.configs.put_integration(
+                "demo", "tiktokweb_int", {"enabled": False}, None, T0 + 2
+            )
+            assert kept.access_token == "tok-2"
+        finally:
+            await store.close()
+
+        assert await token(key1) == "tok-2"
+        # Sealed: no key, or another key, opens nothing.
+        assert await token(None) is None
+        assert await token(TokenSealer("key-2")) is None
+        # Rotation: the new key with the old one beside it re-seals under the new key.
+        store = await store_opener(TokenSealer("key-2", ["key-1"]))
+        try:
+            assert await store.configs.seal_tokens(rotate=True) == 1
+        finally:
+            await store.close()
+        assert await token(TokenSealer("key-2")) == "tok-2"
+        assert await token(key1) is None
+
+    run_async(run())
 
 
 def test_pages_are_kept_and_go_with_their_app(store_opener: StoreOpener) -> None:
@@ -316,6 +384,47 @@ def test_a_click_is_claimed_by_one_install_and_the_losers_write_nothing(
         # The winner asking again (its retry) keeps its claim.
         _, created = await store.installs.record_install(winner, claim_click="c1", now=T0)
         assert not created
+
+    with_store(store_opener, scenario)
+
+
+def test_limited_installs_are_masked_once_their_time_is_over(store_opener: StoreOpener) -> None:
+    ids = {"gaid": "38400000-8cf0-11bd-b23e-10b96e40000d", "android_id": "9774d56d682e549c"}
+    limited = make_install(
+        "ldu", ip=IP, is_limited_data_use=True, touch_type="click", touch_id="c1", **ids
+    )
+    later = make_install("ldu-later", ip=IP, is_limited_data_use=True, time=T0 + 10 * 86_400)
+    full = make_install("full", ip=IP, **ids)
+
+    def with_ip(subject: str) -> NewPostback:
+        payload = {"event_id": subject, "limited_data_use": True, "user": {"ip": IP}}
+        return NewPostback("demo", "tiktokweb_int", "install", subject, "Download", payload)
+
+    async def scenario(store: Store) -> None:
+        await store.touches.record_touch(TouchRecord(touch("c1")))
+        sent, waiting = with_ip(limited.id), with_ip(limited.id)
+        await store.installs.record_install(
+            limited, claim_click="c1", postbacks=[sent, waiting], now=T0
+        )
+        await store.outbox.record_attempts([PostbackAttempt(sent.id, T0, "sent", T0)])
+        for install in (later, full):
+            await store.installs.record_install(install, claim_click=None, now=T0)
+
+        before = T0 + 86_400
+        assert await store.installs.mask_limited_installs(before, before) == 1
+        masked = await store.installs.get_install(limited.id)
+        assert masked is not None
+        assert (masked.ip, masked.gaid, masked.android_id) == ("203.0.113.0", None, None)
+        credited = await store.candidates.attributed_touch("click", "c1")
+        assert credited is not None and credited.ip == "203.0.113.0"
+        payloads = {p.id: p.payload for p in await store.outbox.postbacks_for(limited.id)}
+        assert payloads[sent.id]["user"] == {"ip": "203.0.113.0"}
+        assert payloads[waiting.id]["user"] == {"ip": IP}  # still to be sent: untouched
+        # Once: nothing more to mask. A later one and an unlimited one keep everything.
+        assert await store.installs.mask_limited_installs(before, before) == 0
+        assert await store.installs.get_install(later.id) == later
+        assert await store.installs.get_install(full.id) == full
+        assert await store.installs.mask_limited_installs(T0 + 11 * 86_400, T0) == 1
 
     with_store(store_opener, scenario)
 

@@ -18,7 +18,9 @@ Promises every backend keeps:
 - `record_install` claims its click, inserts the install and queues its postbacks in one
   transaction, and a click is claimed by one install only (`ClickAlreadyClaimed` otherwise);
 - idempotency: an `app_instance_id`, an `event_id` or a `pvid` seen before answers the stored
-  record, created=False, and writes nothing.
+  record, created=False, and writes nothing;
+- secrets at rest: a store opened with a `TokenSealer` (`app.sealing`) keeps integration access
+  tokens sealed and answers them clear; a token it cannot open is answered as None.
 """
 
 from __future__ import annotations
@@ -49,6 +51,10 @@ class ConfigStore(Protocol):
         ...
 
     async def delete_app(self, app_key: str) -> bool: ...
+    async def app_by_sdk_key(self, sdk_key: str) -> AppRecord | None:
+        """The app whose sdk_key this is: the SDK endpoints authenticate before reading a body."""
+        ...
+
     async def app_for_destination(self, platform: str, app_id: str) -> AppRecord | None:
         """The app whose destination `platform` has `app_id` (direct click URLs)."""
         ...
@@ -67,6 +73,12 @@ class ConfigStore(Protocol):
         ...
 
     async def delete_integration(self, app_key: str, partner: str) -> bool: ...
+    async def seal_tokens(self, *, rotate: bool = False) -> int:
+        """Seal every access token kept in clear (written before sealing, or by a store opened
+        without a sealer) under the store's sealer; with `rotate`, re-seal every token under
+        its current key too. Answers how many were rewritten; without a sealer, 0."""
+        ...
+
     async def get_page(self, slug: str) -> PageRecord | None: ...
     async def list_pages(self) -> list[PageRecord]: ...
     async def put_page(self, slug: str, config: Mapping[str, Any], now: float) -> PageRecord: ...
@@ -127,6 +139,14 @@ class InstallStore(Protocol):
         Answers (stored install, created). An install with the same app_instance_id is
         answered unchanged, created=False. Raises ClickAlreadyClaimed, writing nothing, when
         the click was claimed by another install first."""
+        ...
+
+    async def mask_limited_installs(self, before: float, now: float, *, limit: int = 500) -> int:
+        """Mask what limited-data-use installs made before `before` keep beyond attribution's
+        needs: the install's IP cut to its network and its GAID, Android ID and IDFA removed;
+        the IP of the touch it was credited to cut too; and the `user.ip` of its and its
+        events' postbacks that are done (not pending or retrying). Each install once, at most
+        `limit` per call, oldest first; answers how many were masked."""
         ...
 
 

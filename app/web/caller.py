@@ -14,7 +14,6 @@ from starlette.requests import Request
 from app.devices import client_ip
 from app.services import Services, services
 from app.store.records import AppRecord
-from app.vocabulary import APP_KEY_RE
 from app.web.errors import ApiError, json_object, read_json
 
 
@@ -41,21 +40,24 @@ async def require_admin(request: Request) -> None:
 
 
 async def authorised_app(request: Request) -> tuple[AppRecord, dict[str, Any]]:
-    """The app the request's sdk_key belongs to, and the JSON body naming it."""
+    """The app the request's sdk_key belongs to, and the JSON body naming it.
+
+    The key is checked before a byte of the body is read: a caller without a valid sdk_key
+    gets 401 whatever it sent, and so learns nothing of the body's field rules."""
     key = _bearer(request)
-    # Refused before the body is read: no credentials, no parsing of what they sent.
     if key is None:
         raise ApiError(401, "unauthorized", "send Authorization: Bearer <sdk_key>")
+    app = await services(request).store.configs.app_by_sdk_key(key)
+    if app is None or not hmac.compare_digest(app.sdk_key.encode(), key.encode()):
+        raise ApiError(401, "unauthorized", "unknown sdk_key")
     body = json_object(await read_json(request))
     app_key = body.get("app_key")
     if app_key is None or app_key == "":
         raise ApiError.invalid("app_key", "app_key is required")
     if not isinstance(app_key, str):
         raise ApiError.invalid("app_key", "app_key must be a string")
-    # A key no app can have (a lone surrogate, say, which no query can even carry) is no app.
-    store = services(request).store.configs
-    app = await store.get_app(app_key) if APP_KEY_RE.fullmatch(app_key) else None
-    # One answer for "no such app" and "wrong key": the endpoint must not reveal app keys.
-    if app is None or not hmac.compare_digest(app.sdk_key.encode(), key.encode()):
+    # One answer for "no such app" and "another app's key": the endpoint must not reveal app
+    # keys. (A lone surrogate, which no app key can hold, is simply another key.)
+    if not hmac.compare_digest(app.app_key.encode(), app_key.encode("utf-8", "surrogatepass")):
         raise ApiError(401, "unauthorized", "sdk_key does not belong to this app_key")
     return app, body

@@ -325,6 +325,11 @@ def integration_config_schema() -> Schema:
             "test_event_code": string(nullable=True, maxLength=64),
             "view_through": boolean(True),
             "ccpa_limit": boolean(False),
+            "dry_run": boolean(
+                False,
+                "Postbacks are built, kept and shown with their exact JSON (state dry_run), "
+                "never sent to TikTok",
+            ),
             "install_event": string(maxLength=64, default="Download"),
             "inapp_postbacks": inapp,
         }
@@ -535,7 +540,7 @@ def postback_schema() -> Schema:
             "payload": obj({}, description="The event as queued"),
             "sent_json": {
                 "type": ["object", "null"],
-                "description": "The request body last sent for it",
+                "description": "The request body last sent for it (dry_run: that would be sent)",
             },
             "attempt_log": array(attempt),
         },
@@ -571,7 +576,7 @@ def schemas() -> dict[str, Schema]:
         "Install": install_schema(),
         "EventRequest": event_request_schema(),
         "EventAnswer": event_answer_schema(),
-        "PostbackState": string(enum=["pending", "retrying", "sent", "failed", "dead"]),
+        "PostbackState": string(enum=["pending", "retrying", "sent", "failed", "dead", "dry_run"]),
         "Postback": postback_schema(),
     }
 

@@ -118,7 +118,7 @@ async def put_integration(request: Request) -> Response:
     config, token = _validated(configs.validate_integration, json_object(await read_json(request)))
     svc = services(request)
     rec = await svc.store.configs.put_integration(app.app_key, PARTNER, config, token, svc.clock())
-    if config["enabled"] and not rec.access_token:
+    if config["enabled"] and not config["dry_run"] and not rec.access_token:
         # Stored anyway (the owner may add the token next), but said plainly: nothing can be
         # delivered to TikTok without it.
         body = _integration_json(rec) | {

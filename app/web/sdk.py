@@ -19,7 +19,9 @@ Decisions where the spec is silent:
   IDFA, IDFV and GAID are UUIDs and stored lower-cased, so either case finds the device.
 - `att_status` takes the spec's spelling or Apple's (`notDetermined`); it is stored in the spec's.
 - `install_time` more than a day ahead of the server's clock is a 400: every touch would be in
-  its "past", so a broken device clock could claim clicks made after the install.
+  its "past", so a broken device clock could claim clicks made after the install. An
+  `event_time` is held to the same bound, and to at most a day before its install: an event
+  TikTok refuses would otherwise be queued, and take its batch down with it.
 - Identifiers (`app_instance_id`, `event_id`, device ids, the referrer) over their length limit
   or holding a NUL or a lone surrogate are a 400, not cut or cleaned: two different ids made
   one would merge two installs or two events. Descriptive text (user agent, model, language)
@@ -68,8 +70,12 @@ USER_FIELDS = ("email", "phone", "external_id")
 MAX_ID_CHARS = 128
 MAX_REFERRER_CHARS = 2048
 MAX_EVENT_NAME_CHARS = 100
-# How far ahead of the server's clock an install may say it happened (device clocks drift).
+# How far ahead of the server's clock an install or event may say it happened (device clocks
+# drift).
 MAX_FUTURE_SECONDS = 86_400
+# How long before its install an event may say it happened: the install time is the first
+# open's and device clocks drift, but an event a day older than its install is a broken clock.
+EVENT_BEFORE_INSTALL_SECONDS = 86_400
 ZERO_ID_RE = re.compile(r"^[0\-]*$")
 
 
@@ -241,8 +247,11 @@ def _parse_event(svc: Services, body: dict[str, Any]) -> EventRequest:
     instance = fields.required_string(body, "app_instance_id", limit=MAX_ID_CHARS)
     event_name = fields.required_string(body, "event_name", limit=MAX_EVENT_NAME_CHARS)
     event_id = _id(body, "event_id")
-    event_time = fields.time(body, "event_time", svc.clock())
+    now = svc.clock()
+    event_time = fields.time(body, "event_time", now)
     assert event_time is not None  # it has a default
+    if event_time > now + MAX_FUTURE_SECONDS:
+        raise FieldError("event_time", "is more than a day in the future")
     value = dict(fields.optional_object(body, "event_value"))
     user_obj = dict(fields.optional_object(body, "user"))
     user = {k: v for k in USER_FIELDS if (v := _id(user_obj, k, "user", limit=256)) is not None}
@@ -273,6 +282,9 @@ async def post_event(request: Request) -> Response:
         raise ApiError(
             404, "unknown_install", "no install with this app_instance_id", "app_instance_id"
         )
+    if req.event_time < install.time - EVENT_BEFORE_INSTALL_SECONDS:
+        # TikTok refuses events whose time is nonsense, and would refuse their whole batch.
+        raise FieldError("event_time", "is more than a day before the install")
     event_id = req.event_id or new_id()
     stored = await store.events.event_by_id(app.app_key, event_id)
     if stored is not None:

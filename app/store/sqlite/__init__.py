@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import anyio.to_thread
 
+from app.sealing import TokenSealer
 from app.store.records import StoreStats
 from app.store.sqlite.candidates import SqliteCandidates
 from app.store.sqlite.configs import SqliteConfigs, SqliteTokens
@@ -23,10 +24,10 @@ __all__ = ["SqliteStore"]
 class SqliteStore:
     """Open with `await SqliteStore.open(path)` (or `open_sync`); close with `await close()`."""
 
-    def __init__(self, conns: Connections) -> None:
+    def __init__(self, conns: Connections, sealer: TokenSealer | None = None) -> None:
         self.path = conns.path
         self._conns = conns
-        self._configs = SqliteConfigs(conns)
+        self._configs = SqliteConfigs(conns, sealer)
         self._tokens = SqliteTokens(conns)
         self._touches = SqliteTouches(conns)
         self._candidates = SqliteCandidates(conns)
@@ -35,12 +36,18 @@ class SqliteStore:
         self._outbox = SqliteOutbox(conns)
 
     @classmethod
-    def open_sync(cls, path: str, *, batch_max: int = 256) -> SqliteStore:
-        return cls(Connections.open_sync(path, batch_max=batch_max))
+    def open_sync(
+        cls, path: str, *, batch_max: int = 256, sealer: TokenSealer | None = None
+    ) -> SqliteStore:
+        return cls(Connections.open_sync(path, batch_max=batch_max), sealer)
 
     @classmethod
-    async def open(cls, path: str, *, batch_max: int = 256) -> SqliteStore:
-        return await anyio.to_thread.run_sync(lambda: cls.open_sync(path, batch_max=batch_max))
+    async def open(
+        cls, path: str, *, batch_max: int = 256, sealer: TokenSealer | None = None
+    ) -> SqliteStore:
+        return await anyio.to_thread.run_sync(
+            lambda: cls.open_sync(path, batch_max=batch_max, sealer=sealer)
+        )
 
     def close_sync(self) -> None:
         self._conns.close_sync()

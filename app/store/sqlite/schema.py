@@ -255,3 +255,15 @@ def install_reinstall_of(db: Database) -> None:
     """A reinstall names the first install of its device (attribution.md section 4): its events
     carry that install's attribution. NULL for every install that is not a reinstall."""
     db.execute("ALTER TABLE installs ADD COLUMN reinstall_of TEXT")
+
+
+@migrations(name="0005_hardening")
+def hardening(db: Database) -> None:
+    """When a limited-data-use install had what attribution no longer needs masked (its IP cut,
+    its ad ids removed: `mask_limited_installs`); NULL until then. The partial index finds the
+    ones still to mask without reading the others."""
+    db.execute("ALTER TABLE installs ADD COLUMN masked_at REAL")
+    db.execute(
+        "CREATE INDEX installs_ldu_unmasked ON installs(time) "
+        "WHERE is_limited_data_use = 1 AND masked_at IS NULL"
+    )
