@@ -81,6 +81,7 @@ def routes() -> list[Route]:
             owner_api.delete_integration,
             methods=["DELETE"],
         ),
+        Route("/api/v1/partners/tiktokweb_int/events", owner_api.partner_events, methods=["GET"]),
         Route("/api/v1/pages", owner_api.list_pages, methods=["GET"]),
         Route("/api/v1/pages/{slug}", owner_api.get_page, methods=["GET"]),
         Route("/api/v1/pages/{slug}", owner_api.put_page, methods=["PUT"]),
