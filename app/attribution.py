@@ -9,9 +9,13 @@ Order of the decision (`attribution.md` sections 3 and 4):
 1. The install's own IP and user agent are a bot's (`InstallFacts.is_bot`): `rejected`, reason
    `bot_install`. Checked first because nothing the request says (device ids included) is
    trusted then.
-2. A prior install of this app by one of the device's ids within `reattribution_window_days`:
-   `reinstall`, no touch. An unknown prior install time counts as within the window: the device
-   is known to have installed already. Outside the window the waterfall runs as for a new install.
+2. A prior install of this app by one of the device's ids within `reattribution_window_days`
+   of the device's first install (the one whose attribution the device carries: its first
+   install, or its latest re-attribution): `reinstall`, no touch. An unknown time counts as
+   within the window: the device is known to have installed already. Outside the window the
+   waterfall runs as for a new install, and a touch it matches makes the install
+   `reattributed` (re-engagement: its own status, the note `reattribution` in the receipt);
+   with no touch it is `organic`.
 3. The waterfall, first tier with a candidate decides, latest touch inside a tier wins (a tie at
    the same time goes to the greater touch id, so input order never matters):
    `referrer` -> `probabilistic_click` -> `probabilistic_impression` -> `organic`.
@@ -66,10 +70,12 @@ Bot installs (`is_bot_install`): a user agent a crawler list names is a bot's, e
 HTTP client libraries (`okhttp`, `CFNetwork`, `python-httpx`, ...) that SDKs and server-to-server
 callers send as a matter of course: those say which HTTP stack posted, not who installed.
 
-Conversion data: `reinstall` and `rejected` answers are shaped like organic ones (`af_status`
-`Organic`, media source `organic`, nulls) with their own `status`, as AppsFlyer reports an
-organic re-install when nothing re-attributed it, and a rejected install must not hand its
-campaign to the app (nor tell a fraudster which click was caught).
+Conversion data: a `reattributed` answer is shaped like an attributed one (`Non-organic`, the
+touch's media source and campaign) with its own `status`. `reinstall` and `rejected` answers are
+shaped like organic ones (`af_status` `Organic`, media source `organic`, nulls) with their own
+`status`, as AppsFlyer reports an organic re-install when nothing re-attributed it, and a
+rejected install must not hand its campaign to the app (nor tell a fraudster which click was
+caught).
 """
 
 from __future__ import annotations
@@ -85,11 +91,13 @@ from app.clock import iso
 from app.touches import Touch, campaign_columns
 from app.vocabulary import PARTNER, REFERRER_CLICK_PARAM
 
-Status = Literal["attributed", "organic", "reinstall", "rejected"]
+Status = Literal["attributed", "reattributed", "organic", "reinstall", "rejected"]
 MatchType = Literal["referrer", "probabilistic_click", "probabilistic_impression"]
 Signal = Literal["equal", "differs", "unknown"]
 
 ORGANIC = "organic"
+# The statuses that credit a touch: conversion data, reports and claims name it.
+CREDITED: frozenset[str] = frozenset({"attributed", "reattributed"})
 
 # attribution.md section 2: setting -> (default, lowest, highest). The one table of these
 # numbers: `AttributionSettings` takes its defaults from it, `app.configs` its allowed ranges.
@@ -188,6 +196,10 @@ class InstallFacts:
     is_bot: bool = False  # the install's own IP and user agent are a bot's
     prior_install_id: str | None = None  # an install of this app with one of this device's ids
     prior_install_time: float | None = None
+    # The install the prior one re-installed (its attribution), when not the prior itself: the
+    # re-attribution window runs from its time.
+    first_install_id: str | None = None
+    first_install_time: float | None = None
 
 
 @dataclass(frozen=True)
@@ -389,7 +401,7 @@ def conversion_data(
     unified_table: Mapping[str, str],
 ) -> dict[str, object]:
     """The answer of `POST /api/v1/installs` for a decision (`http-api.md` section 2)."""
-    touch = decision.touch if decision.status == "attributed" else None
+    touch = decision.touch if decision.status in CREDITED else None
     if touch is None:
         params: Mapping[str, str] = {}
         attribution: dict[str, object] = {
@@ -518,7 +530,17 @@ def _matched(
             return _finish(
                 receipt, "rejected", match_type, touch, tier=match_type, reason="click_injection"
             )
+    if install.prior_install_id is not None:
+        # `decide` got here past the reinstall check: the device installed before, outside
+        # the re-attribution window, and a touch brought it back.
+        receipt["notes"] = [*_notes(receipt), "reattribution"]
+        return _finish(receipt, "reattributed", match_type, touch, tier=match_type)
     return _finish(receipt, "attributed", match_type, touch, tier=match_type)
+
+
+def _notes(receipt: Mapping[str, object]) -> list[object]:
+    notes = receipt.get("notes")
+    return list(notes) if isinstance(notes, list) else []
 
 
 def _finish(
@@ -543,10 +565,20 @@ def _finish(
     return Decision(status, match_type, touch, receipt)
 
 
+def _first_install_time(install: InstallFacts) -> float | None:
+    if (
+        install.first_install_id is not None
+        and install.first_install_id != install.prior_install_id
+    ):
+        return install.first_install_time
+    return install.prior_install_time
+
+
 def _within_reattribution(install: InstallFacts, settings: AttributionSettings) -> bool:
-    if install.prior_install_time is None:
+    first_time = _first_install_time(install)
+    if first_time is None:
         return True
-    return install.time - install.prior_install_time <= settings.reattribution_window_days * _DAY
+    return install.time - first_time <= settings.reattribution_window_days * _DAY
 
 
 def _prior_install(
@@ -555,9 +587,12 @@ def _prior_install(
     if install.prior_install_id is None:
         return None
     prior_time = install.prior_install_time
+    first_time = _first_install_time(install)
     return {
         "id": install.prior_install_id,
         "time": None if prior_time is None else iso(prior_time),
+        "first_install_id": install.first_install_id or install.prior_install_id,
+        "first_install_time": None if first_time is None else iso(first_time),
         "within_reattribution_window": _within_reattribution(install, settings),
     }
 

@@ -58,8 +58,15 @@ class InstallPlan:
     postbacks: list[NewPostback]
 
 
-def install_facts(req: InstallRequest, prior: PriorInstall | None, *, is_bot: bool) -> InstallFacts:
-    """What the attribution engine compares touches with."""
+def install_facts(
+    req: InstallRequest,
+    prior: PriorInstall | None,
+    *,
+    is_bot: bool,
+    first_install_time: float | None = None,
+) -> InstallFacts:
+    """What the attribution engine compares touches with. `first_install_time` is the time of
+    the install `prior` re-installed (`prior.first_install_id`), when that is not `prior`."""
     return InstallFacts(
         app_instance_id=req.app_instance_id,
         platform=req.platform,
@@ -72,6 +79,10 @@ def install_facts(req: InstallRequest, prior: PriorInstall | None, *, is_bot: bo
         is_bot=is_bot,
         prior_install_id=prior.id if prior else None,
         prior_install_time=prior.time if prior else None,
+        first_install_id=prior.first_install_id if prior else None,
+        first_install_time=(
+            prior.time if prior and prior.first_install_id == prior.id else first_install_time
+        ),
     )
 
 
@@ -121,7 +132,7 @@ def plan_install(
         else []
     )
     # A rejected install names its click only in the receipt: reports must not credit it.
-    touch = decision.touch if decision.status == "attributed" else None
+    touch = decision.touch if decision.status in attribution.CREDITED else None
     params = touch.params if touch else {}
     install = Install(
         id=install_id,
@@ -163,7 +174,9 @@ def plan_install(
     )
     claim = (
         decision.touch.id
-        if decision.status == "attributed" and decision.touch and decision.touch.kind == "click"
+        if decision.status in attribution.CREDITED
+        and decision.touch
+        and decision.touch.kind == "click"
         else None
     )
     return InstallPlan(decision, install, claim, postbacks)

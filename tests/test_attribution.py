@@ -298,8 +298,8 @@ STATE_WINDOW_ROWS = [
         },
     ),
     Row(
-        "prior install one second outside the reattribution window: attributed anew",
-        ("attributed", "probabilistic_click", "c"),
+        "prior install one second outside the reattribution window: re-attributed to the click",
+        ("reattributed", "probabilistic_click", "c"),
         clicks=(click("c", HOUR),),
         install={
             "prior_install_id": "first",
@@ -308,10 +308,56 @@ STATE_WINDOW_ROWS = [
     ),
     Row(
         "reattribution_window_days setting moves the edge",
-        ("attributed", "probabilistic_click", "c"),
+        ("reattributed", "probabilistic_click", "c"),
         clicks=(click("c", HOUR),),
         install={"prior_install_id": "first", "prior_install_time": INSTALL_TIME - 2 * DAY},
         settings=AttributionSettings(reattribution_window_days=1),
+    ),
+    Row(
+        "outside the reattribution window, the referrer click re-attributes",
+        ("reattributed", "referrer", "r"),
+        referrer=click("r", HOUR),
+        install={"prior_install_id": "first", "prior_install_time": INSTALL_TIME - 91 * DAY},
+    ),
+    Row(
+        "outside the reattribution window, an impression re-attributes too",
+        ("reattributed", "probabilistic_impression", "i"),
+        impressions=(impression("i", HOUR),),
+        install={"prior_install_id": "first", "prior_install_time": INSTALL_TIME - 91 * DAY},
+    ),
+    Row(
+        "outside the reattribution window with no touch: organic",
+        ("organic", None, None),
+        install={"prior_install_id": "first", "prior_install_time": INSTALL_TIME - 91 * DAY},
+    ),
+    Row(
+        "the window runs from the first install, not from the latest reinstall: one second out",
+        ("reattributed", "probabilistic_click", "c"),
+        clicks=(click("c", HOUR),),
+        install={
+            "prior_install_id": "reinstall",
+            "prior_install_time": INSTALL_TIME - 10 * DAY,
+            "first_install_id": "first",
+            "first_install_time": INSTALL_TIME - 90 * DAY - SECOND,
+        },
+    ),
+    Row(
+        "the window runs from the first install, not from the latest reinstall: one second in",
+        ("reinstall", None, None),
+        clicks=(click("c", HOUR),),
+        install={
+            "prior_install_id": "reinstall",
+            "prior_install_time": INSTALL_TIME - 10 * DAY,
+            "first_install_id": "first",
+            "first_install_time": INSTALL_TIME - 90 * DAY + SECOND,
+        },
+    ),
+    Row(
+        "a re-attribution's click that came too fast is still click injection",
+        ("rejected", "probabilistic_click", "c"),
+        clicks=(click("c", 3),),
+        install={"prior_install_id": "first", "prior_install_time": INSTALL_TIME - 91 * DAY},
+        reason="click_injection",
     ),
     Row(
         "a prior install whose time is unknown is a reinstall",
@@ -799,8 +845,41 @@ def test_receipt_of_a_reinstall_names_the_first_install() -> None:
     assert decision.receipt["prior_install"] == {
         "id": "first",
         "time": "2026-11-20T10:00:00Z",
+        "first_install_id": "first",
+        "first_install_time": "2026-11-20T10:00:00Z",
         "within_reattribution_window": True,
     }
+
+
+def test_receipt_of_a_reattribution_says_why() -> None:
+    decision = run(
+        Row(
+            "reattributed",
+            ("reattributed", "probabilistic_click", "c"),
+            clicks=(click("c", HOUR),),
+            install={
+                "prior_install_id": "again",
+                "prior_install_time": INSTALL_TIME - 30 * DAY,
+                "first_install_id": "first",
+                "first_install_time": INSTALL_TIME - 100 * DAY,
+            },
+        )
+    )
+    assert decision.receipt["status"] == "reattributed"
+    assert decision.receipt["notes"] == ["reattribution"]
+    assert decision.receipt["prior_install"] == {
+        "id": "again",
+        "time": "2026-10-22T10:00:00Z",
+        "first_install_id": "first",
+        "first_install_time": "2026-08-13T10:00:00Z",
+        "within_reattribution_window": False,
+    }
+    answer = conversion_data(decision, "i-1", True, DEFAULT_UNIFIED_PIDS)
+    assert (answer["status"], answer["af_status"], answer["media_source"]) == (
+        "reattributed",
+        "Non-organic",
+        "tiktokglobal_int",
+    )
 
 
 def test_receipt_of_click_injection_says_how_fast() -> None:

@@ -405,3 +405,53 @@ def test_the_partner_event_list_is_served_and_the_config_api_says_what_it_got(
         assert fake_tiktok.violations == []
     finally:
         put_integration(gw)
+
+
+# --- 5. re-attribution ------------------------------------------------------------------------
+
+
+def test_a_reinstall_beyond_the_window_with_a_touch_is_reattributed_and_sends_nothing(
+    gw: Any, fake_tiktok: FakeTikTok
+) -> None:
+    now = int(time.time())
+    ip = "203.0.113.15"
+    first = install(
+        gw, "back-1", None, ip="192.0.2.15", install_time=now - 91 * 86_400, device={"gaid": "g-15"}
+    )
+    assert first["status"] == "organic"
+    # Inside the 90-day window from the first install: a reinstall, whatever the touch.
+    near = install(
+        gw, "near-1", None, ip="192.0.2.16", install_time=now - 2 * 86_400, device={"gaid": "g-15"}
+    )
+    assert near["status"] == "reinstall"
+
+    v = visit(gw.url, "E.C.P.back", headers=from_ip(ip))
+    back = install(gw, "back-2", v.install_referrer, ip=ip, device={"gaid": "g-15"})
+    assert (back["status"], back["af_status"], back["media_source"]) == (
+        "reattributed",
+        "Non-organic",
+        "tiktokglobal_int",
+    )
+    assert (back["match_type"], back["ttclid"]) == ("referrer", "E.C.P.back")
+    stored = owner(gw, "GET", f"/api/v1/installs/{back['install_id']}").json()
+    receipt = stored["receipt"]
+    assert receipt["status"] == "reattributed"
+    assert receipt["notes"] == ["reattribution"]
+    assert receipt["prior_install"]["id"] == near["install_id"]
+    assert receipt["prior_install"]["first_install_id"] == first["install_id"]
+    assert receipt["prior_install"]["within_reattribution_window"] is False
+    assert stored["postbacks"] == []
+    # Its events are re-engagement: tiktokweb_int sends none.
+    purchase = event(gw, "back-2", "af_purchase", event_value={"af_revenue": "3"})
+    assert purchase == {
+        "event_id": purchase["event_id"],
+        "media_source": "tiktokglobal_int",
+        "postback": "not_attributed",
+    }
+    # A reinstall right after the re-attribution belongs to it, inside its new window.
+    again = install(gw, "back-3", None, ip="192.0.2.17", device={"gaid": "g-15"})
+    assert again["status"] == "reinstall"
+    again_stored = owner(gw, "GET", f"/api/v1/installs/{again['install_id']}").json()
+    assert again_stored["reinstall_of"] == back["install_id"]
+    time.sleep(0.5)
+    assert fake_tiktok.requests == []

@@ -180,14 +180,20 @@ async def post_install(request: Request) -> Response:
 
     integration = await store.configs.get_integration(app.app_key, PARTNER)
     settings = _attribution_settings(app, integration)
-    prior = await store.installs.prior_install(
-        app.app_key, req.device_ids, req.time - settings.reattribution_window_days * 86_400
+    # Every earlier install of the device, however old: one beyond the re-attribution window
+    # makes a touch's install a re-attribution rather than a new one. A device has a handful.
+    prior = await store.installs.prior_install(app.app_key, req.device_ids, 0.0)
+    first = (
+        await store.installs.get_install(prior.first_install_id)
+        if prior is not None and prior.first_install_id != prior.id
+        else None
     )
     verdict = bot_verdict(req.user_agent) if req.user_agent else None
     facts = plans.install_facts(
         req,
         prior,
         is_bot=verdict is not None and attribution.is_bot_install(req.user_agent, verdict.label),
+        first_install_time=first.time if first else None,
     )
     clicks_range, impressions_range = attribution.candidate_ranges(settings, req.time)
     found = await store.candidates.find_candidates(
