@@ -455,3 +455,66 @@ def test_a_reinstall_beyond_the_window_with_a_touch_is_reattributed_and_sends_no
     assert again_stored["reinstall_of"] == back["install_id"]
     time.sleep(0.5)
     assert fake_tiktok.requests == []
+
+
+# --- 6. PC and console stores -----------------------------------------------------------------
+
+WINDOWS_UA = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0.0.0 Safari/537.36"
+)
+
+
+def test_a_pc_clients_install_matches_the_steam_click_from_its_ip(
+    gw: Any, fake_tiktok: FakeTikTok
+) -> None:
+    ip, ttclid = "203.0.113.16", "E.C.P.steam"
+    direct = (
+        f"{gw.url}/v1.0/c2s/click/app/steam/440?af_media_source=tiktokweb_int"
+        f"&af_campaign=pc-launch&ttclid={ttclid}"
+    )
+    click = http().get(direct, headers={"User-Agent": WINDOWS_UA} | from_ip(ip))
+    assert click.status_code == 302
+    assert click.headers["location"] == "https://store.steampowered.com/app/440/"
+    # What a PC game client sends on first launch: no phone ids, no referrer, its own UA.
+    installed = install(
+        gw,
+        "steam-client-1",
+        None,
+        platform="steam",
+        ip=ip,
+        install_time=int(time.time()) + 300,
+        os_version="Windows 11",
+        user_agent="UnityPlayer/2022.3.10f1 (UnityWebRequest/1.0, libcurl/8.1.1-DEV)",
+    )
+    assert installed["status"] == "attributed"
+    assert (installed["match_type"], installed["campaign"], installed["ttclid"]) == (
+        "probabilistic_click",
+        "pc-launch",
+        ttclid,
+    )
+    receipt = owner(gw, "GET", f"/api/v1/installs/{installed['install_id']}").json()["receipt"]
+    assert receipt["signals"] == {"ip": "equal", "platform_family": "equal"}
+    click_tier = receipt["tiers"][1]
+    assert (click_tier["rule"], click_tier["platform_family"], click_tier["window_seconds"]) == (
+        "desktop",
+        "pc",
+        3600,
+    )
+    [sent] = fake_tiktok.wait_for_events(1)
+    assert sent["event"] == "Download"
+    assert sent["user"] == {"ttclid": ttclid, "ip": ip, "user_agent": WINDOWS_UA}
+
+    # An hour and a second later, another PC install from that IP is organic.
+    late = install(
+        gw,
+        "steam-client-2",
+        None,
+        platform="epic",
+        ip=ip,
+        install_time=int(time.time()) + 3601,
+    )
+    assert late["status"] == "organic"
+    late_receipt = owner(gw, "GET", f"/api/v1/installs/{late['install_id']}").json()["receipt"]
+    [loser] = late_receipt["tiers"][1]["losers"]
+    assert loser["reason"] == "outside_window"

@@ -195,7 +195,7 @@ async def post_install(request: Request) -> Response:
         is_bot=verdict is not None and attribution.is_bot_install(req.user_agent, verdict.label),
         first_install_time=first.time if first else None,
     )
-    clicks_range, impressions_range = attribution.candidate_ranges(settings, req.time)
+    clicks_range, impressions_range = attribution.candidate_ranges(settings, req.time, req.platform)
     found = await store.candidates.find_candidates(
         CandidateQuery(
             app_key=app.app_key,
