@@ -417,7 +417,13 @@ def install_request_schema() -> Schema:
     return obj(
         {
             "app_key": string("The app the sdk_key belongs to"),
-            "platform": string(enum=list(vocabulary.DIRECT_PLATFORMS)),
+            "platform": string(
+                "The store the app came from. A PC, console or TV client (steam, epic, "
+                "nativepc, battlenet, playstation, ...) sends platform, app_instance_id, "
+                "install_time and, when posting server to server, ip: it is matched by the "
+                "desktop rule (IP and store family within desktop_window_minutes)",
+                enum=list(vocabulary.DIRECT_PLATFORMS),
+            ),
             "app_instance_id": string("Unique per install of the app", maxLength=128),
             "install_time": time_input("Defaults to now; at most a day ahead"),
             "device": device,
