@@ -30,6 +30,12 @@ Decisions where the spec is silent:
   a plain decimal string as sent (`app.revenue` reads both, for the postback too).
 - A reinstall's events carry the first install's attribution, including its postback window and
   the TikTok touch the postback describes; the answer's `media_source` is that install's.
+- The prior install is looked up by device id however old it is: beyond the re-attribution
+  window of the device's first install, a matched touch makes the install `reattributed`.
+- A PC, console or TV client posts its store as `platform` (`steam`, `epic`, ...), with no
+  device ids or referrer; the desktop rule matches it (`app.attribution`).
+- An event's answer carries `conditions` (each as evaluated) when its mapping has some, and
+  `flags` when a TikTok property was cut or left out (`app.postbacks.tiktok.event_properties`).
 """
 
 from __future__ import annotations
