@@ -124,9 +124,11 @@ async def _app(svc: Services, app_key: str) -> AppRecord:
     return app
 
 
-async def _ttclid_sub(svc: Services, slug: str | None) -> str:
-    """The af_subN the touch's page writes a ttclid to (`ttclid_sub`), else the default."""
-    page = await svc.store.configs.get_page(slug) if slug else None
+async def _ttclid_sub(svc: Services, slug: str | None, incoming: Incoming) -> str:
+    """The af_subN the touch's page writes a ttclid to (`ttclid_sub`), else the default. The
+    page is read only when the touch has a ttclid that no af_subN holds yet."""
+    needed = mapping.ttclid_slot(incoming.campaign(), incoming.ttclid, DEFAULT_TTCLID_SUB)
+    page = await svc.store.configs.get_page(slug) if slug and needed else None
     sub = page.config.get("ttclid_sub") if page else None
     return sub if isinstance(sub, str) and sub else DEFAULT_TTCLID_SUB
 
@@ -255,7 +257,7 @@ async def impression(request: Request) -> Response:
         page_slug=slug,
         user_agent=user_agent,
         flags=flags | ua_flags,
-        ttclid_sub=await _ttclid_sub(svc, slug),
+        ttclid_sub=await _ttclid_sub(svc, slug, incoming),
     )
     # A pvid seen before answers the first impression's id and stores nothing.
     touch_id = await svc.store.touches.record_touch(record)
@@ -319,7 +321,7 @@ async def _click(
             platform=dest.platform,
             destination=dest.url,
             touch_id=click_id,
-            ttclid_sub=await _ttclid_sub(svc, slug),
+            ttclid_sub=await _ttclid_sub(svc, slug, incoming),
         )
         await svc.store.touches.record_touch(record)
         svc.counters.touches["click"] += 1
