@@ -139,7 +139,7 @@ def create_app(
                 if geoip is not None:
                     geoip.close()
 
-    return Starlette(
+    app = Starlette(
         routes=routes(),
         middleware=[Middleware(RequestCounter), Middleware(SecurityHeaders)],
         exception_handlers={
@@ -149,3 +149,7 @@ def create_app(
         },
         lifespan=lifespan,
     )
+    # No route ends in a slash: a path with one is a 404 with the JSON error, not a 307 to
+    # another path (a direct click URL with an empty app id was redirected, not refused).
+    app.router.redirect_slashes = False
+    return app
