@@ -25,6 +25,8 @@ from app.fields import (
     valid_unicode,
     whole_number,
 )
+from app.postbacks import catalogue
+from app.postbacks import conditions as event_conditions
 from app.vocabulary import (
     APP_KEY_RE,
     DEFAULT_INSTALL_EVENT,
@@ -173,9 +175,16 @@ def validate_integration(body: Any) -> tuple[dict[str, Any], str | None]:
         field = path("inapp_postbacks.events", i)
         item = as_object(raw, field)
         app_event = string(item, "app_event", field, required=True, limit=100)
-        partner_event = string(item, "partner_event", field, required=True, limit=100)
+        partner_event = string(item, "partner_event", field, required=True, limit=100) or ""
+        kind = catalogue.resolve(partner_event)
+        if kind is None:
+            raise FieldError(
+                path(field, "partner_event"),
+                "must be a TikTok standard event, a partner identifier or a custom name of "
+                "letters, digits, '_' or '-' (GET /api/v1/partners/tiktokweb_int/events)",
+            )
         include_revenue = boolean(item, "include_revenue", field, False)
-        if include_revenue and partner_event != REVENUE_EVENT:
+        if include_revenue and not kind.revenue_allowed:
             raise FieldError(
                 path(field, "include_revenue"),
                 f"revenue can only be sent with the {REVENUE_EVENT} event",
@@ -183,13 +192,17 @@ def validate_integration(body: Any) -> tuple[dict[str, Any], str | None]:
         if app_event in seen:
             raise FieldError(path(field, "app_event"), "is mapped twice")
         seen.add(app_event or "")
-        events.append(
-            {
-                "app_event": app_event,
-                "partner_event": partner_event,
-                "include_revenue": include_revenue,
-            }
-        )
+        entry: dict[str, Any] = {
+            "app_event": app_event,
+            "partner_event": partner_event,
+            "partner_event_kind": kind.kind,
+            "tiktok_event": kind.tiktok_event,
+            "include_revenue": include_revenue,
+        }
+        conditions = event_conditions.validate(item, field)
+        if conditions:
+            entry["conditions"] = conditions
+        events.append(entry)
     config = {
         "enabled": enabled,
         "pixel_code": pixel_code,

@@ -90,6 +90,7 @@ def routes() -> list[Route]:
             owner_api.delete_integration,
             methods=["DELETE"],
         ),
+        Route("/api/v1/partners/tiktokweb_int/events", owner_api.partner_events, methods=["GET"]),
         Route("/api/v1/pages", owner_api.list_pages, methods=["GET"]),
         Route("/api/v1/pages/{slug}", owner_api.get_page, methods=["GET"]),
         Route("/api/v1/pages/{slug}", owner_api.put_page, methods=["PUT"]),
@@ -155,7 +156,7 @@ def create_app(
                 if geoip is not None:
                     geoip.close()
 
-    return Starlette(
+    app = Starlette(
         routes=routes(),
         middleware=[
             Middleware(AccessLog),
@@ -170,3 +171,7 @@ def create_app(
         },
         lifespan=lifespan,
     )
+    # No route ends in a slash: a path with one is a 404 with the JSON error, not a 307 to
+    # another path (a direct click URL with an empty app id was redirected, not refused).
+    app.router.redirect_slashes = False
+    return app

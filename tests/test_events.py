@@ -271,7 +271,7 @@ def test_a_content_id_with_a_lone_surrogate_is_queued_repaired(gw: Gangway, name
     assert answer.status_code == 202, answer.text
     assert answer.json()["postback"] == "queued"
     (postback,) = event_postbacks(gw)
-    assert postback["payload"]["properties"]["content_id"] == "sku-\ufffd"
+    assert postback["payload"]["properties"]["contents"] == [{"content_id": "sku-\ufffd"}]
 
 
 def test_an_event_time_before_1970_is_a_400(gw: Gangway) -> None:

@@ -91,7 +91,7 @@ def test_install_and_mapped_events_reach_tiktok_exactly_as_specified(
         "limited_data_use": False,
         "user": touch_user | {"email": EMAIL_VECTOR, "phone": PHONE_VECTOR},
         "page": page,
-        "properties": {"value": 9.99, "currency": "USD", "content_id": "sku-1"},
+        "properties": {"value": 9.99, "currency": "USD", "contents": [{"content_id": "sku-1"}]},
     }
     assert registration == {
         "event": "CompleteRegistration",

@@ -614,6 +614,8 @@ def test_a_direct_click_without_af_r_goes_to_the_platform_store(web: TestClient)
         "/v1.0/c2s/click/app/steam/999",
         "/v1.0/c2s/click/app/pager/440",
         "/v1.0/c2s/click/app/xbox/440",
+        # An empty app id: a path with a trailing slash is refused, never redirected.
+        "/v1.0/c2s/click/app/steam/",
     ],
 )
 def test_a_direct_click_for_no_app_is_404(web: TestClient, path: str) -> None:

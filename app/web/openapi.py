@@ -22,13 +22,14 @@ import json
 import re
 from collections.abc import Iterable
 from importlib import metadata
-from typing import Any
+from typing import Any, get_args
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from app import attribution, configs, vocabulary
+from app.postbacks import conditions, rules, tiktok
 from app.touches import CAMPAIGN_COLUMNS
 from app.web.errors import MAX_BODY
 
@@ -291,11 +292,39 @@ def app_schema() -> Schema:
 
 
 def integration_config_schema() -> Schema:
+    condition = obj(
+        {
+            "param": string(
+                "A key of the event's event_value", pattern=conditions.PARAM_RE.pattern
+            ),
+            "op": string(enum=list(conditions.OPERATORS)),
+            "value": {
+                "type": ["string", "number"],
+                "description": "A number for >, >=, <, <=; a string for contains",
+            },
+        },
+        ["param", "op", "value"],
+    )
     event = obj(
         {
             "app_event": string(maxLength=100),
-            "partner_event": string("TikTok's event name", maxLength=100),
-            "include_revenue": boolean(False, "Only with partner_event Purchase"),
+            "partner_event": string(
+                "A TikTok standard event, a partner identifier (sent under its TikTok name) or "
+                "a custom name: GET /api/v1/partners/tiktokweb_int/events",
+                maxLength=100,
+            ),
+            "partner_event_kind": string(
+                "Answered: which of the three partner_event is",
+                enum=["standard", "partner_identifier", "custom"],
+                readOnly=True,
+            ),
+            "tiktok_event": string("Answered: the event TikTok receives", readOnly=True),
+            "include_revenue": boolean(False, "Only where the event is sent as Purchase"),
+            "conditions": array(
+                condition,
+                maxItems=conditions.MAX_CONDITIONS,
+                description="All must hold for the event to be sent (else `condition_failed`)",
+            ),
         },
         ["app_event", "partner_event"],
     )
@@ -393,7 +422,13 @@ def install_request_schema() -> Schema:
     return obj(
         {
             "app_key": string("The app the sdk_key belongs to"),
-            "platform": string(enum=list(vocabulary.DIRECT_PLATFORMS)),
+            "platform": string(
+                "The store the app came from. A PC, console or TV client (steam, epic, "
+                "nativepc, battlenet, playstation, ...) sends platform, app_instance_id, "
+                "install_time and, when posting server to server, ip: it is matched by the "
+                "desktop rule (IP and store family within desktop_window_minutes)",
+                enum=list(vocabulary.DIRECT_PLATFORMS),
+            ),
             "app_instance_id": string("Unique per install of the app", maxLength=128),
             "install_time": time_input("Defaults to now; at most a day ahead"),
             "device": device,
@@ -422,7 +457,7 @@ def conversion_data_schema() -> Schema:
         {
             "install_id": string(),
             "is_first_launch": {"type": "boolean"},
-            "status": string(enum=["attributed", "organic", "reinstall", "rejected"]),
+            "status": string(enum=list(get_args(attribution.Status))),
             "af_status": string(enum=["Non-organic", "Organic"]),
             "media_source": string("`organic` when not attributed"),
             "original_media_source": string(nullable=True),
@@ -455,7 +490,7 @@ def install_schema() -> Schema:
             "platform": string(),
             "install_time": time_output(False),
             "received_at": time_output(False),
-            "status": string(enum=["attributed", "organic", "reinstall", "rejected"]),
+            "status": string(enum=list(get_args(attribution.Status))),
             "media_source": string(),
             "touch_time": time_output(),
             "conversion_data": ref("ConversionData"),
@@ -484,6 +519,18 @@ def event_request_schema() -> Schema:
                     "af_currency": string(
                         "ISO 4217; USD when af_revenue comes alone", pattern="^[A-Za-z]{3}$"
                     ),
+                    **{
+                        key: {
+                            "description": f"Sent as properties.contents[].{name}; "
+                            "one value or a list (one per content)",
+                            "type": ["string", "number", "array"],
+                        }
+                        for key, name in tiktok.CONTENT_PARAMS
+                    },
+                    **{
+                        key: string(f"Sent as properties.{name}")
+                        for key, name in tiktok.TEXT_PARAMS
+                    },
                 }
             ),
             "user": obj(
@@ -500,8 +547,26 @@ def event_answer_schema() -> Schema:
         {
             "event_id": string(),
             "media_source": string(),
-            "postback": string(
-                enum=["queued", "not_mapped", "outside_window", "not_attributed", "disabled"]
+            "postback": string(enum=list(get_args(rules.EventPostbackDecision))),
+            "conditions": array(
+                obj(
+                    {
+                        "param": string(),
+                        "op": string(),
+                        "value": {"type": ["string", "number"]},
+                        "actual": {
+                            "type": ["string", "number", "boolean", "null"],
+                            "description": "What the event sent",
+                        },
+                        "met": {"type": "boolean"},
+                    },
+                    ["param", "op", "value", "actual", "met"],
+                ),
+                description="Present when the mapping has conditions: each as evaluated",
+            ),
+            "flags": array(
+                string(enum=["contents_truncated", "property_truncated", "property_invalid"]),
+                description="Present when a TikTok property was cut or left out",
             ),
         },
         ["event_id", "media_source", "postback"],
@@ -789,6 +854,45 @@ def app_operations() -> dict[tuple[str, str], Operation]:
     }
 
 
+def partner_events_schema() -> Schema:
+    return obj(
+        {
+            "partner": string(const=vocabulary.PARTNER),
+            "standard_events": array(
+                obj(
+                    {
+                        "name": string(),
+                        "revenue_allowed": {"type": "boolean"},
+                        "default_app_event": string(
+                            "The app event mapped to it by default", nullable=True
+                        ),
+                    },
+                    ["name", "revenue_allowed", "default_app_event"],
+                )
+            ),
+            "partner_identifiers": array(
+                obj(
+                    {
+                        "name": string(),
+                        "tiktok_event": string("What TikTok receives"),
+                        "revenue_allowed": {"type": "boolean"},
+                    },
+                    ["name", "tiktok_event", "revenue_allowed"],
+                )
+            ),
+            "custom_events": obj(
+                {
+                    "allowed": {"type": "boolean"},
+                    "pattern": string(),
+                    "revenue_allowed": {"type": "boolean"},
+                },
+                ["allowed", "pattern", "revenue_allowed"],
+            ),
+        },
+        ["partner", "standard_events", "partner_identifiers", "custom_events"],
+    )
+
+
 def owner_operations() -> dict[tuple[str, str], Operation]:
     tag = "owner"
     found = {**ADMIN_ERRORS, "404": shared("NotFound")}
@@ -824,6 +928,17 @@ def owner_operations() -> dict[tuple[str, str], Operation]:
             ADMIN,
             {"204": gone, **found},
             parameters=[APP_KEY],
+        ),
+        ("/api/v1/partners/" + vocabulary.PARTNER + "/events", "get"): op(
+            "What a mapping's partner_event may be",
+            tag,
+            ADMIN,
+            {
+                "200": ok(
+                    "TikTok's standard events and the partner identifiers", partner_events_schema()
+                ),
+                **ADMIN_ERRORS,
+            },
         ),
         (integration, "get"): op(
             "Get the TikTok integration of an app",

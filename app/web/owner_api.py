@@ -17,6 +17,7 @@ from app import configs
 from app.clock import iso
 from app.fields import FieldError
 from app.mapping import MappingError, validate_af_parameters
+from app.postbacks import catalogue
 from app.services import services
 from app.store.records import AppRecord, IntegrationRecord, PageRecord
 from app.vocabulary import PARTNER
@@ -68,6 +69,15 @@ async def _existing_app(request: Request, app_key: str) -> AppRecord:
     if app is None:
         raise ApiError(404, "not_found", f"no app {app_key!r}")
     return app
+
+
+# -- the partner's events --------------------------------------------------------------------
+
+
+async def partner_events(request: Request) -> Response:
+    """`GET /api/v1/partners/tiktokweb_int/events`: what a mapping's `partner_event` may be."""
+    await require_admin(request)
+    return JSONResponse({"partner": PARTNER, **catalogue.listing()})
 
 
 # -- apps --------------------------------------------------------------------------------------

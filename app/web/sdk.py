@@ -32,6 +32,12 @@ Decisions where the spec is silent:
   a plain decimal string as sent (`app.revenue` reads both, for the postback too).
 - A reinstall's events carry the first install's attribution, including its postback window and
   the TikTok touch the postback describes; the answer's `media_source` is that install's.
+- The prior install is looked up by device id however old it is: beyond the re-attribution
+  window of the device's first install, a matched touch makes the install `reattributed`.
+- A PC, console or TV client posts its store as `platform` (`steam`, `epic`, ...), with no
+  device ids or referrer; the desktop rule matches it (`app.attribution`).
+- An event's answer carries `conditions` (each as evaluated) when its mapping has some, and
+  `flags` when a TikTok property was cut or left out (`app.postbacks.tiktok.event_properties`).
 """
 
 from __future__ import annotations
@@ -186,16 +192,22 @@ async def post_install(request: Request) -> Response:
 
     integration = await store.configs.get_integration(app.app_key, PARTNER)
     settings = _attribution_settings(app, integration)
-    prior = await store.installs.prior_install(
-        app.app_key, req.device_ids, req.time - settings.reattribution_window_days * 86_400
+    # Every earlier install of the device, however old: one beyond the re-attribution window
+    # makes a touch's install a re-attribution rather than a new one. A device has a handful.
+    prior = await store.installs.prior_install(app.app_key, req.device_ids, 0.0)
+    first = (
+        await store.installs.get_install(prior.first_install_id)
+        if prior is not None and prior.first_install_id != prior.id
+        else None
     )
     verdict = bot_verdict(req.user_agent) if req.user_agent else None
     facts = plans.install_facts(
         req,
         prior,
         is_bot=verdict is not None and attribution.is_bot_install(req.user_agent, verdict.label),
+        first_install_time=first.time if first else None,
     )
-    clicks_range, impressions_range = attribution.candidate_ranges(settings, req.time)
+    clicks_range, impressions_range = attribution.candidate_ranges(settings, req.time, req.platform)
     found = await store.candidates.find_candidates(
         CandidateQuery(
             app_key=app.app_key,
