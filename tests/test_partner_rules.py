@@ -14,10 +14,8 @@ from typing import Any
 import pytest
 
 from app.__main__ import DEMO_INTEGRATION
-from tests.conftest import seed
 from tests.fakes.tiktok_api import FakeTikTok
-from tests.live import LiveServer
-from tests.test_postbacks_e2e import (
+from tests.fixtures import (
     ANDROID_UA,
     EMAIL_VECTOR,
     event,
@@ -25,8 +23,10 @@ from tests.test_postbacks_e2e import (
     install,
     owner,
     put_integration,
+    seed,
     visit,
 )
+from tests.live import LiveServer
 
 PARTNER_EVENTS = "/api/v1/partners/tiktokweb_int/events"
 INTEGRATION = "/api/v1/apps/demo/integrations/tiktokweb_int"

@@ -14,6 +14,8 @@ from typing import Any
 from tests.fakes.tiktok_api import FakeTikTok
 from tests.fixtures import (
     ANDROID_UA,
+    EMAIL_VECTOR,
+    PHONE_VECTOR,
     event,
     http,
     install,
@@ -23,8 +25,6 @@ from tests.fixtures import (
     visit,
 )
 
-EMAIL_VECTOR = "848a771458438fc2ec420560d769fb9b9b86851ee338ec56517baabd79d3bb4f"
-PHONE_VECTOR = "9f7ec22d72092cd3c0b58726ed9c2d91b92e51a3f29837508fb2948bb22dd2fd"
 DEMO_PIXEL = "DEMOPIXEL0000000000"
 
 # --- the journey ------------------------------------------------------------------------------
