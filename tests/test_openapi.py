@@ -30,10 +30,14 @@ def document() -> dict[str, Any]:
 
 def routed() -> dict[tuple[str, str], Route]:
     """(OpenAPI path template, lower-case method) of every route, HEAD aside (automatic with
-    GET, and not documented)."""
+    GET, and not documented), and the console's HTML screens aside (`include_in_schema=False`,
+    all under /admin: pages for people, not the API)."""
     found: dict[tuple[str, str], Route] = {}
     for route in routes():
         assert isinstance(route, Route) and route.methods is not None
+        if not route.include_in_schema:
+            assert route.path.startswith("/admin"), f"{route.path}: only /admin is undocumented"
+            continue
         for method in route.methods - UNDOCUMENTED_METHODS:
             found[(path_template(route.path), method.lower())] = route
     return found

@@ -820,6 +820,13 @@ def owner_operations() -> dict[tuple[str, str], Operation]:
             {"204": gone, **found},
             parameters=[APP_KEY],
         ),
+        ("/api/v1/apps/{app_key}/sdk_key/rotate", "post"): op(
+            "Give an app a new sdk_key (the old one stops working at once)",
+            tag,
+            ADMIN,
+            {"200": ok("The app with its new sdk_key", ref("App")), **found},
+            parameters=[APP_KEY],
+        ),
         (integration, "get"): op(
             "Get the TikTok integration of an app",
             tag,
@@ -989,7 +996,7 @@ def operation_ids(routes: Iterable[BaseRoute]) -> dict[tuple[str, str], str]:
     answers several methods, since operation ids are unique in a document."""
     found: dict[tuple[str, str], str] = {}
     for route in routes:
-        if not isinstance(route, Route) or route.methods is None:
+        if not isinstance(route, Route) or route.methods is None or not route.include_in_schema:
             continue
         methods = sorted(m.lower() for m in route.methods - UNDOCUMENTED_METHODS)
         endpoint = route.endpoint
