@@ -457,7 +457,8 @@ async def postbacks(s: Screen) -> Response:
     state = s.request.query_params.get("state") or None
     state = state if state in POSTBACK_STATES else None
     apps_ = await ops.list_apps(s.svc, s.owner)
-    app_key = s.request.query_params.get("app") or None
+    asked = s.request.query_params.get("app") or None
+    app_key = next((a.app_key for a in apps_ if a.app_key == asked), None)
     scope = [a.app_key for a in apps_ if app_key in (None, a.app_key)]
     found = await s.svc.store.activity.list_postbacks(scope, state, 200)
     return s.render(
