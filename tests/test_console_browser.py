@@ -116,6 +116,7 @@ def test_the_owner_journey(
 
     # -- an app, its sdk_key shown once --------------------------------------------------------
     owner.goto("/admin/apps")
+    page.click("summary:has-text('Create an app')")
     page.fill('input[name="app_key"]', "journey")
     page.fill('input[name="name"]', "Journey Quest")
     page.fill('input[name="destinations.ios.store_url"]', "https://apps.apple.com/app/id42")

@@ -147,7 +147,7 @@ def test_the_three_devices_get_their_own_store_first_and_the_play_referrer() -> 
     )
     assert play.play_referrer is not None
     assert parse_qs(play.play_referrer) == {
-        "gw_click_id": ["<click id>"],
+        "gw_click_id": ["CLICK_ID"],
         "pid": ["tiktokweb_int"],
         "c": ["__CAMPAIGN_NAME__"],
         "af_c_id": ["__CAMPAIGN_ID__"],

@@ -38,7 +38,7 @@ MAX_URL = 2000
 SAMPLE_TTCLID = "E.C.P.doctor-sample"
 DOCTOR_PVID = "doctor"
 # What the doctor shows as the click id in a Play referrer (a real click gets a fresh one).
-CLICK_ID_PLACEHOLDER = "<click id>"
+CLICK_ID_PLACEHOLDER = "CLICK_ID"
 # Phones and a desktop, as the landing page tests see them.
 DEVICES: tuple[tuple[str, str, str], ...] = (
     (
