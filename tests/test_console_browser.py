@@ -248,6 +248,8 @@ def test_the_owner_journey(
 
     # -- the other screens, photographed ------------------------------------------------------
     owner.goto("/admin/postbacks")
+    page.click("th:has-text('Event')")  # the tables sort in place
+    assert page.get_attribute("th:has-text('Event')", "aria-sort") == "ascending"
     owner.shoot("postbacks")
     owner.goto("/admin/apps")
     owner.shoot("apps")

@@ -403,3 +403,12 @@ def test_without_public_url_or_allowed_hosts_only_loopback_is_answered(tmp_path:
         assert c.get("/admin/login", headers={"Host": "b.example:8443"}).status_code == 200
         assert c.get("/admin/login", headers={"Host": "b.example"}).status_code == 400
         assert c.get("/admin/login", headers={"Host": "127.0.0.1"}).status_code == 400
+
+
+def test_a_login_posted_from_another_site_is_refused(web: TestClient) -> None:
+    form = {"email": ADMIN, "password": PASSWORD}
+    for headers in ({"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"}):
+        answer = web.post("/admin/login", data=form, headers=headers, follow_redirects=False)
+        assert answer.status_code == 403 and COOKIE not in answer.headers.get("set-cookie", "")
+    same = web.post("/admin/login", data=form, headers={"Origin": ORIGIN}, follow_redirects=False)
+    assert same.status_code == 303 and COOKIE in same.headers["set-cookie"]
