@@ -112,13 +112,15 @@ def test_error_schema_matches_what_errors_answer(document: dict[str, Any]) -> No
 
 def test_security_by_audience(document: dict[str, Any]) -> None:
     schemes = document["components"]["securitySchemes"]
-    assert {s["type"] for s in schemes.values()} == {"http"}
-    assert {s["scheme"] for s in schemes.values()} == {"bearer"}
+    assert {s["type"] for s in schemes.values()} == {"http", "apiKey"}
+    assert {s.get("scheme") for s in schemes.values()} == {"bearer", None}
+    session = schemes["consoleSession"]
+    assert (session["in"], session["name"]) == ("cookie", "gw_session")
     for (path, method), operation in documented(document).items():
         if path in SDK_PATHS:
             expected = [{"sdkKey": []}]
         elif path.startswith(OWNER_PREFIXES):
-            expected = [{"adminToken": []}]
+            expected = [{"adminToken": []}, {"consoleSession": []}]
         else:
             expected = []
         assert operation["security"] == expected, (method, path)
