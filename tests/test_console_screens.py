@@ -227,3 +227,11 @@ def test_the_user_command_hashes_and_can_limit(tmp_path: Path) -> None:
     assert run("--email", "x@example.com", password="short").returncode == 2
     assert run("--email", "not-an-email").returncode == 2
     assert run("--email", "x@example.com", "--apps", "Bad Key").returncode == 2
+
+
+def test_an_unknown_console_path_is_the_consoles_404_page(console: TestClient) -> None:
+    answer = console.get("/admin/nothing/here")
+    assert answer.status_code == 404 and "text/html" in answer.headers["content-type"]
+    assert "Not found" in answer.text
+    console.cookies.clear()
+    assert console.get("/admin/nothing", follow_redirects=False).status_code == 303

@@ -44,6 +44,7 @@ VIEWER_ALLOWED = {
     ("/admin/postbacks", "GET"),
     ("/admin/postbacks/{postback_id}", "GET"),
     ("/admin/logout", "POST"),
+    ("/admin/{path:path}", "GET"),  # the console's 404 page
     ("/api/v1/installs/{install_id}", "GET"),
     ("/api/v1/postbacks/{postback_id}", "GET"),
 }

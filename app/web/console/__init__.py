@@ -34,6 +34,8 @@ def routes() -> list[Route]:
         ("/admin/postbacks/{postback_id}/retry", screens.retry_postback, POST),
         ("/admin/users", screens.users, FORM),
         ("/admin/tokens/{token_id}/revoke", screens.revoke_token, POST),
+        # Last: any other path under /admin
+        ("/admin/{path:path}", screens.not_found, GET),
     ]
     return [
         Route(path, endpoint, methods=methods, include_in_schema=False)

@@ -503,6 +503,12 @@ async def retry_failed(s: Screen) -> Response:
     return s.redirect(f"/admin/postbacks?app={quote(app_key)}", f"{retried} queued again.")
 
 
+@screen()
+async def not_found(s: Screen) -> Response:
+    """Any other /admin path: the console's own 404 page (the login form without a session)."""
+    raise ApiError(404, "not_found", "There is no such page in the console.")
+
+
 # -- users and tokens ----------------------------------------------------------------------------
 
 
