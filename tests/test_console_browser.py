@@ -305,6 +305,12 @@ def test_a_viewers_journey(browser: Any, live_server: Any, artifacts_dir: Any) -
     viewer.goto("/admin")
     assert re.search(r"viewer", viewer.page.inner_text(".who"))
     viewer.shoot("viewer-dashboard")
+    dark = browser.new_context(viewport=DESKTOP, color_scheme="dark")
+    dark.add_cookies(viewer.context.cookies())
+    dark_page = dark.new_page()
+    dark_page.goto(live_server.url + "/admin/postbacks")
+    dark_page.screenshot(path=str(artifacts_dir / "console-postbacks-dark-desktop.png"))
+    dark.close()
     # The five refusals above answered 403, as they should: nothing else went wrong.
     assert [e for e in viewer.errors if "status of 403" not in e] == []
     assert viewer.foreign == []

@@ -413,3 +413,13 @@ def test_a_login_posted_from_another_site_is_refused(web: TestClient) -> None:
         assert answer.status_code == 403 and COOKIE not in answer.headers.get("set-cookie", "")
     same = web.post("/admin/login", data=form, headers={"Origin": ORIGIN}, follow_redirects=False)
     assert same.status_code == 303 and COOKIE in same.headers["set-cookie"]
+
+
+def test_logging_in_again_ends_the_browsers_previous_session(web: TestClient) -> None:
+    log_in(web, ADMIN)
+    first = web.cookies[COOKIE]
+    log_in(web, VIEWER)
+    assert web.cookies[COOKIE] != first
+    web.cookies.clear()
+    web.cookies.set(COOKIE, first, domain="gangway.test")
+    assert web.get("/admin", follow_redirects=False).status_code == 303

@@ -95,6 +95,9 @@ async def login(request: Request) -> Response:
     if accounts.needs_rehash(user.password_hash):
         await svc.store.users.set_password_hash(user.username, accounts.hash_password(password))
 
+    previous = await current_session(request)
+    if previous is not None:  # a second login in the same browser ends the first session
+        await svc.store.users.revoke_session(previous[0].id, now)
     session_id = new_session_id()
     await svc.store.users.create_session(session_id, user.username, new_csrf_token(), now)
     log.info("console login: %s", user.username)
