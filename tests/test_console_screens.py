@@ -235,3 +235,22 @@ def test_an_unknown_console_path_is_the_consoles_404_page(console: TestClient) -
     assert "Not found" in answer.text
     console.cookies.clear()
     assert console.get("/admin/nothing", follow_redirects=False).status_code == 303
+
+
+def test_errors_are_pages_without_a_trace(
+    settings: Settings, seeded: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_users_and_other_app(settings.db)
+    app = create_app(settings, run_jobs=False)
+    with TestClient(app, base_url="http://gangway.test", raise_server_exceptions=False) as c:
+        log_in(c, ADMIN)
+        bad = c.post("/admin/postbacks/retry", data={"csrf_token": csrf_of(c), "app_key": ""})
+        assert bad.status_code == 400 and "text/html" in bad.headers["content-type"]
+
+        async def broken(*args: object) -> None:
+            raise RuntimeError("secret internals /work/app/x.py line 3")
+
+        monkeypatch.setattr("app.web.console.screens.dashboard_data", broken)
+        answer = c.get("/admin")
+        assert answer.status_code == 500
+        assert "secret internals" not in answer.text and "Traceback" not in answer.text

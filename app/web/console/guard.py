@@ -5,8 +5,8 @@
 - no session: a redirect to the login form (303, remembering where the owner was going);
 - a state-changing request without the session's CSRF token, or from another site: 403;
 - `admin=True`: a viewer gets 403; `full_admin=True`: so does an admin limited to some apps;
-- an `ApiError` 404 from the shared owner functions (an app of someone else's, say) is the
-  console's 404 page, never a trace.
+- an `ApiError` from the shared owner functions (a 404 for an app of someone else's, say) is
+  the console's error page, never JSON or a trace.
 """
 
 from __future__ import annotations
@@ -167,9 +167,8 @@ def screen(
             try:
                 return await handler(Screen(request, services(request), owner, session, form))
             except ApiError as exc:
-                if exc.status in (403, 404, 409):
-                    return error_page(request, exc.status, exc.message, owner)
-                raise
+                # Forms catch their 400s to show them in place; anything else is a page too.
+                return error_page(request, exc.status, exc.message, owner)
 
         return endpoint
 
