@@ -78,3 +78,29 @@
     });
   });
 })();
+
+// "Add a row" for the event mapping: a copy of the last row, its index one higher, empty.
+(function () {
+  "use strict";
+  document.querySelectorAll("[data-add-row]").forEach(function (button) {
+    var body = document.getElementById(button.getAttribute("data-add-row"));
+    if (!body) return;
+    button.classList.remove("hidden");
+    document.querySelectorAll(".no-js-only").forEach(function (el) { el.classList.add("hidden"); });
+    button.addEventListener("click", function () {
+      var last = body.rows[body.rows.length - 1];
+      var row = last.cloneNode(true);
+      var index = body.rows.length;
+      row.querySelectorAll("input").forEach(function (input) {
+        input.name = input.name.replace(/\[\d+\]/, "[" + index + "]");
+        var label = input.getAttribute("aria-label");
+        if (label) input.setAttribute("aria-label", label.replace(/\d+$/, String(index + 1)));
+        input.removeAttribute("aria-invalid");
+        if (input.type === "checkbox") input.checked = false; else input.value = "";
+      });
+      row.querySelectorAll(".field-error").forEach(function (el) { el.remove(); });
+      body.appendChild(row);
+      row.querySelector("input").focus();
+    });
+  });
+})();

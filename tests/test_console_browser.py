@@ -152,6 +152,10 @@ def test_the_owner_journey(
     assert "Purchase" in owner.field_error("inapp_postbacks.events[1].include_revenue")
     owner.shoot("integration-error")
     page.uncheck('input[name="inapp_postbacks.events[1].include_revenue"]')
+    rows = page.locator("#mapping-rows tr").count()
+    page.click('button:has-text("Add a row")')  # the one enhancement of this form
+    assert page.locator("#mapping-rows tr").count() == rows + 1
+    assert page.input_value(f'input[name="inapp_postbacks.events[{rows}].app_event"]') == ""
     page.fill('input[name="access_token"]', "journey-access-token")
     page.click('button:has-text("Save integration")')
     assert "Saved the TikTok integration" in page.inner_text(".flash")
