@@ -15,6 +15,10 @@ from app.store.sqlite.outbox import postback_from_row
 
 # A session's last use is written at most this often: a page's burst of requests writes once.
 SESSION_USE_RESOLUTION_SECONDS = 60.0
+# Sessions unused this long, and failed logins this old, are deleted as new ones are written:
+# past every limit that reads them (7 days, 15 minutes), so nothing grows without end.
+KEEP_SESSIONS_SECONDS = 8 * 24 * 3600.0
+KEEP_FAILURES_SECONDS = 24 * 3600.0
 
 
 def _user(row: Mapping[str, Any]) -> UserRecord:
@@ -91,6 +95,9 @@ class SqliteUsers:
     ) -> None:
         def write(db: Database) -> None:
             db.execute(
+                "DELETE FROM sessions WHERE last_seen_at < ?", [now - KEEP_SESSIONS_SECONDS]
+            )
+            db.execute(
                 "INSERT INTO sessions (id, username, csrf_token, created_at, last_seen_at) "
                 "VALUES (?, ?, ?, ?, ?)",
                 [session_id, username, csrf_token, now, now],
@@ -131,6 +138,7 @@ class SqliteUsers:
 
     async def record_login_failure(self, username: str, ip: str | None, now: float) -> None:
         def write(db: Database) -> None:
+            db.execute("DELETE FROM login_failures WHERE time < ?", [now - KEEP_FAILURES_SECONDS])
             db.execute(
                 "INSERT INTO login_failures (username, ip, time) VALUES (?, ?, ?)",
                 [username, ip, now],

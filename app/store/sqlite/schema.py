@@ -261,7 +261,7 @@ def install_reinstall_of(db: Database) -> None:
 def console(db: Database) -> None:
     """The console's accounts (console.md section 1): a user's role and the apps it is limited
     to (NULL: all), server-side sessions (so logout revokes a cookie even if it is replayed)
-    and failed logins (throttling)."""
+    and failed logins (throttling); the console lists an app's postbacks newest first."""
     _run(
         db,
         """
@@ -283,6 +283,7 @@ def console(db: Database) -> None:
             time REAL NOT NULL
         );
         CREATE INDEX login_failures_user ON login_failures(username, time);
-        CREATE INDEX login_failures_ip ON login_failures(ip, time)
+        CREATE INDEX login_failures_ip ON login_failures(ip, time);
+        CREATE INDEX postbacks_app_created ON postbacks(app_key, created_at)
         """,
     )
