@@ -1,10 +1,11 @@
-"""Command line: `python -m app serve|demo|token create|settings`."""
+"""Command line: `python -m app serve|demo|token create|user create|settings`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import dataclasses
+import getpass
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -140,6 +141,43 @@ def cmd_secrets_rotate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Password again: ") != first:
+        raise ValueError("the two passwords differ")
+    return first
+
+
+def cmd_user_create(args: argparse.Namespace) -> int:
+    from app import accounts
+    from app.vocabulary import APP_KEY_RE
+
+    email = args.email.strip().lower()
+    if "@" not in email or len(email) > 254 or any(ch.isspace() for ch in email):
+        raise ValueError(f"--email: not an email address: {args.email!r}")
+    apps = None
+    if args.apps is not None:
+        apps = sorted({a.strip() for a in args.apps.split(",") if a.strip()})
+        bad = [a for a in apps if not APP_KEY_RE.fullmatch(a)]
+        if bad or not apps:
+            raise ValueError(f"--apps: not app keys: {', '.join(bad) or '(none)'}")
+    password = _read_password(args)
+    problem = accounts.password_problem(password)
+    if problem:
+        raise ValueError(f"password {problem}")
+    password_hash = accounts.hash_password(password)
+
+    async def create(store: Store) -> None:
+        await store.users.create_user(email, password_hash, args.role, apps, system_clock())
+
+    asyncio.run(_with_store(_settings(args), create))
+    limited = f", limited to {', '.join(apps)}" if apps else ""
+    print(f"user {email} ({args.role}{limited}) saved; log in at /admin")
+    return 0
+
+
 def cmd_settings(args: argparse.Namespace) -> int:
     for name, value, help_text in describe(_settings(args)):
         print(f"{name}={value}\n    {help_text}")
@@ -189,6 +227,19 @@ def parser() -> argparse.ArgumentParser:
     old.add_argument("--old-key", help="the previous secret key (shows in the process list)")
     old.add_argument("--old-key-file", help="a file holding the previous secret key")
     rotate.set_defaults(fn=cmd_secrets_rotate)
+    user = sub.add_parser("user", help="console users")
+    user_sub = user.add_subparsers(dest="user_command", required=True)
+    user_create = user_sub.add_parser(
+        "create", help="create a console user, or give one a new password, role or apps"
+    )
+    user_create.add_argument("--email", required=True, help="the login name")
+    user_create.add_argument("--role", choices=("admin", "viewer"), default="admin")
+    user_create.add_argument("--apps", help="limit the user to these app keys (comma list)")
+    user_create.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    user_create.add_argument("--db", help="database file (GANGWAY_DB)")
+    user_create.set_defaults(fn=cmd_user_create)
 
     settings = sub.add_parser("settings", help="print every GANGWAY_ setting")
     settings.set_defaults(fn=cmd_settings)

@@ -35,7 +35,7 @@ from app.services import Services
 from app.settings import Settings
 from app.snippet_asset import load_script
 from app.store.backends import open_store
-from app.web import openapi, ops, outbox_api, owner_api, pages, sdk, tracking
+from app.web import console, openapi, ops, outbox_api, owner_api, pages, sdk, tracking
 from app.web.errors import (
     ApiError,
     api_error_handler,
@@ -43,6 +43,7 @@ from app.web.errors import (
     field_error_handler,
     http_error_handler,
 )
+from app.web.hosts import HostCheck
 from app.web.middleware import AccessLog, RequestCounter, SecurityHeaders
 from app.web.templates import make_templates
 
@@ -75,6 +76,7 @@ def routes() -> list[Route]:
         Route("/api/v1/apps/{app_key}", owner_api.get_app, methods=["GET"]),
         Route("/api/v1/apps/{app_key}", owner_api.put_app, methods=["PUT"]),
         Route("/api/v1/apps/{app_key}", owner_api.delete_app, methods=["DELETE"]),
+        Route("/api/v1/apps/{app_key}/sdk_key/rotate", owner_api.rotate_sdk_key, methods=["POST"]),
         Route(
             "/api/v1/apps/{app_key}/integrations/tiktokweb_int",
             owner_api.get_integration,
@@ -103,6 +105,8 @@ def routes() -> list[Route]:
         Route("/healthz", ops.healthz, methods=["GET"]),
         Route("/metrics", ops.metrics, methods=["GET"]),
         Route("/openapi.json", openapi.openapi_json, methods=["GET"]),
+        # The owner's console (console.md): HTML screens, left out of the OpenAPI document
+        *console.routes(),
     ]
 
 
@@ -162,6 +166,7 @@ def create_app(
             Middleware(AccessLog),
             Middleware(RequestCounter),
             Middleware(SecurityHeaders),
+            Middleware(HostCheck, settings=settings),
         ],
         exception_handlers={
             ApiError: api_error_handler,

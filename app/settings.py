@@ -73,6 +73,10 @@ def _codes(raw: str) -> frozenset[str]:
     return frozenset(code.strip().upper() for code in raw.split(",") if code.strip())
 
 
+def _hosts(raw: str) -> frozenset[str]:
+    return frozenset(host.strip().lower() for host in raw.split(",") if host.strip())
+
+
 def _setting(default: Any, help: str, parse: Callable[[str], Any] | None = None) -> Any:
     metadata = {"help": help, "parse": parse}
     if isinstance(default, Mapping):
@@ -91,6 +95,12 @@ class Settings:
     public_url: str = _setting(
         "",
         "Public base URL of this service (https://track.example.com); empty: the request's own",
+    )
+    allowed_hosts: frozenset[str] = _setting(
+        frozenset(),
+        "Other Host names answered besides the public URL's (comma list; host or host:port); "
+        "with neither set only localhost, 127.0.0.1 and ::1 are answered",
+        _hosts,
     )
     tiktok_api_url: str = _setting(
         "https://business-api.tiktok.com", "Base URL of TikTok's Events API"

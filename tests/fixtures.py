@@ -70,6 +70,8 @@ def make_settings(tmp: Path, **overrides: Any) -> Settings:
         # Nothing in the suite may reach the real TikTok: an unroutable default.
         "tiktok_api_url": "http://127.0.0.1:9",
         "tiktok_timeout_seconds": 2.0,
+        # The hosts the in-process clients use (127.0.0.1 and localhost are always answered).
+        "allowed_hosts": frozenset({"gangway.test", "testserver"}),
     }
     values.update(overrides)
     return Settings(**values)

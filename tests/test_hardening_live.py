@@ -104,7 +104,7 @@ def test_clients_leaving_mid_body_are_counted_apart_not_500s(server: LiveServer)
         for _ in range(per_route):
             sock = connect(server)
             sock.sendall(
-                f"POST {path} HTTP/1.1\r\nHost: gangway.test\r\n"
+                f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                 f"Authorization: Bearer {server.sdk_key}\r\n"  # type: ignore[attr-defined]
                 f"Content-Type: {content_type}\r\nContent-Length: 600\r\n\r\n"
                 '{"app_key": "demo", "platform": "android", "app_'.encode()
@@ -140,7 +140,7 @@ def test_a_connection_that_sends_nothing_is_closed(server: LiveServer) -> None:
 
 def test_a_connection_trickling_its_headers_is_closed(server: LiveServer) -> None:
     with connect(server) as sock:
-        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: gangway.test\r\n")
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
         started = time.monotonic()
         try:
             for _ in range(10):  # a header every 0.3 s: never done, always busy
@@ -154,10 +154,10 @@ def test_a_connection_trickling_its_headers_is_closed(server: LiveServer) -> Non
 
 def test_a_kept_alive_connection_is_closed_when_idle(server: LiveServer) -> None:
     with connect(server) as sock:
-        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: gangway.test\r\n\r\n")
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         assert read_response(sock).startswith(b"HTTP/1.1 200")
         # A second request on the same connection is fine, and answered in full.
-        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: gangway.test\r\n\r\n")
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         assert read_response(sock).startswith(b"HTTP/1.1 200")
         waited = closed_after(sock)
     assert waited < TIMEOUT_SECONDS + 2

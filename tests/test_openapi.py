@@ -36,10 +36,14 @@ def document() -> dict[str, Any]:
 
 def routed() -> dict[tuple[str, str], Route]:
     """(OpenAPI path template, lower-case method) of every route, HEAD aside (automatic with
-    GET, and not documented)."""
+    GET, and not documented), and the console's HTML screens aside (`include_in_schema=False`,
+    all under /admin: pages for people, not the API)."""
     found: dict[tuple[str, str], Route] = {}
     for route in routes():
         assert isinstance(route, Route) and route.methods is not None
+        if not route.include_in_schema:
+            assert route.path.startswith("/admin"), f"{route.path}: only /admin is undocumented"
+            continue
         for method in route.methods - UNDOCUMENTED_METHODS:
             found[(path_template(route.path), method.lower())] = route
     return found
@@ -114,13 +118,15 @@ def test_error_schema_matches_what_errors_answer(document: dict[str, Any]) -> No
 
 def test_security_by_audience(document: dict[str, Any]) -> None:
     schemes = document["components"]["securitySchemes"]
-    assert {s["type"] for s in schemes.values()} == {"http"}
-    assert {s["scheme"] for s in schemes.values()} == {"bearer"}
+    assert {s["type"] for s in schemes.values()} == {"http", "apiKey"}
+    assert {s.get("scheme") for s in schemes.values()} == {"bearer", None}
+    session = schemes["consoleSession"]
+    assert (session["in"], session["name"]) == ("cookie", "gw_session")
     for (path, method), operation in documented(document).items():
         if path in SDK_PATHS:
             expected = [{"sdkKey": []}]
         elif path.startswith(OWNER_PREFIXES):
-            expected = [{"adminToken": []}]
+            expected = [{"adminToken": []}, {"consoleSession": []}]
         else:
             expected = []
         assert operation["security"] == expected, (method, path)

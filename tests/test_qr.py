@@ -129,7 +129,9 @@ def test_anything_else_is_refused(web: TestClient, url: str) -> None:
 
 
 def test_behind_a_proxy_our_host_is_the_public_url(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, public_url="https://track.example.com/")
+    settings = make_settings(
+        tmp_path, public_url="https://track.example.com/", allowed_hosts=frozenset({"10.0.0.8"})
+    )
     seed(settings.db)
     with TestClient(create_app(settings), base_url="http://10.0.0.8:8000") as web:
         assert qr(web, "https://track.example.com/c/demo").status_code == 200

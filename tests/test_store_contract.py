@@ -545,3 +545,109 @@ def test_records_never_show_their_credentials() -> None:
     integration = IntegrationRecord("demo", "tiktokweb_int", {}, "token-secret-value", 0.0)
     assert "sdk-secret-value" not in repr(app)
     assert "token-secret-value" not in repr(integration)
+
+
+# -- the console: accounts, sessions, tokens, lists ----------------------------------------------
+
+
+def test_users_sessions_and_login_failures(store_opener: StoreOpener) -> None:
+    async def scenario(store: Store) -> None:
+        ann = await store.users.create_user("ann@example.com", "h1", "viewer", ["b", "a"], T0)
+        assert (ann.role, ann.apps, ann.created_at) == ("viewer", ("a", "b"), T0)
+        assert await store.users.get_user("nobody@example.com") is None
+        await store.users.create_session("s1", "ann@example.com", "csrf1", T0)
+        session = await store.users.get_session("s1")
+        assert session is not None and session.csrf_token == "csrf1"
+        assert (session.created_at, session.last_seen_at, session.revoked_at) == (T0, T0, None)
+        await store.users.touch_session("s1", T0 + 3600)
+        touched = await store.users.get_session("s1")
+        assert touched is not None and touched.last_seen_at == T0 + 3600
+        # A new password or role ends the sessions of the old one.
+        again = await store.users.create_user("ann@example.com", "h2", "admin", None, T0 + 9)
+        assert (again.password_hash, again.role, again.apps) == ("h2", "admin", None)
+        revoked = await store.users.get_session("s1")
+        assert revoked is not None and revoked.revoked_at == T0 + 9
+        await store.users.create_session("s2", "ann@example.com", "csrf2", T0 + 10)
+        await store.users.revoke_session("s2", T0 + 11)
+        s2 = await store.users.get_session("s2")
+        assert s2 is not None and s2.revoked_at == T0 + 11
+        await store.users.set_password_hash("ann@example.com", "h3")
+        user = await store.users.get_user("ann@example.com")
+        assert user is not None and user.password_hash == "h3"
+        assert [u.username for u in await store.users.list_users()] == ["ann@example.com"]
+        for i in range(3):
+            await store.users.record_login_failure("ann@example.com", IP, T0 + i)
+        await store.users.record_login_failure("bob@example.com", IP, T0 + 5)
+        assert await store.users.login_failures("ann@example.com", IP, T0) == (3, 4)
+        assert await store.users.login_failures("ann@example.com", IP, T0 + 2) == (1, 2)
+        assert await store.users.login_failures("ann@example.com", None, T0) == (3, 0)
+
+    with_store(store_opener, scenario)
+
+
+def test_tokens_are_listed_without_their_secret_and_revoked(store_opener: StoreOpener) -> None:
+    async def scenario(store: Store) -> None:
+        token = await store.tokens.create_token("ci", T0)
+        await store.tokens.create_token("", T0 + 1)
+        assert await store.tokens.token_valid(token, T0 + 100)
+        listed = await store.tokens.list_tokens()
+        assert [(t.label, t.created_at, t.last_used_at) for t in listed] == [
+            ("ci", T0, T0 + 100),
+            ("", T0 + 1, None),
+        ]
+        assert token not in repr(listed)
+        assert await store.tokens.revoke_token(listed[0].id)
+        assert not await store.tokens.revoke_token(listed[0].id)
+        assert not await store.tokens.token_valid(token, T0 + 200)
+
+    with_store(store_opener, scenario)
+
+
+def test_rotating_an_sdk_key(store_opener: StoreOpener) -> None:
+    async def scenario(store: Store) -> None:
+        first = await store.configs.put_app("demo", DEMO_APP, T0)
+        rotated = await store.configs.rotate_sdk_key("demo", T0 + 1)
+        assert rotated is not None and rotated.sdk_key != first.sdk_key
+        assert len(rotated.sdk_key) >= 32 and rotated.updated_at == T0 + 1
+        kept = await store.configs.put_app("demo", DEMO_APP, T0 + 2)
+        assert kept.sdk_key == rotated.sdk_key
+        assert await store.configs.rotate_sdk_key("nope", T0) is None
+
+    with_store(store_opener, scenario)
+
+
+def test_activity_counts_and_postback_lists_by_app(store_opener: StoreOpener) -> None:
+    async def scenario(store: Store) -> None:
+        for app_key in ("demo", "other"):
+            await store.configs.put_app(app_key, DEMO_APP, T0)
+            await store.touches.record_touch(
+                TouchRecord(touch(f"c-{app_key}", app_key=app_key, time=T0 + 1))
+            )
+            await store.touches.record_touch(
+                TouchRecord(touch(f"m-{app_key}", "impression", app_key=app_key, time=T0 + 1))
+            )
+            install = make_install(
+                f"{app_key}-1", app_key=app_key, time=T0 + 2, status="attributed"
+            )
+            await store.installs.record_install(
+                install, claim_click=None, postbacks=[postback(install.id, app_key)], now=T0 + 2
+            )
+            event = make_event(install, f"{app_key}-e", event_time=T0 + 3)
+            await store.events.record_event(event, now=T0 + 3)
+        counts = await store.activity.counts(["demo"], T0)
+        assert (counts.impressions, counts.clicks, counts.installs) == (1, 1, 1)
+        assert (counts.attributed_installs, counts.events) == (1, 1)
+        assert (await store.activity.counts(None, T0)).installs == 2
+        assert (await store.activity.counts(["demo"], T0 + 10)).installs == 0
+        assert (await store.activity.counts([], T0)).installs == 0
+        feed = await store.activity.latest_activity(["demo"], 10)
+        assert [(i.kind, i.app_key, i.install_id) for i in feed] == [
+            ("event", "demo", "i-demo-1"),
+            ("install", "demo", "i-demo-1"),
+        ]
+        assert len(await store.activity.latest_activity(None, 3)) == 3
+        listed = await store.activity.list_postbacks(["other"], None, 10)
+        assert [(p.app_key, p.state) for p in listed] == [("other", "pending")]
+        assert await store.activity.list_postbacks(["other"], "sent", 10) == []
+
+    with_store(store_opener, scenario)

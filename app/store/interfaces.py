@@ -11,6 +11,9 @@ Who uses what:
 - `CandidateStore`: install attribution (the three index lookups) and event postbacks.
 - `InstallStore`, `EventStore`: the app surface and the owner's install receipts.
 - `OutboxStore`: the postback worker and the owner's view and retries of postbacks.
+- `UserStore`: the console's accounts, sessions and login throttling.
+- `ActivityStore`: the console's lists (latest installs and events, postbacks by state) and
+  the counts the dashboard gets cheaply.
 Reports, users and the TikTok Ads connection add their own Protocols beside these.
 
 Promises every backend keeps:
@@ -32,13 +35,18 @@ from app.attribution import Candidates
 from app.conversions import Event, Install, PriorInstall
 from app.postbacks.postback import NewPostback, PostbackAttempt, PostbackDetail, PostbackRecord
 from app.store.records import (
+    ActivityItem,
     AppRecord,
     CandidateQuery,
     IntegrationRecord,
     PageRecord,
     PageView,
+    SessionRecord,
     StoreStats,
+    TokenInfo,
+    TouchCounts,
     TouchRecord,
+    UserRecord,
 )
 from app.touches import Touch
 
@@ -53,6 +61,10 @@ class ConfigStore(Protocol):
     async def delete_app(self, app_key: str) -> bool: ...
     async def app_by_sdk_key(self, sdk_key: str) -> AppRecord | None:
         """The app whose sdk_key this is: the SDK endpoints authenticate before reading a body."""
+        ...
+
+    async def rotate_sdk_key(self, app_key: str, now: float) -> AppRecord | None:
+        """Give an app a new sdk_key (the old one stops working at once); None: no such app."""
         ...
 
     async def app_for_destination(self, platform: str, app_id: str) -> AppRecord | None:
@@ -93,6 +105,14 @@ class TokenStore(Protocol):
     async def token_valid(self, token: str, now: float) -> bool:
         """Whether `token` is an admin token; a valid one has its last use recorded (to the
         minute: a burst of requests writes once)."""
+        ...
+
+    async def list_tokens(self) -> list[TokenInfo]:
+        """Every admin token, oldest first: label, creation and last use, never the token."""
+        ...
+
+    async def revoke_token(self, token_id: str) -> bool:
+        """Delete an admin token; it is refused from then on. False: no such token."""
         ...
 
 
@@ -197,6 +217,57 @@ class OutboxStore(Protocol):
     async def postbacks_for(self, subject_id: str) -> list[PostbackRecord]: ...
 
 
+class UserStore(Protocol):
+    async def create_user(
+        self,
+        username: str,
+        password_hash: str,
+        role: str,
+        apps: Sequence[str] | None,
+        now: float,
+    ) -> UserRecord:
+        """Create or replace an account (a new password, role or app list)."""
+        ...
+
+    async def get_user(self, username: str) -> UserRecord | None: ...
+    async def list_users(self) -> list[UserRecord]: ...
+    async def set_password_hash(self, username: str, password_hash: str) -> None:
+        """Replace a hash (a rehash with stronger parameters at login)."""
+        ...
+
+    async def create_session(
+        self, session_id: str, username: str, csrf_token: str, now: float
+    ) -> None: ...
+    async def get_session(self, session_id: str) -> SessionRecord | None: ...
+    async def touch_session(self, session_id: str, now: float) -> None:
+        """Record a session's last use (for the idle timeout)."""
+        ...
+
+    async def revoke_session(self, session_id: str, now: float) -> None: ...
+    async def record_login_failure(self, username: str, ip: str | None, now: float) -> None: ...
+    async def login_failures(self, username: str, ip: str | None, since: float) -> tuple[int, int]:
+        """Failed logins since `since`: (for this account, from this IP)."""
+        ...
+
+
+class ActivityStore(Protocol):
+    async def latest_activity(
+        self, app_keys: Collection[str] | None, limit: int
+    ) -> list[ActivityItem]:
+        """The latest installs and in-app events of these apps (None: all), newest first."""
+        ...
+
+    async def counts(self, app_keys: Collection[str] | None, since: float) -> TouchCounts:
+        """Impressions, clicks, installs and events of these apps (None: all) since `since`."""
+        ...
+
+    async def list_postbacks(
+        self, app_keys: Collection[str] | None, state: str | None, limit: int
+    ) -> list[PostbackRecord]:
+        """Postbacks of these apps (None: all), in one state or any, newest first."""
+        ...
+
+
 class Store(Protocol):
     """One backend: its parts by concern, its figures, and closing it."""
 
@@ -214,6 +285,10 @@ class Store(Protocol):
     def events(self) -> EventStore: ...
     @property
     def outbox(self) -> OutboxStore: ...
+    @property
+    def users(self) -> UserStore: ...
+    @property
+    def activity(self) -> ActivityStore: ...
 
     def stats(self) -> StoreStats: ...
     async def close(self) -> None: ...

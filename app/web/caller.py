@@ -1,4 +1,5 @@
-"""Who is calling, and from where: the admin token, the app's sdk_key, the client IP.
+"""Who is calling, and from where: the owner (an admin token or a console session), the app's
+sdk_key, the client IP.
 
 One module so that handlers of every audience share these answers instead of importing each
 other: a 401 never depends on which module a route lives in, and one function decides the IP.
@@ -11,10 +12,12 @@ from typing import Any
 
 from starlette.requests import Request
 
+from app.accounts import TOKEN_OWNER, Owner
 from app.devices import client_ip
 from app.services import Services, services
 from app.store.records import AppRecord
 from app.web.errors import ApiError, json_object, read_json
+from app.web.sessions import SAFE_METHODS, csrf_ok, current_session
 
 
 def request_ip(request: Request, svc: Services) -> str | None:
@@ -30,13 +33,30 @@ def _bearer(request: Request) -> str | None:
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
-async def require_admin(request: Request) -> None:
+async def require_owner(request: Request, *, configure: bool = False) -> Owner:
+    """The owner behind a request of the owner API: an admin token (every app, no CSRF: it is
+    no ambient credential), or a console session (its role and app limit; a state-changing
+    request needs the session's CSRF token and must not come from another site).
+
+    401 without either; 403 for a session request failing CSRF, and for a viewer when
+    `configure` (configuration, secrets and retries are the admins')."""
     token = _bearer(request)
-    if token is None:
-        raise ApiError(401, "unauthorized", "send Authorization: Bearer <admin token>")
     svc = services(request)
-    if not await svc.store.tokens.token_valid(token, svc.clock()):
-        raise ApiError(401, "unauthorized", "unknown admin token")
+    if token is not None:
+        if not await svc.store.tokens.token_valid(token, svc.clock()):
+            raise ApiError(401, "unauthorized", "unknown admin token")
+        return TOKEN_OWNER
+    found = await current_session(request)
+    if found is None:
+        raise ApiError(
+            401, "unauthorized", "send Authorization: Bearer <admin token>, or log in at /admin"
+        )
+    session, owner = found
+    if request.method not in SAFE_METHODS and not csrf_ok(request, session):
+        raise ApiError(403, "csrf", "send the session's X-CSRF-Token, from our own origin")
+    if configure and not owner.is_admin:
+        raise ApiError(403, "forbidden", "viewers may not change or read configuration")
+    return owner
 
 
 async def authorised_app(request: Request) -> tuple[AppRecord, dict[str, Any]]:

@@ -38,7 +38,8 @@ Operation = dict[str, Any]
 
 CACHE_CONTROL = "public, max-age=300"
 Security = list[dict[str, list[str]]]
-ADMIN: Security = [{"adminToken": []}]
+# The owner's routes take an admin token, or a console session (with its CSRF token).
+ADMIN: Security = [{"adminToken": []}, {"consoleSession": []}]
 SDK: Security = [{"sdkKey": []}]
 PUBLIC: Security = []
 # Every method but HEAD is documented (see the module docstring).
@@ -192,7 +193,7 @@ def op(
 
 # JSON endpoints refuse bodies past the limit and content types they do not read.
 BODY_ERRORS = {"413": shared("TooLarge"), "415": shared("UnsupportedMediaType")}
-ADMIN_ERRORS = {"401": shared("Unauthorized")}
+ADMIN_ERRORS = {"401": shared("Unauthorized"), "403": shared("Forbidden")}
 
 
 # -- components --------------------------------------------------------------------------------
@@ -652,6 +653,11 @@ def shared_responses() -> dict[str, Schema]:
             "Invalid: `field` names the offending field (`invalid`, `invalid_json`)"
         ),
         "Unauthorized": error("No or unknown credentials (`unauthorized`)"),
+        "Forbidden": error(
+            "A session request without its X-CSRF-Token or from another site (`csrf`), a "
+            "viewer's request to configuration or a retry, or an app outside the user's "
+            "(`forbidden`)"
+        ),
         "NotFound": error("No such resource (`not_found`)"),
         "TooLarge": error(f"Body over {MAX_BODY // 1024} KiB (`too_large`)"),
         "UnsupportedMediaType": error("Not application/json (`unsupported_media_type`)"),
@@ -664,6 +670,14 @@ def security_schemes() -> dict[str, Schema]:
             "type": "http",
             "scheme": "bearer",
             "description": "An admin token, made with `python -m app token create`",
+        },
+        "consoleSession": {
+            "type": "apiKey",
+            "in": "cookie",
+            "name": "gw_session",
+            "description": "A console session (log in at /admin). POST, PUT and DELETE also "
+            "send the session's CSRF token as X-CSRF-Token. Answers are limited to the user's "
+            "apps; viewers may read installs and postbacks only",
         },
         "sdkKey": {
             "type": "http",
@@ -940,6 +954,13 @@ def owner_operations() -> dict[tuple[str, str], Operation]:
                 **ADMIN_ERRORS,
             },
         ),
+        ("/api/v1/apps/{app_key}/sdk_key/rotate", "post"): op(
+            "Give an app a new sdk_key (the old one stops working at once)",
+            tag,
+            ADMIN,
+            {"200": ok("The app with its new sdk_key", ref("App")), **found},
+            parameters=[APP_KEY],
+        ),
         (integration, "get"): op(
             "Get the TikTok integration of an app",
             tag,
@@ -1109,7 +1130,7 @@ def operation_ids(routes: Iterable[BaseRoute]) -> dict[tuple[str, str], str]:
     answers several methods, since operation ids are unique in a document."""
     found: dict[tuple[str, str], str] = {}
     for route in routes:
-        if not isinstance(route, Route) or route.methods is None:
+        if not isinstance(route, Route) or route.methods is None or not route.include_in_schema:
             continue
         methods = sorted(m.lower() for m in route.methods - UNDOCUMENTED_METHODS)
         endpoint = route.endpoint

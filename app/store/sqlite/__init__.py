@@ -14,6 +14,7 @@ from app.store.records import StoreStats
 from app.store.sqlite.candidates import SqliteCandidates
 from app.store.sqlite.configs import SqliteConfigs, SqliteTokens
 from app.store.sqlite.connections import Connections
+from app.store.sqlite.console import SqliteActivity, SqliteUsers
 from app.store.sqlite.installs import SqliteEvents, SqliteInstalls
 from app.store.sqlite.outbox import SqliteOutbox
 from app.store.sqlite.touches import SqliteTouches
@@ -34,6 +35,8 @@ class SqliteStore:
         self._installs = SqliteInstalls(conns)
         self._events = SqliteEvents(conns)
         self._outbox = SqliteOutbox(conns)
+        self._users = SqliteUsers(conns)
+        self._activity = SqliteActivity(conns)
 
     @classmethod
     def open_sync(
@@ -89,6 +92,14 @@ class SqliteStore:
     @property
     def outbox(self) -> SqliteOutbox:
         return self._outbox
+
+    @property
+    def users(self) -> SqliteUsers:
+        return self._users
+
+    @property
+    def activity(self) -> SqliteActivity:
+        return self._activity
 
     def stats(self) -> StoreStats:
         writer = self._conns.writer

@@ -11,7 +11,7 @@ from sqlite_utils import Database
 
 from app.ids import new_id, new_secret, token_hash
 from app.sealing import SealError, TokenSealer, is_sealed
-from app.store.records import AppRecord, IntegrationRecord, PageRecord
+from app.store.records import AppRecord, IntegrationRecord, PageRecord, TokenInfo
 from app.store.sqlite.connections import Connections
 
 # A token's last use is written at most this often: an admin's burst of requests writes once.
@@ -103,6 +103,16 @@ class SqliteConfigs:
     async def app_by_sdk_key(self, sdk_key: str) -> AppRecord | None:
         row = await self._conns.one("SELECT * FROM apps WHERE sdk_key = ?", [sdk_key])
         return _app(row) if row else None
+
+    async def rotate_sdk_key(self, app_key: str, now: float) -> AppRecord | None:
+        def write(db: Database) -> bool:
+            cursor = db.execute(
+                "UPDATE apps SET sdk_key = ?, updated_at = ? WHERE app_key = ?",
+                [new_secret(), now, app_key],
+            )
+            return cursor.rowcount > 0
+
+        return await self.get_app(app_key) if await self._conns.write(write) else None
 
     async def app_for_destination(self, platform: str, app_id: str) -> AppRecord | None:
         row = await self._conns.one(
@@ -274,3 +284,15 @@ class SqliteTokens:
 
             await self._conns.write(write)
         return True
+
+    async def list_tokens(self) -> list[TokenInfo]:
+        rows = await self._conns.all(
+            "SELECT id, label, created_at, last_used_at FROM tokens ORDER BY created_at, id"
+        )
+        return [TokenInfo(**r) for r in rows]
+
+    async def revoke_token(self, token_id: str) -> bool:
+        def write(db: Database) -> bool:
+            return db.execute("DELETE FROM tokens WHERE id = ?", [token_id]).rowcount > 0
+
+        return await self._conns.write(write)

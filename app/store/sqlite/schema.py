@@ -267,3 +267,35 @@ def hardening(db: Database) -> None:
         "CREATE INDEX installs_ldu_unmasked ON installs(time) "
         "WHERE is_limited_data_use = 1 AND masked_at IS NULL"
     )
+
+
+@migrations(name="0007_console")
+def console(db: Database) -> None:
+    """The console's accounts (console.md section 1): a user's role and the apps it is limited
+    to (NULL: all), server-side sessions (so logout revokes a cookie even if it is replayed)
+    and failed logins (throttling); the console lists an app's postbacks newest first."""
+    _run(
+        db,
+        """
+        ALTER TABLE users ADD COLUMN role TEXT NOT NULL DEFAULT 'admin';
+        ALTER TABLE users ADD COLUMN apps TEXT;
+        CREATE TABLE sessions (
+            id TEXT PRIMARY KEY,
+            username TEXT NOT NULL REFERENCES users(username) ON DELETE CASCADE,
+            csrf_token TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            last_seen_at REAL NOT NULL,
+            revoked_at REAL
+        );
+        CREATE INDEX sessions_user ON sessions(username);
+        CREATE TABLE login_failures (
+            id INTEGER PRIMARY KEY,
+            username TEXT NOT NULL,
+            ip TEXT,
+            time REAL NOT NULL
+        );
+        CREATE INDEX login_failures_user ON login_failures(username, time);
+        CREATE INDEX login_failures_ip ON login_failures(ip, time);
+        CREATE INDEX postbacks_app_created ON postbacks(app_key, created_at)
+        """,
+    )
