@@ -13,8 +13,11 @@ from app.store.records import StoreStats
 from app.store.sqlite.candidates import SqliteCandidates
 from app.store.sqlite.configs import SqliteConfigs, SqliteTokens
 from app.store.sqlite.connections import Connections
+from app.store.sqlite.cost import SqliteCost
 from app.store.sqlite.installs import SqliteEvents, SqliteInstalls
 from app.store.sqlite.outbox import SqliteOutbox
+from app.store.sqlite.privacy import SqlitePrivacy
+from app.store.sqlite.reports import SqliteReports
 from app.store.sqlite.touches import SqliteTouches
 
 __all__ = ["SqliteStore"]
@@ -33,6 +36,9 @@ class SqliteStore:
         self._installs = SqliteInstalls(conns)
         self._events = SqliteEvents(conns)
         self._outbox = SqliteOutbox(conns)
+        self._reports = SqliteReports(conns)
+        self._cost = SqliteCost(conns)
+        self._privacy = SqlitePrivacy(conns)
 
     @classmethod
     def open_sync(cls, path: str, *, batch_max: int = 256) -> SqliteStore:
@@ -82,6 +88,18 @@ class SqliteStore:
     @property
     def outbox(self) -> SqliteOutbox:
         return self._outbox
+
+    @property
+    def reports(self) -> SqliteReports:
+        return self._reports
+
+    @property
+    def cost(self) -> SqliteCost:
+        return self._cost
+
+    @property
+    def privacy(self) -> SqlitePrivacy:
+        return self._privacy
 
     def stats(self) -> StoreStats:
         writer = self._conns.writer

@@ -15,10 +15,12 @@ from sqlite_utils import Database
 
 from app.conversions import Event, Install, PriorInstall
 from app.postbacks.postback import NewPostback
+from app.reports.rollups import Increment
 from app.store.columns import EVENT_COLUMNS, INSTALL_COLUMNS
 from app.store.records import ClickAlreadyClaimed
 from app.store.sqlite.connections import Connections
 from app.store.sqlite.outbox import queue_postbacks
+from app.store.sqlite.rollups import add_rollups
 from app.store.sqlite.rows import from_row, insert_sql, to_row
 
 DEVICE_ID_COLUMNS = ("idfa", "idfv", "gaid", "android_id")
@@ -89,9 +91,11 @@ class SqliteInstalls:
         claim_click: str | None,
         postbacks: Iterable[NewPostback] = (),
         now: float,
+        rollups: Iterable[Increment] = (),
     ) -> tuple[Install, bool]:
         row = to_row(install, INSTALL_COLUMNS)
         pending = list(postbacks)
+        counted = list(rollups)
 
         def write(db: Database) -> tuple[Install, bool]:
             existing = _named(
@@ -112,6 +116,7 @@ class SqliteInstalls:
                     raise ClickAlreadyClaimed(claim_click)
             db.execute(_INSERT_INSTALL, row)
             queue_postbacks(db, pending, now)
+            add_rollups(db, counted)
             return install, True
 
         return await self._conns.write(write)
@@ -128,10 +133,16 @@ class SqliteEvents:
         return _event(row) if row else None
 
     async def record_event(
-        self, event: Event, *, postbacks: Iterable[NewPostback] = (), now: float
+        self,
+        event: Event,
+        *,
+        postbacks: Iterable[NewPostback] = (),
+        now: float,
+        rollups: Iterable[Increment] = (),
     ) -> tuple[Event, bool]:
         row = to_row(event, EVENT_COLUMNS)
         pending = list(postbacks)
+        counted = list(rollups)
 
         def write(db: Database) -> tuple[Event, bool]:
             existing = _named(
@@ -144,6 +155,7 @@ class SqliteEvents:
                 return _event(existing), False
             db.execute(_INSERT_EVENT, row)
             queue_postbacks(db, pending, now)
+            add_rollups(db, counted)
             return event, True
 
         return await self._conns.write(write)
