@@ -27,6 +27,7 @@ from app.fields import FieldError
 from app.geo import GeoIPDatabase, Locator
 from app.jobs import Jobs
 from app.jobs.outbox import OutboxWorker
+from app.jobs.retention import retention_job
 from app.paths import SMARTSCRIPT_DIR
 from app.services import Services
 from app.settings import Settings
@@ -131,7 +132,10 @@ def create_app(
                 },
             )
             jobs = Jobs(
-                [OutboxWorker(store, http, clock, settings, wake=svc.outbox_wake)]
+                [
+                    OutboxWorker(store, http, clock, settings, wake=svc.outbox_wake),
+                    retention_job(store, settings, clock),
+                ]
                 if run_jobs
                 else []
             )

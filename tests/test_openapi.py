@@ -19,7 +19,16 @@ NOT_API_ERRORS = {
     ("/lp/{slug}", "get", "404"),  # an HTML page for people
     ("/healthz", "get", "503"),  # the health answer itself, for load balancers
 }
-OWNER_PREFIXES = ("/api/v1/apps", "/api/v1/pages", "/api/v1/installs/", "/api/v1/postbacks")
+OWNER_PREFIXES = (
+    "/api/v1/apps",
+    "/api/v1/pages",
+    "/api/v1/installs/",
+    "/api/v1/postbacks",
+    "/api/v1/reports",
+    "/api/v1/raw",
+    "/api/v1/cost",
+    "/api/v1/privacy",
+)
 SDK_PATHS = {"/api/v1/installs", "/api/v1/events"}
 
 
