@@ -176,7 +176,7 @@ def event_dims(
     (the first install for a reinstall), unless the event's own `media_source` says otherwise
     (an event of a retained install is organic); then organic, with no campaign."""
     if rewrite_retained and attributing.is_retained_organic:
-        attributing = as_retained(attributing)
+        return install_dims(as_retained(attributing))
     dims = install_dims(attributing)
     if event.media_source and event.media_source != attributing.media_source:
         dims |= dict.fromkeys(CAMPAIGN_DIMENSIONS, "")

@@ -210,7 +210,25 @@ class SqlitePrivacy:
                 for table in ("clicks", "impressions"):
                     for row in _rows(conn, f"SELECT * FROM {table} WHERE ttclid = ?", [ttclid]):
                         counts[table] += _erase_touch(conn, table, row, secrets)
-            counts["postbacks"] += self._erase_postbacks(conn, subjects, secrets)
+            # Postbacks of other rows that describe this user's touch (a reinstall's events carry
+            # the first install's ttclid), found by the ttclid in the JSON.
+            apps = {i["app_key"] for i in installs} | ({key.app_key} if key.app_key else set())
+            for ttclid in ttclids:
+                pattern = (
+                    "%" + ttclid.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+                )
+                where = "payload LIKE ? ESCAPE '\\'"
+                params: list[Any] = [pattern]
+                if apps:
+                    where += f" AND app_key IN ({', '.join('?' * len(apps))})"
+                    params += sorted(apps)
+                subjects += [
+                    r[0]
+                    for r in conn.execute(
+                        f"SELECT DISTINCT subject_id FROM postbacks WHERE {where}", params
+                    )
+                ]
+            counts["postbacks"] += self._erase_postbacks(conn, dict.fromkeys(subjects), secrets)
             conn.execute(
                 "INSERT INTO privacy_erasures (id, time, actor, key_kind, app_key, counts) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
