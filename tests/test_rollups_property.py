@@ -21,6 +21,7 @@ from app.conversions import Install, attributing_install
 from app.reports.privacy import RetainItem, reported_attribution, retention_rollups
 from app.reports.rollups import (
     RollupFold,
+    RollupKey,
     event_increments,
     install_increments,
     touch_increments,
@@ -213,9 +214,24 @@ def test_rebuild_equals_the_incremental_rollups(
     app = f"p{next(_apps)}"
     replay(store, app, history, rewrite)
     incremental = run_async(store.reports.rollup_values(app))
+    assert by_source(store, app) == summed_by_source(incremental)
     run_async(store.reports.rebuild_rollups(app, RollupFold(UNIFIED, rewrite_retained=rewrite)))
     rebuilt = run_async(store.reports.rollup_values(app))
     assert rebuilt == incremental
+    assert by_source(store, app) == summed_by_source(rebuilt)
+
+
+def by_source(store: SqliteStore, app: str) -> dict[tuple[int, str, str], int]:
+    """What the overview reads when it groups by media source only."""
+    sums = run_async(store.reports.sum_rollups(app, 0, 10**9, ["media_source"], {}))
+    return {(s.hour, s.dims[0], s.metric): s.value for s in sums}
+
+
+def summed_by_source(values: dict[RollupKey, int]) -> dict[tuple[int, str, str], int]:
+    out: Counter[tuple[int, str, str]] = Counter()
+    for key, value in values.items():
+        out[(key.hour, key.media_source, key.metric)] += value
+    return {k: v for k, v in out.items() if v}
 
 
 def test_the_interesting_branches_ran() -> None:

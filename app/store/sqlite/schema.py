@@ -259,10 +259,11 @@ def install_reinstall_of(db: Database) -> None:
 
 @migrations(name="0004_reporting")
 def reporting(db: Database) -> None:
-    """Reports (reporting.md): rollups by UTC hour, cost with its source and converted amount,
-    the owner's currency rates, the privacy erase log, and the indexes retention and erase
-    look rows up by. The 0001 `rollups` and `cost` tables were never written, so they are
-    dropped and made again."""
+    """Reports (reporting.md): rollups by UTC hour (by every dimension, and by media source
+    alone for the headline figures, which then read a few rows an hour), cost with its source
+    and converted amount, the owner's currency rates, the privacy erase log, and the indexes
+    retention and erase look rows up by. The 0001 `rollups` and `cost` tables were never
+    written, so they are dropped and made again."""
     dims = """
         media_source TEXT NOT NULL DEFAULT '',
         campaign TEXT NOT NULL DEFAULT '', campaign_id TEXT NOT NULL DEFAULT '',
@@ -283,6 +284,14 @@ def reporting(db: Database) -> None:
             value INTEGER NOT NULL,
             PRIMARY KEY (app_key, hour, media_source, campaign, campaign_id, adset, adset_id,
                          ad, ad_id, country, platform, metric)
+        ) WITHOUT ROWID;
+        CREATE TABLE rollups_by_source (
+            app_key TEXT NOT NULL,
+            hour INTEGER NOT NULL,
+            media_source TEXT NOT NULL DEFAULT '',
+            metric TEXT NOT NULL,
+            value INTEGER NOT NULL,
+            PRIMARY KEY (app_key, hour, media_source, metric)
         ) WITHOUT ROWID;
         CREATE TABLE cost (
             app_key TEXT NOT NULL,
