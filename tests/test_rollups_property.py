@@ -222,15 +222,15 @@ def test_rebuild_equals_the_incremental_rollups(
 
 
 def by_source(store: SqliteStore, app: str) -> dict[tuple[int, str, str], int]:
-    """What the overview reads when it groups by media source only."""
-    sums = run_async(store.reports.sum_rollups(app, 0, 10**9, ["media_source"], {}))
-    return {(s.hour, s.dims[0], s.metric): s.value for s in sums}
+    """What the overview reads when it groups by media source only, by UTC day."""
+    sums = run_async(store.reports.sum_rollups(app, 0, 10**9, ["media_source"], {}, [(0, 0)]))
+    return {(s.day, s.dims[0], s.metric): s.value for s in sums}
 
 
 def summed_by_source(values: dict[RollupKey, int]) -> dict[tuple[int, str, str], int]:
     out: Counter[tuple[int, str, str]] = Counter()
     for key, value in values.items():
-        out[(key.hour, key.media_source, key.metric)] += value
+        out[(key.hour // 24, key.media_source, key.metric)] += value
     return {k: v for k, v in out.items() if v}
 
 

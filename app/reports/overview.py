@@ -1,9 +1,11 @@
 """The overview (`reporting.md` section 2): query parameters, hours folded into local days,
 cost joined by day, totals, the previous period, and the ecpi / roas rules. Pure.
 
-The store answers sums of the rollups grouped by UTC hour, the requested dimensions and the
-metric (`RollupSum`); this module folds the hours into days of the report time zone, adds the
-cost of each group and derives the rates. Money is kept as integer millionths until it is shown.
+The store answers sums of the rollups grouped by local day, the requested dimensions and the
+metric (`RollupSum`): it turns each UTC hour into its local day with the time zone's offsets,
+which this module works out (`day_segments`), so a day in any zone is summed by the database
+and a month is a few hundred rows, not thousands. This module then adds the cost of each group
+and derives the rates. Money is kept as integer millionths until it is shown.
 
 Rules where the spec is silent (`docs/decisions.md`, "Reports"):
 - `installs` counts attributed and organic installs; `ecpi` is cost over attributed installs,
@@ -72,6 +74,10 @@ class OverviewQuery:
         """[first, end) UTC hours of the local days from `start` to `end`."""
         return hour_range(self.start, self.end, self.tz)
 
+    def segments(self) -> DaySegments:
+        first, end = self.hours()
+        return day_segments(first, end, self.tz)
+
     @property
     def dimension_groups(self) -> tuple[str, ...]:
         return tuple(g for g in self.group_by if g != "date")
@@ -79,10 +85,11 @@ class OverviewQuery:
 
 @dataclass(frozen=True)
 class RollupSum:
-    """One line of the store's answer: a UTC hour, the values of the grouped dimensions (in
-    `dimension_groups` order), a metric and its sum."""
+    """One line of the store's answer: a local day (days since 1970-01-01 in the report time
+    zone), the values of the grouped dimensions (in `dimension_groups` order), a metric and its
+    sum."""
 
-    hour: int
+    day: int
     dims: tuple[str, ...]
     metric: str
     value: int
@@ -153,6 +160,53 @@ def hour_range(start: date, end: date, tz: ZoneInfo) -> tuple[int, int]:
 
 def local_date(hour: int, tz: ZoneInfo) -> date:
     return datetime.fromtimestamp(hour * HOUR, UTC).astimezone(tz).date()
+
+
+# (first UTC hour, UTC offset in seconds) of each stretch of constant offset, in order: the local
+# day of hour h is (h * 3600 + offset) // 86400 days after 1970-01-01.
+DaySegments = tuple[tuple[int, int], ...]
+EPOCH = date(1970, 1, 1)
+
+
+def _offset(hour: int, tz: ZoneInfo) -> int:
+    moment = datetime.fromtimestamp(hour * HOUR, UTC).astimezone(tz)
+    delta = moment.utcoffset()
+    return int(delta.total_seconds()) if delta is not None else 0
+
+
+def day_segments(first: int, end: int, tz: ZoneInfo) -> DaySegments:
+    """The offsets of `tz` over hours [first, end): checked a day apart, and where two differ,
+    the hour of the change found by bisection (a zone changes offset at most a few times a
+    year)."""
+    current = _offset(first, tz)
+    out = [(first, current)]
+    at = first
+    while at < end:
+        step = min(24, end - at)
+        nxt = _offset(at + step, tz) if at + step < end else current
+        if nxt != current:
+            lo, hi = at, at + step  # offset(lo) == current, offset(hi) != current
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                if _offset(mid, tz) == current:
+                    lo = mid
+                else:
+                    hi = mid
+            current = _offset(hi, tz)
+            out.append((hi, current))
+            at = hi
+        else:
+            at += step
+    return tuple(out)
+
+
+def day_number(hour: int, segments: DaySegments) -> int:
+    """The local day of `hour` as the store computes it (for tests and the pure path)."""
+    offset = segments[0][1]
+    for start, off in segments:
+        if hour >= start:
+            offset = off
+    return (hour * HOUR + offset) // 86_400
 
 
 # -- folding -----------------------------------------------------------------------------------
@@ -281,23 +335,22 @@ def fold(
     cost: Iterable[CostEntry],
 ) -> dict[tuple[str, ...], _Totals]:
     """Groups (the `group_by` values, a local date as ISO text) -> their totals."""
-    tz = query.tz
     groups = query.group_by
     dim_groups = query.dimension_groups
     with_date = "date" in groups
+    date_at = groups.index("date") if with_date else -1
     out: dict[tuple[str, ...], _Totals] = {}
     day_cache: dict[int, date] = {}
 
     def key_of(day: date, dims: Sequence[str]) -> tuple[str, ...]:
-        named = dict(zip(dim_groups, dims, strict=True))
-        if with_date:
-            named["date"] = day.isoformat()
-        return tuple(named[g] for g in groups)
+        if not with_date:
+            return tuple(dims)
+        return (*dims[:date_at], day.isoformat(), *dims[date_at:])
 
     for s in sums:
-        day = day_cache.get(s.hour)
+        day = day_cache.get(s.day)
         if day is None:
-            day = day_cache[s.hour] = local_date(s.hour, tz)
+            day = day_cache[s.day] = EPOCH + timedelta(days=s.day)
         totals = out.setdefault(key_of(day, s.dims), _Totals())
         totals.add_metric(s.metric, s.value, day)
     for entry in effective_cost(cost):

@@ -203,9 +203,12 @@ class ReportStore(Protocol):
         end_hour: int,
         group_by: Sequence[str],
         filters: Mapping[str, str],
+        segments: Sequence[tuple[int, int]],
     ) -> list[RollupSum]:
         """Rollups of hours [first_hour, end_hour) matching `filters` (dimension -> value),
-        summed by hour, the `group_by` dimensions and metric."""
+        summed by local day, the `group_by` dimensions and metric. `segments` are the time
+        zone's (first hour, UTC offset in seconds), in order: hour h of a segment is on day
+        (h * 3600 + offset) // 86400 (`app.reports.overview.day_segments`)."""
         ...
 
     async def rollup_values(self, app_key: str) -> dict[RollupKey, int]:

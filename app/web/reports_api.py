@@ -65,10 +65,12 @@ async def overview(request: Request) -> Response:
     reports = svc.store.reports
     first, end = query.hours()
     sums = await reports.sum_rollups(
-        app.app_key, first, end, query.dimension_groups, query.filters
+        app.app_key, first, end, query.dimension_groups, query.filters, query.segments()
     )
     before_first, before_end = previous.hours()
-    before = await reports.sum_rollups(app.app_key, before_first, before_end, (), query.filters)
+    before = await reports.sum_rollups(
+        app.app_key, before_first, before_end, (), query.filters, previous.segments()
+    )
     cost = await svc.store.cost.cost_between(app.app_key, previous.start, query.end)
     rates = await svc.store.cost.rates(app.app_key)
     body = overview_json(query, sums, cost, before, cost, rates)

@@ -94,6 +94,7 @@ class SqliteReports:
         end_hour: int,
         group_by: Sequence[str],
         filters: Mapping[str, str],
+        segments: Sequence[tuple[int, int]],
     ) -> list[RollupSum]:
         groups = [g for g in group_by if g in _DIMS]
         # Grouped and filtered by media source at most: the narrow table has the same sums.
@@ -105,8 +106,17 @@ class SqliteReports:
                 raise ValueError(f"unknown dimension {name!r}")
             where.append(f"{name} = ?")
             params.append(value)
-        keys = ", ".join(["hour", *groups, "metric"])
-        sql = f"SELECT {keys}, SUM(value) FROM {table} WHERE {' AND '.join(where)} GROUP BY {keys}"
+        # The local day of each hour, by the offset of its stretch (latest stretch first).
+        cases = " ".join(
+            f"WHEN hour >= {int(start)} THEN (hour * 3600 + {int(offset)}) / 86400"
+            for start, offset in reversed(segments)
+        )
+        day = f"CASE {cases} ELSE (hour * 3600 + {int(segments[0][1])}) / 86400 END"
+        keys = ", ".join(["day", *groups, "metric"])
+        sql = (
+            f"SELECT {day} AS day, {', '.join([*groups, 'metric'])}, SUM(value) FROM {table} "
+            f"WHERE {' AND '.join(where)} GROUP BY {keys}"
+        )
         n = len(groups)
 
         def run(conn: sqlite3.Connection) -> list[RollupSum]:
