@@ -82,11 +82,18 @@ _TOUCH_PARAM_COLUMNS = {
 }
 
 
+_INJECTION_FIRST = frozenset(INJECTION_STARTS)
+
+
 def cell(value: object) -> str:
     """One CSV cell: None empty, flags true/false, documents JSON, injection neutralised."""
     if value is None:
-        text = ""
-    elif isinstance(value, bool):
+        return ""
+    if isinstance(value, str):  # the common case, first
+        if value and value[0] in _INJECTION_FIRST:
+            return "'" + value
+        return value
+    if isinstance(value, bool):
         text = "true" if value else "false"
     elif isinstance(value, dict | list):
         text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))

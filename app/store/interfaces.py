@@ -225,7 +225,8 @@ class ReportStore(Protocol):
         self, app_key: str, start: float, end: float, *, batch: int = 1000
     ) -> AsyncIterator[list[Install]]:
         """Installs with `start <= time < end`, in time order, a batch at a time, read from a
-        cursor of its own (no other reader waits for the export)."""
+        cursor of its own (no other reader waits for the export). Raw data shows neither the
+        receipt nor the conversion data, so these come empty."""
         ...
 
     def stream_events(
