@@ -588,3 +588,28 @@ def test_cost_as_a_multipart_file(gw: Owner) -> None:
     assert (missing.status_code, missing.json()["field"]) == (400, "file")
     wrong = gw.http.post("/api/v1/cost?app_key=demo", json={}, headers=gw.admin)
     assert wrong.status_code == 415
+
+
+def test_report_answers_match_their_documented_schemas(gw: Owner) -> None:
+    from app.server import routes
+    from app.web.openapi import build_document
+    from tests.test_openapi import answers_as_documented
+
+    document = build_document(routes())
+    make_history(gw)
+
+    def check(method: str, path: str, url: str, **kwargs: Any) -> None:
+        kwargs["headers"] = gw.admin | kwargs.get("headers", {})
+        r = gw.http.request(method, url, **kwargs)
+        answers_as_documented(document, path, method.lower(), r)
+
+    check("GET", "/api/v1/reports/overview",
+          "/api/v1/reports/overview?app_key=demo&group_by=date,campaign")  # fmt: skip
+    check("GET", "/api/v1/reports/overview", "/api/v1/reports/overview?app_key=demo&group_by=x")
+    check("GET", "/api/v1/reports/overview", "/api/v1/reports/overview?app_key=nope")
+    check("GET", "/api/v1/raw/{kind}.csv", "/api/v1/raw/clicks.csv?app_key=demo")
+    check("POST", "/api/v1/cost", "/api/v1/cost?app_key=demo", content=COST_CSV.encode(),
+          headers={"Content-Type": "text/csv"})  # fmt: skip
+    check("POST", "/api/v1/cost/rates", "/api/v1/cost/rates?app_key=demo", json={})
+    check("POST", "/api/v1/privacy/erase", "/api/v1/privacy/erase", json={"ttclid": "E.C.P.x"})
+    check("POST", "/api/v1/privacy/erase", "/api/v1/privacy/erase", json={"app_key": "demo"})
