@@ -131,6 +131,15 @@ class Owner:
             conn.close()
 
 
+def cli(*args: str) -> int:
+    """`python -m app ...` in process, on a thread of its own: it runs its own event loop, and
+    the browser tests of the session keep one running on the main thread."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(main, list(args)).result()
+
+
 def open_owner(tmp_path: Path, **overrides: Any) -> Iterator[Owner]:
     settings = make_settings(tmp_path, trusted_proxies="127.0.0.1", **overrides)
     token, sdk_key = seed(settings.db)
@@ -439,7 +448,7 @@ def test_retention_erases_and_makes_organic_and_keeps_past_rollups(gw: Owner) ->
     ids = make_history(gw)
     before = gw.overview(**{"from": "2026-11-21", "to": "2026-11-21", "group_by": "media_source"})
     # 184 days after the 21st: A and B (attributed to TikTok) are past 183 days.
-    assert main(["retention", "run", "--as-of", "2027-05-24", "--db", gw.db]) == 0
+    assert cli("retention", "run", "--as-of", "2027-05-24", "--db", gw.db) == 0
     row = gw.sql("SELECT ip, user_agent, gaid, ttclid, af_sub1, original_url FROM installs "
                  "WHERE id = ?", (ids["a"],))[0]  # fmt: skip
     assert row[:5] == (None, None, None, None, None)
@@ -456,7 +465,7 @@ def test_retention_erases_and_makes_organic_and_keeps_past_rollups(gw: Owner) ->
     assert after == before
     # A second run changes nothing.
     counts = gw.sql("SELECT COUNT(*) FROM installs WHERE is_retained_organic = 1")
-    assert main(["retention", "run", "--as-of", "2027-05-24", "--db", gw.db]) == 0
+    assert cli("retention", "run", "--as-of", "2027-05-24", "--db", gw.db) == 0
     assert gw.sql("SELECT COUNT(*) FROM installs WHERE is_retained_organic = 1") == counts == [(2,)]
 
 
@@ -466,7 +475,7 @@ def test_retention_with_rewritten_aggregates_moves_the_past_to_organic(
     for gw in open_owner(tmp_path, retention_rewrite_aggregates=True):
         make_history(gw)
         monkeypatch.setenv("GANGWAY_RETENTION_REWRITE_AGGREGATES", "1")
-        assert main(["retention", "run", "--as-of", "2027-05-24", "--db", gw.db]) == 0
+        assert cli("retention", "run", "--as-of", "2027-05-24", "--db", gw.db) == 0
         assert "installs 2" in capsys.readouterr().out
         report = gw.overview(**{"from": "2026-11-21", "to": "2026-11-21",
                                 "group_by": "media_source"})  # fmt: skip
@@ -480,10 +489,10 @@ def test_retention_with_rewritten_aggregates_moves_the_past_to_organic(
         )  # fmt: skip
         assert organic["installs_by_status"] == {"organic": 4, "reinstall": 1, "rejected": 1}
         assert organic["events"] == {"af_purchase": 4, "level_up": 1}
-        assert main(["retention", "run", "--as-of", "2027-05-24", "--db", gw.db]) == 0
+        assert cli("retention", "run", "--as-of", "2027-05-24", "--db", gw.db) == 0
         assert "installs 0" in capsys.readouterr().out
         # A rebuild gives the same numbers.
-        assert main(["rollups", "rebuild", "--app", "demo", "--db", gw.db]) == 0
+        assert cli("rollups", "rebuild", "--app", "demo", "--db", gw.db) == 0
         assert gw.overview(**{"from": "2026-11-21", "to": "2026-11-21",
                               "group_by": "media_source"}) == report  # fmt: skip
 
