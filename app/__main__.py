@@ -1,4 +1,5 @@
-"""Command line: `python -m app serve|demo|token create|user create|settings`."""
+"""Command line: `python -m app serve|demo|token create|user create|secrets rotate|settings|
+rollups rebuild|retention run`."""
 
 from __future__ import annotations
 
@@ -195,6 +196,51 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rollups_rebuild(args: argparse.Namespace) -> int:
+    from app.reports.rollups import RollupFold
+
+    settings = _settings(args)
+    fold = RollupFold(settings.unified_pids, rewrite_retained=settings.retention_rewrite_aggregates)
+
+    async def rebuild(store: Store) -> int:
+        return await store.reports.rebuild_rollups(args.app, fold)
+
+    written = asyncio.run(_with_store(settings, rebuild))
+    print(f"rollups rebuilt for {args.app or 'every app'}: {written} rows")
+    return 0
+
+
+def _progress_bar(done: int, total: int) -> None:
+    width = 30
+    filled = width * done // total if total else width
+    print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}", end="", file=sys.stderr)
+    if done >= total:
+        print(file=sys.stderr)
+
+
+def cmd_retention_run(args: argparse.Namespace) -> int:
+    from datetime import UTC, date, datetime
+
+    from app.jobs.retention import run_retention
+
+    settings = _settings(args)
+    now = system_clock()
+    try:
+        as_of = date.fromisoformat(args.as_of) if args.as_of else None
+    except ValueError:
+        print(f"error: --as-of {args.as_of!r} is not a date (YYYY-MM-DD)", file=sys.stderr)
+        return 2
+    day = as_of or datetime.fromtimestamp(now, UTC).date()
+    progress = _progress_bar if sys.stderr.isatty() else None
+
+    async def run(store: Store) -> dict[str, int]:
+        return await run_retention(store, settings, as_of=day, now=now, progress=progress)
+
+    counts = asyncio.run(_with_store(settings, run))
+    print(f"retention as of {day.isoformat()}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python -m app", description="Gangway")
     sub = top.add_subparsers(dest="command", required=True)
@@ -240,6 +286,19 @@ def parser() -> argparse.ArgumentParser:
     )
     user_create.add_argument("--db", help="database file (GANGWAY_DB)")
     user_create.set_defaults(fn=cmd_user_create)
+    rollups = sub.add_parser("rollups", help="report rollups")
+    rollups_sub = rollups.add_subparsers(dest="rollups_command", required=True)
+    rebuild = rollups_sub.add_parser("rebuild", help="recompute the rollups from the raw rows")
+    rebuild.add_argument("--app", help="only this app_key (default: every app)")
+    rebuild.add_argument("--db", help="database file (GANGWAY_DB)")
+    rebuild.set_defaults(fn=cmd_rollups_rebuild)
+
+    retention = sub.add_parser("retention", help="user-level data retention (GANGWAY_RETENTION)")
+    retention_sub = retention.add_subparsers(dest="retention_command", required=True)
+    run = retention_sub.add_parser("run", help="erase user-level data past its retention")
+    run.add_argument("--as-of", help="run as of this day, YYYY-MM-DD (default: today, UTC)")
+    run.add_argument("--db", help="database file (GANGWAY_DB)")
+    run.set_defaults(fn=cmd_retention_run)
 
     settings = sub.add_parser("settings", help="print every GANGWAY_ setting")
     settings.set_defaults(fn=cmd_settings)

@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from app.attribution import ATTRIBUTION_RANGES, DEFAULT_PROBABILISTIC_IOS
 from app.destinations import plain_http_url
@@ -144,8 +145,36 @@ def validate_app(body: Any) -> dict[str, Any]:
         attribution, "probabilistic_ios", "attribution", DEFAULT_PROBABILISTIC_IOS
     )
     out["attribution"] = settings
+    out["report_timezone"] = _report_timezone(obj)
+    out["report_currency"] = _report_currency(obj)
     valid_unicode(out, "")
     return out
+
+
+DEFAULT_REPORT_TIMEZONE = "UTC"
+DEFAULT_REPORT_CURRENCY = "USD"
+
+
+def _report_timezone(obj: Mapping[str, Any]) -> str:
+    """An IANA zone name (`Europe/Paris`); the days of the app's reports (reporting.md 2)."""
+    name = string(obj, "report_timezone", limit=64) or DEFAULT_REPORT_TIMEZONE
+    if name.startswith("/") or ".." in name:
+        raise FieldError("report_timezone", "must be an IANA time zone name (Europe/Paris)")
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise FieldError(
+            "report_timezone", "must be an IANA time zone name (Europe/Paris)"
+        ) from None
+    return name
+
+
+def _report_currency(obj: Mapping[str, Any]) -> str:
+    """The ISO 4217 code cost and ROAS are shown in."""
+    code = string(obj, "report_currency", limit=3) or DEFAULT_REPORT_CURRENCY
+    if not re.fullmatch(r"[A-Z]{3}", code):
+        raise FieldError("report_currency", "must be a three-letter ISO 4217 code (USD)")
+    return code
 
 
 def validate_integration(body: Any) -> tuple[dict[str, Any], str | None]:

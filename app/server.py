@@ -29,13 +29,24 @@ from app.geo import GeoIPDatabase, Locator
 from app.jobs import Jobs
 from app.jobs.outbox import OutboxWorker
 from app.jobs.privacy import ldu_masking
+from app.jobs.retention import retention_job
 from app.paths import SMARTSCRIPT_DIR
 from app.sealing import token_sealer
 from app.services import Services
 from app.settings import Settings
 from app.snippet_asset import load_script
 from app.store.backends import open_store
-from app.web import console, openapi, ops, outbox_api, owner_api, pages, sdk, tracking
+from app.web import (
+    console,
+    openapi,
+    ops,
+    outbox_api,
+    owner_api,
+    pages,
+    reports_api,
+    sdk,
+    tracking,
+)
 from app.web.errors import (
     ApiError,
     api_error_handler,
@@ -101,6 +112,11 @@ def routes() -> list[Route]:
         Route("/api/v1/postbacks/retry", outbox_api.retry_failed, methods=["POST"]),
         Route("/api/v1/postbacks/{postback_id}", outbox_api.get_postback, methods=["GET"]),
         Route("/api/v1/postbacks/{postback_id}/retry", outbox_api.retry, methods=["POST"]),
+        Route("/api/v1/reports/overview", reports_api.overview, methods=["GET"]),
+        Route("/api/v1/raw/{kind}.csv", reports_api.raw_csv, methods=["GET"]),
+        Route("/api/v1/cost", reports_api.post_cost, methods=["POST"]),
+        Route("/api/v1/cost/rates", reports_api.post_rates, methods=["POST"]),
+        Route("/api/v1/privacy/erase", reports_api.erase, methods=["POST"]),
         # Operations (section 4)
         Route("/healthz", ops.healthz, methods=["GET"]),
         Route("/metrics", ops.metrics, methods=["GET"]),
@@ -148,6 +164,7 @@ def create_app(
                 [
                     OutboxWorker(store, http, clock, settings, wake=svc.outbox_wake),
                     ldu_masking(store, clock, settings),
+                    retention_job(store, settings, clock),
                 ]
                 if run_jobs
                 else []

@@ -11,17 +11,23 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from app.attribution import TimeRange
 from app.postbacks.postback import NewPostback, PostbackAttempt
+from app.reports.cost import PULLED, UPLOAD, CostEntry, Rate, effective_cost
+from app.reports.privacy import EraseKey, RetainItem
+from app.reports.rollups import Increment, RollupFold, RollupKey
 from app.sealing import TokenSealer
 from app.store.interfaces import Store
 from app.store.records import CandidateQuery, ClickAlreadyClaimed, TouchRecord
 from app.store.sqlite import SqliteStore
 from app.touches import Touch
+from app.vocabulary import DEFAULT_UNIFIED_PIDS
 from tests.aio import run_async
 from tests.records import make_event, make_install
 
@@ -600,6 +606,54 @@ def test_tokens_are_listed_without_their_secret_and_revoked(store_opener: StoreO
         assert not await store.tokens.revoke_token(listed[0].id)
         assert not await store.tokens.token_valid(token, T0 + 200)
 
+
+# -- reports, cost, retention, privacy erase ---------------------------------------------------
+
+
+def _increments(app: str, hour: int, metric: str, value: int = 1) -> tuple[Increment, ...]:
+    dims = ("tiktokglobal_int", "summer", "", "", "", "", "", "US", "ios")
+    key = RollupKey(app, hour, *dims, metric)
+    return (Increment(key, value),)
+
+
+def test_rollups_are_added_only_with_a_new_row(store_opener: StoreOpener) -> None:
+    async def scenario(store: Store) -> None:
+        hour = int(T0 // 3600)
+        rec = TouchRecord(touch("imp-1", "impression", pvid="pv-1"))
+        await store.touches.record_touch(rec, rollups=_increments("demo", hour, "impressions"))
+        # The same page view again: not stored, not counted.
+        again = TouchRecord(touch("imp-2", "impression", pvid="pv-1"))
+        await store.touches.record_touch(again, rollups=_increments("demo", hour, "impressions"))
+        install = make_install("dev-1")
+        metric = "installs|organic|"
+        await store.installs.record_install(
+            install, claim_click=None, now=T0, rollups=_increments("demo", hour, metric)
+        )
+        await store.installs.record_install(
+            install, claim_click=None, now=T0, rollups=_increments("demo", hour, metric)
+        )
+        event = make_event(install, "ev-1")
+        for _ in range(2):
+            await store.events.record_event(
+                event, now=T0, rollups=_increments("demo", hour, "events|af_purchase")
+            )
+        values = await store.reports.rollup_values("demo")
+        assert sorted((k.metric, v) for k, v in values.items()) == [
+            ("events|af_purchase", 1),
+            ("impressions", 1),
+            ("installs|organic|", 1),
+        ]
+        # Summed by local day: 9 hours ahead, the same hour is on the day it falls in there.
+        sums = await store.reports.sum_rollups(
+            "demo", hour, hour + 1, ["campaign"], {"country": "US"}, [(0, 9 * 3600)]
+        )
+        assert {(s.day, s.dims, s.metric, s.value) for s in sums} == {
+            ((hour * 3600 + 9 * 3600) // 86400, ("summer",), m, 1)
+            for m in ("events|af_purchase", "impressions", "installs|organic|")
+        }
+        assert await store.reports.sum_rollups("demo", hour, hour + 1, [], {"country": "FR"},
+                                               [(0, 0)]) == []  # fmt: skip
+
     with_store(store_opener, scenario)
 
 
@@ -612,6 +666,21 @@ def test_rotating_an_sdk_key(store_opener: StoreOpener) -> None:
         kept = await store.configs.put_app("demo", DEMO_APP, T0 + 2)
         assert kept.sdk_key == rotated.sdk_key
         assert await store.configs.rotate_sdk_key("nope", T0) is None
+
+
+def test_a_rebuild_recomputes_rollups_from_raw_rows(store_opener: StoreOpener) -> None:
+    async def scenario(store: Store) -> None:
+        install = make_install("dev-1", status="attributed", media_source="tiktokglobal_int")
+        await store.installs.record_install(install, claim_click=None, now=T0)  # not counted
+        await store.touches.record_touch(TouchRecord(touch("c-1")))
+        written = await store.reports.rebuild_rollups("demo", RollupFold(DEFAULT_UNIFIED_PIDS))
+        values = await store.reports.rollup_values("demo")
+        assert written == len(values) == 3  # the install, the click (human and all)
+        assert {(k.media_source, k.metric): v for k, v in values.items()} == {
+            ("tiktokglobal_int", "installs|attributed|"): 1,
+            ("tiktokglobal_int", "clicks"): 1,
+            ("tiktokglobal_int", "clicks_all"): 1,
+        }
 
     with_store(store_opener, scenario)
 
@@ -649,5 +718,127 @@ def test_activity_counts_and_postback_lists_by_app(store_opener: StoreOpener) ->
         listed = await store.activity.list_postbacks(["other"], None, 10)
         assert [(p.app_key, p.state) for p in listed] == [("other", "pending")]
         assert await store.activity.list_postbacks(["other"], "sent", 10) == []
+
+
+def test_raw_rows_stream_in_batches(store_opener: StoreOpener) -> None:
+    async def scenario(store: Store) -> None:
+        for n in range(5):
+            install = make_install(f"dev-{n}", time=T0 + n, receipt={"tier": "x"})
+            await store.installs.record_install(install, claim_click=None, now=T0)
+            await store.events.record_event(make_event(install, f"ev-{n}"), now=T0)
+        await store.touches.record_touch(TouchRecord(touch("c-1"), page_slug="lp"))
+        batches = [b async for b in store.reports.stream_installs("demo", T0 + 1, T0 + 5, batch=2)]
+        assert [[i.app_instance_id for i in b] for b in batches] == [
+            ["dev-1", "dev-2"],
+            ["dev-3", "dev-4"],
+        ]
+        event_batches = [b async for b in store.reports.stream_events("demo", 0, 2e9)]
+        events = [pair for b in event_batches for pair in b]
+        assert [(e.event_id, i.app_instance_id) for e, i in events][:2] == [
+            ("ev-0", "dev-0"),
+            ("ev-1", "dev-1"),
+        ]
+        clicks = [b async for b in store.reports.stream_touches("click", "demo", 0, 2e9)]
+        assert [(r.touch.id, r.page_slug) for b in clicks for r in b] == [("c-1", "lp")]
+        assert [b async for b in store.reports.stream_touches("impression", "demo", 0, 2e9)] == []
+        # A stream left half-read is closed by its consumer and holds nothing.
+        stream = store.reports.stream_postbacks("demo", 0, 2e9)
+        assert [b async for b in stream] == []
+
+    with_store(store_opener, scenario)
+
+
+def _cost(source: str, amount: int, **fields: object) -> CostEntry:
+    values: dict[str, object] = {
+        "app_key": "demo", "date": date(2026, 11, 21), "source": source,
+        "media_source": "tiktokglobal_int", "campaign": "summer", "campaign_id": "1700",
+        "adset": "", "adset_id": "", "ad": "", "ad_id": "", "country": "",
+        "cost": str(amount), "currency": "USD", "amount": amount * 1_000_000,
+        "report_currency": "USD",
+    }  # fmt: skip
+    return CostEntry(**(values | fields))  # type: ignore[arg-type]
+
+
+def test_cost_rows_replace_by_key_and_a_pulled_campaign_day_wins(
+    store_opener: StoreOpener,
+) -> None:
+    async def scenario(store: Store) -> None:
+        assert await store.cost.put_cost([_cost(UPLOAD, 40)], T0) == 1
+        assert await store.cost.put_cost([_cost(UPLOAD, 40)], T0 + 1) == 0  # unchanged
+        assert await store.cost.put_cost([_cost(UPLOAD, 45)], T0 + 2) == 1  # replaced
+        other_day = _cost(UPLOAD, 7, date=date(2026, 11, 22))
+        await store.cost.put_cost([other_day], T0)
+        # The TikTok Ads pull writes its own row for the 21st: reports count it, not the upload.
+        await store.cost.put_cost([_cost(PULLED, 44)], T0)
+        rows = await store.cost.cost_between("demo", date(2026, 11, 21), date(2026, 11, 22))
+        assert sorted((r.source, r.amount) for r in rows) == [
+            ("api", 44_000_000), ("upload", 7_000_000), ("upload", 45_000_000),
+        ]  # fmt: skip
+        counted = effective_cost(rows)
+        assert sorted((r.date.day, r.source, r.cost) for r in counted) == [
+            (21, "api", "44"),
+            (22, "upload", "7"),
+        ]
+        assert await store.cost.put_rates("demo", [Rate(date(2026, 11, 21), "EUR", Decimal("1.1"))],
+                                          T0) == 1  # fmt: skip
+        assert await store.cost.rates("demo") == {(date(2026, 11, 21), "EUR"): Decimal("1.1")}
+        assert await store.cost.rates("other") == {}
+
+    with_store(store_opener, scenario)
+
+
+def test_retention_erases_once_and_marks_the_install(store_opener: StoreOpener) -> None:
+    async def scenario(store: Store) -> None:
+        click = touch("c-1", ttclid="E.C.P.retained", user_agent="Mozilla/5.0 (phone)")
+        await store.touches.record_touch(TouchRecord(click))
+        install = make_install(
+            "dev-1", status="attributed", media_source="tiktokglobal_int",
+            original_media_source="tiktokweb_int", touch_type="click", touch_id="c-1",
+            ip=IP, ttclid="E.C.P.retained", gaid="38400000-8cf0-11bd-b23e-10b96e40000d",
+            original_url="https://example.com/lp?pid=tiktokweb_int&ttclid=E.C.P.retained",
+        )  # fmt: skip
+        await store.installs.record_install(install, claim_click=None, now=T0)
+        await store.events.record_event(make_event(install, "ev-1"), now=T0)
+        cutoffs = {"tiktokglobal_int": T0 + 1}
+        assert await store.privacy.count_retention_due(cutoffs) == 1
+        assert await store.privacy.count_retention_due({"tiktokglobal_int": T0}) == 0
+        due = await store.privacy.retention_due(cutoffs, limit=10)
+        assert [i.id for i in due] == [install.id]
+        assert [e.event_id for e in await store.privacy.events_attributed_to(install.id)] == [
+            "ev-1"
+        ]
+        counts = await store.privacy.retain([RetainItem(install.id, ())], T0)
+        assert counts["installs"] == 1 and counts["clicks"] == 1
+        kept = await store.installs.get_install(install.id)
+        assert kept is not None and kept.is_retained_organic
+        assert (kept.ip, kept.ttclid, kept.gaid) == (None, None, None)
+        assert kept.original_url == "https://example.com/lp"
+        assert kept.app_instance_id == "dev-1"  # later events still find it
+        assert await store.privacy.count_retention_due(cutoffs) == 0
+        assert (await store.privacy.retain([RetainItem(install.id, ())], T0))["installs"] == 0
+
+    with_store(store_opener, scenario)
+
+
+def test_an_erase_drops_undelivered_postbacks_and_answers_zero_twice(
+    store_opener: StoreOpener,
+) -> None:
+    async def scenario(store: Store) -> None:
+        install = make_install("dev-1", ttclid="E.C.P.erase", ip=IP)
+        await store.installs.record_install(
+            install, claim_click=None, postbacks=[postback(install.id)], now=T0
+        )
+        key = EraseKey("demo", "dev-1", None)
+        counts = await store.privacy.erase(key, actor="token:abc", now=T0)
+        assert (counts["installs"], counts["postbacks"]) == (1, 1)
+        assert await store.outbox.due_postbacks(T0 + 10, per_integration=10, limit=10) == []
+        assert await store.outbox.postback_states() == {"dropped": 1}
+        assert await store.installs.install_by_instance("demo", "dev-1") is None
+        assert set((await store.privacy.erase(key, actor="token:abc", now=T0 + 1)).values()) == {0}
+        log = await store.privacy.erasures()
+        assert [(e["key_kind"], e["app_key"], e["actor"]) for e in log] == [
+            ("app_instance_id", "demo", "token:abc")
+        ] * 2
+        assert "dev-1" not in repr(log)
 
     with_store(store_opener, scenario)

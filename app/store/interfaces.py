@@ -14,7 +14,9 @@ Who uses what:
 - `UserStore`: the console's accounts, sessions and login throttling.
 - `ActivityStore`: the console's lists (latest installs and events, postbacks by state) and
   the counts the dashboard gets cheaply.
-Reports, users and the TikTok Ads connection add their own Protocols beside these.
+- `ReportStore`, `CostStore`, `PrivacyStore`: the overview and raw data, cost, retention and
+  privacy erase (`app/reports/`).
+The TikTok Ads connection adds its own Protocols beside these.
 
 Promises every backend keeps:
 - a write method returns only once its row is durable (a 2xx promises it is on disk);
@@ -28,12 +30,18 @@ Promises every backend keeps:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
+from datetime import date
+from decimal import Decimal
 from typing import Any, Protocol
 
 from app.attribution import Candidates
 from app.conversions import Event, Install, PriorInstall
 from app.postbacks.postback import NewPostback, PostbackAttempt, PostbackDetail, PostbackRecord
+from app.reports.cost import CostEntry, Rate
+from app.reports.overview import RollupSum
+from app.reports.privacy import EraseKey, RetainItem
+from app.reports.rollups import Increment, RollupFold, RollupKey
 from app.store.records import (
     ActivityItem,
     AppRecord,
@@ -117,9 +125,10 @@ class TokenStore(Protocol):
 
 
 class TouchStore(Protocol):
-    async def record_touch(self, rec: TouchRecord) -> str:
-        """Store a touch; answers its id. An impression whose `pvid` was seen before is not
-        stored again: the first one's id is answered (a page view is one impression)."""
+    async def record_touch(self, rec: TouchRecord, *, rollups: Iterable[Increment] = ()) -> str:
+        """Store a touch and add its `rollups`, together; answers its id. An impression whose
+        `pvid` was seen before is not stored again (nor counted): the first one's id is answered
+        (a page view is one impression)."""
         ...
 
     async def page_view(self, app_key: str, pvid: str) -> PageView | None:
@@ -154,8 +163,10 @@ class InstallStore(Protocol):
         claim_click: str | None,
         postbacks: Iterable[NewPostback] = (),
         now: float,
+        rollups: Iterable[Increment] = (),
     ) -> tuple[Install, bool]:
-        """Claim `claim_click`, insert the install and queue its postbacks, atomically.
+        """Claim `claim_click`, insert the install, queue its postbacks and add its `rollups`,
+        atomically.
         Answers (stored install, created). An install with the same app_instance_id is
         answered unchanged, created=False. Raises ClickAlreadyClaimed, writing nothing, when
         the click was claimed by another install first."""
@@ -173,10 +184,15 @@ class InstallStore(Protocol):
 class EventStore(Protocol):
     async def event_by_id(self, app_key: str, event_id: str) -> Event | None: ...
     async def record_event(
-        self, event: Event, *, postbacks: Iterable[NewPostback] = (), now: float
+        self,
+        event: Event,
+        *,
+        postbacks: Iterable[NewPostback] = (),
+        now: float,
+        rollups: Iterable[Increment] = (),
     ) -> tuple[Event, bool]:
-        """Insert an event with its postbacks atomically; an `event_id` already stored answers
-        the stored event, created=False."""
+        """Insert an event with its postbacks and `rollups` atomically; an `event_id` already
+        stored answers the stored event, created=False, and adds nothing."""
         ...
 
 
@@ -268,6 +284,101 @@ class ActivityStore(Protocol):
         ...
 
 
+class ReportStore(Protocol):
+    """The overview's sums, the rollups' rebuild, and raw data streamed in batches."""
+
+    async def sum_rollups(
+        self,
+        app_key: str,
+        first_hour: int,
+        end_hour: int,
+        group_by: Sequence[str],
+        filters: Mapping[str, str],
+        segments: Sequence[tuple[int, int]],
+    ) -> list[RollupSum]:
+        """Rollups of hours [first_hour, end_hour) matching `filters` (dimension -> value),
+        summed by local day, the `group_by` dimensions and metric. `segments` are the time
+        zone's (first hour, UTC offset in seconds), in order: hour h of a segment is on day
+        (h * 3600 + offset) // 86400 (`app.reports.overview.day_segments`)."""
+        ...
+
+    async def rollup_values(self, app_key: str) -> dict[RollupKey, int]:
+        """Every non-zero rollup of an app (tests and audits)."""
+        ...
+
+    async def rebuild_rollups(self, app_key: str | None, fold: RollupFold) -> int:
+        """Recompute the rollups of one app (None: all) from the raw rows, in one transaction:
+        `fold` says what each touch, install and event (with its attributing install) adds.
+        Answers how many rollups were written."""
+        ...
+
+    def stream_installs(
+        self, app_key: str, start: float, end: float, *, batch: int = 1000
+    ) -> AsyncIterator[list[Install]]:
+        """Installs with `start <= time < end`, in time order, a batch at a time, read from a
+        cursor of its own (no other reader waits for the export). Raw data shows neither the
+        receipt nor the conversion data, so these come empty."""
+        ...
+
+    def stream_events(
+        self, app_key: str, start: float, end: float, *, batch: int = 1000
+    ) -> AsyncIterator[list[tuple[Event, Install]]]:
+        """Events by event time, each with its own install."""
+        ...
+
+    def stream_touches(
+        self, kind: str, app_key: str, start: float, end: float, *, batch: int = 1000
+    ) -> AsyncIterator[list[TouchRecord]]: ...
+
+    def stream_postbacks(
+        self, app_key: str, start: float, end: float, *, batch: int = 1000
+    ) -> AsyncIterator[list[PostbackRecord]]: ...
+
+
+class CostStore(Protocol):
+    async def put_cost(self, entries: Sequence[CostEntry], now: float) -> int:
+        """Insert or replace rows by their key (`app.reports.cost`); answers how many rows
+        were new or changed."""
+        ...
+
+    async def cost_between(self, app_key: str, start: date, end: date) -> list[CostEntry]:
+        """Every cost row of the days from `start` to `end`, of every source."""
+        ...
+
+    async def put_rates(self, app_key: str, rates: Sequence[Rate], now: float) -> int: ...
+    async def rates(self, app_key: str) -> dict[tuple[date, str], Decimal]:
+        """(day, currency) -> rate to the app's report currency."""
+        ...
+
+
+class PrivacyStore(Protocol):
+    async def retention_due(self, cutoffs: Mapping[str, float], *, limit: int) -> list[Install]:
+        """Installs not yet retained whose media source (or original one) is a key of
+        `cutoffs` and whose time is before its cutoff; oldest first, at most `limit`."""
+        ...
+
+    async def count_retention_due(self, cutoffs: Mapping[str, float]) -> int: ...
+    async def events_attributed_to(self, install_id: str) -> list[Event]:
+        """Events carrying this install's attribution: its own and its reinstalls'."""
+        ...
+
+    async def retain(self, items: Sequence[RetainItem], now: float) -> dict[str, int]:
+        """Erase the user-level fields of each install, its events and its attributed touch,
+        mark it `is_retained_organic` and add its rollup changes, in one transaction; an install
+        already retained is skipped. Answers rows changed per table."""
+        ...
+
+    async def erase(self, key: EraseKey, *, actor: str, now: float) -> dict[str, int]:
+        """Erase every matching install, event, touch and postback (undelivered ones are
+        dropped), record the erase without the erased values, in one transaction. Answers rows
+        changed per table; a second erase answers zeros."""
+        ...
+
+    async def erasures(self) -> list[dict[str, Any]]:
+        """The audit log of erases, newest first."""
+        ...
+
+
 class Store(Protocol):
     """One backend: its parts by concern, its figures, and closing it."""
 
@@ -289,6 +400,12 @@ class Store(Protocol):
     def users(self) -> UserStore: ...
     @property
     def activity(self) -> ActivityStore: ...
+    @property
+    def reports(self) -> ReportStore: ...
+    @property
+    def cost(self) -> CostStore: ...
+    @property
+    def privacy(self) -> PrivacyStore: ...
 
     def stats(self) -> StoreStats: ...
     async def close(self) -> None: ...

@@ -261,6 +261,10 @@ def app_config_schema() -> Schema:
                 description="The owner's sites whose snippet may send impression beacons",
             ),
             "attribution": ref("AttributionSettings"),
+            "report_timezone": string("IANA time zone of report days", default="UTC"),
+            "report_currency": string(
+                "ISO 4217 code cost and ROAS are shown in", default="USD", pattern="^[A-Z]{3}$"
+            ),
         },
         ["name"],
         description="Full replace: what is left out takes its default",
@@ -1109,10 +1113,13 @@ def ops_operations() -> dict[tuple[str, str], Operation]:
 
 def operations() -> dict[tuple[str, str], Operation]:
     """Every documented operation by (path template, lower-case method)."""
+    from app.web.openapi_reports import reports_operations
+
     return {
         **tracking_operations(),
         **app_operations(),
         **owner_operations(),
+        **reports_operations(),
         **ops_operations(),
     }
 

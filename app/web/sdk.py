@@ -57,6 +57,8 @@ from app.fields import FieldError
 from app.ids import new_id
 from app.params import MAX_USER_AGENT_BYTES, clean_text
 from app.plans import DEVICE_IDS, EventRequest, InstallRequest
+from app.reports.privacy import reported_attribution
+from app.reports.rollups import event_increments, install_increments
 from app.revenue import RevenueError, parse_revenue
 from app.services import Services, services
 from app.store.records import AppRecord, CandidateQuery, ClickAlreadyClaimed, IntegrationRecord
@@ -236,7 +238,11 @@ async def post_install(request: Request) -> Response:
         )
         try:
             saved, created = await store.installs.record_install(
-                plan.install, claim_click=plan.claim_click, postbacks=plan.postbacks, now=now
+                plan.install,
+                claim_click=plan.claim_click,
+                postbacks=plan.postbacks,
+                now=now,
+                rollups=install_increments(plan.install),
             )
         except ClickAlreadyClaimed:
             assert plan.claim_click is not None
@@ -304,7 +310,9 @@ async def post_event(request: Request) -> Response:
 
     # A reinstall's events belong to the first install's attribution (attribution.md 4).
     first = await store.installs.get_install(install.reinstall_of) if install.reinstall_of else None
-    attributed = attributing_install(install, first)
+    recorded = attributing_install(install, first)
+    # A retained install's later events are organic (reporting.md 5).
+    attributed = reported_attribution(recorded)
     integration = await store.configs.get_integration(app.app_key, PARTNER)
     config = integration.config if integration else None
     rule = plans.event_rule(attributed, config, req)
@@ -324,7 +332,14 @@ async def post_event(request: Request) -> Response:
         now=now,
         covered_states=svc.settings.ldu_states,
     )
-    saved, created = await store.events.record_event(plan.event, postbacks=plan.postbacks, now=now)
+    saved, created = await store.events.record_event(
+        plan.event,
+        postbacks=plan.postbacks,
+        now=now,
+        rollups=event_increments(
+            plan.event, recorded, rewrite_retained=svc.settings.retention_rewrite_aggregates
+        ),
+    )
     if created and plan.postbacks:
         svc.nudge_outbox()
     return JSONResponse(saved.answer, status_code=202)

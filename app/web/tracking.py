@@ -27,6 +27,7 @@ from app import destinations, mapping, params
 from app.devices import bot_verdict, parse_user_agent
 from app.ids import new_id
 from app.params import Incoming
+from app.reports.rollups import touch_increments
 from app.services import Services, services
 from app.store.records import AppRecord, TouchRecord
 from app.touches import Touch, TouchKind
@@ -260,7 +261,9 @@ async def impression(request: Request) -> Response:
         ttclid_sub=await _ttclid_sub(svc, slug, incoming),
     )
     # A pvid seen before answers the first impression's id and stores nothing.
-    touch_id = await svc.store.touches.record_touch(record)
+    touch_id = await svc.store.touches.record_touch(
+        record, rollups=touch_increments(record.touch, svc.settings.unified_pids)
+    )
     if touch_id == record.touch.id:
         svc.counters.touches["impression"] += 1
     if request.method == "POST":
@@ -323,7 +326,9 @@ async def _click(
             touch_id=click_id,
             ttclid_sub=await _ttclid_sub(svc, slug, incoming),
         )
-        await svc.store.touches.record_touch(record)
+        await svc.store.touches.record_touch(
+            record, rollups=touch_increments(record.touch, svc.settings.unified_pids)
+        )
         svc.counters.touches["click"] += 1
     return RedirectResponse(dest.url, status_code=302, headers=NO_STORE)
 

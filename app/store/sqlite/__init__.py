@@ -15,8 +15,11 @@ from app.store.sqlite.candidates import SqliteCandidates
 from app.store.sqlite.configs import SqliteConfigs, SqliteTokens
 from app.store.sqlite.connections import Connections
 from app.store.sqlite.console import SqliteActivity, SqliteUsers
+from app.store.sqlite.cost import SqliteCost
 from app.store.sqlite.installs import SqliteEvents, SqliteInstalls
 from app.store.sqlite.outbox import SqliteOutbox
+from app.store.sqlite.privacy import SqlitePrivacy
+from app.store.sqlite.reports import SqliteReports
 from app.store.sqlite.touches import SqliteTouches
 
 __all__ = ["SqliteStore"]
@@ -37,6 +40,9 @@ class SqliteStore:
         self._outbox = SqliteOutbox(conns)
         self._users = SqliteUsers(conns)
         self._activity = SqliteActivity(conns)
+        self._reports = SqliteReports(conns)
+        self._cost = SqliteCost(conns)
+        self._privacy = SqlitePrivacy(conns)
 
     @classmethod
     def open_sync(
@@ -100,6 +106,18 @@ class SqliteStore:
     @property
     def activity(self) -> SqliteActivity:
         return self._activity
+
+    @property
+    def reports(self) -> SqliteReports:
+        return self._reports
+
+    @property
+    def cost(self) -> SqliteCost:
+        return self._cost
+
+    @property
+    def privacy(self) -> SqlitePrivacy:
+        return self._privacy
 
     def stats(self) -> StoreStats:
         writer = self._conns.writer

@@ -18,10 +18,12 @@ from sqlite_utils import Database
 from app.addresses import truncate_ip
 from app.conversions import Event, Install, PriorInstall
 from app.postbacks.postback import NewPostback
+from app.reports.rollups import Increment
 from app.store.columns import EVENT_COLUMNS, INSTALL_COLUMNS
 from app.store.records import ClickAlreadyClaimed
 from app.store.sqlite.connections import Connections
 from app.store.sqlite.outbox import queue_postbacks
+from app.store.sqlite.rollups import add_rollups
 from app.store.sqlite.rows import from_row, insert_sql, to_row
 
 DEVICE_ID_COLUMNS = ("idfa", "idfv", "gaid", "android_id")
@@ -143,9 +145,11 @@ class SqliteInstalls:
         claim_click: str | None,
         postbacks: Iterable[NewPostback] = (),
         now: float,
+        rollups: Iterable[Increment] = (),
     ) -> tuple[Install, bool]:
         row = to_row(install, INSTALL_COLUMNS)
         pending = list(postbacks)
+        counted = list(rollups)
 
         def write(db: Database) -> tuple[Install, bool]:
             existing = _named(
@@ -166,6 +170,7 @@ class SqliteInstalls:
                     raise ClickAlreadyClaimed(claim_click)
             db.execute(_INSERT_INSTALL, row)
             queue_postbacks(db, pending, now)
+            add_rollups(db, counted)
             return install, True
 
         return await self._conns.write(write)
@@ -182,10 +187,16 @@ class SqliteEvents:
         return _event(row) if row else None
 
     async def record_event(
-        self, event: Event, *, postbacks: Iterable[NewPostback] = (), now: float
+        self,
+        event: Event,
+        *,
+        postbacks: Iterable[NewPostback] = (),
+        now: float,
+        rollups: Iterable[Increment] = (),
     ) -> tuple[Event, bool]:
         row = to_row(event, EVENT_COLUMNS)
         pending = list(postbacks)
+        counted = list(rollups)
 
         def write(db: Database) -> tuple[Event, bool]:
             existing = _named(
@@ -198,6 +209,7 @@ class SqliteEvents:
                 return _event(existing), False
             db.execute(_INSERT_EVENT, row)
             queue_postbacks(db, pending, now)
+            add_rollups(db, counted)
             return event, True
 
         return await self._conns.write(write)

@@ -200,7 +200,7 @@ def queue_postbacks(db: Database, postbacks: Sequence[NewPostback], now: float) 
 def _restart(db: Database, where: str, params: list[Any], now: float) -> int:
     cursor = db.execute(
         "UPDATE postbacks SET state = 'pending', next_attempt_at = ?, retry_since = ?, "
-        f"retry_attempts = 0 WHERE state != 'sent' AND {where}",
+        f"retry_attempts = 0 WHERE state NOT IN ('sent', 'dropped') AND {where}",
         [now, now, *params],
     )
     return int(cursor.rowcount)
