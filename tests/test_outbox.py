@@ -20,9 +20,9 @@ from app.conversions import Install
 from app.jobs import outbox as outbox_module
 from app.postbacks import tiktok
 from app.postbacks.postback import NewPostback
-from app.store.records import ClickAlreadyClaimed, TouchRecord
+from app.store.records import ClickAlreadyClaimed
 from app.store.sqlite import SqliteStore
-from app.touches import Touch
+from app.touches import Touch, TouchRecord
 from app.vocabulary import PARTNER
 from tests.aio import run_async
 from tests.fakes.tiktok_api import FakeTikTok

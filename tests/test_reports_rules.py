@@ -15,8 +15,7 @@ from app.reports.cost import parse_cost, parse_rates
 from app.reports.overview import day_number, day_segments, hour_range, money
 from app.reports.privacy import erase_row, parse_retention, retention_cutoff, strip_query
 from app.reports.rollups import HOUR, revenue_units
-from app.store.records import TouchRecord
-from app.touches import Touch
+from app.touches import Touch, TouchRecord
 from tests.records import make_install
 
 HEADER = "date,media_source,campaign,campaign_id,adset,adset_id,ad,ad_id,country,cost,currency\n"

@@ -26,9 +26,8 @@ from app.reports.rollups import (
     install_increments,
     touch_increments,
 )
-from app.store.records import TouchRecord
 from app.store.sqlite import SqliteStore
-from app.touches import Touch
+from app.touches import Touch, TouchRecord
 from app.vocabulary import DEFAULT_UNIFIED_PIDS
 from tests.aio import run_async
 from tests.records import make_event, make_install

@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 from sqlite_utils import Database
 
-from app.store.records import TouchRecord
 from app.store.sqlite import SqliteStore as Store
 from app.store.sqlite.schema import migrations
-from app.touches import Touch
+from app.touches import Touch, TouchRecord
 from tests.aio import run_async
 
 run = run_async

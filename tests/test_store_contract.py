@@ -24,9 +24,9 @@ from app.reports.privacy import EraseKey, RetainItem
 from app.reports.rollups import Increment, RollupFold, RollupKey
 from app.sealing import TokenSealer
 from app.store.interfaces import Store
-from app.store.records import CandidateQuery, ClickAlreadyClaimed, TouchRecord
+from app.store.records import CandidateQuery, ClickAlreadyClaimed
 from app.store.sqlite import SqliteStore
-from app.touches import Touch
+from app.touches import Touch, TouchRecord
 from app.vocabulary import DEFAULT_UNIFIED_PIDS
 from tests.aio import run_async
 from tests.records import make_event, make_install

@@ -20,7 +20,7 @@ from app.clock import iso
 from app.conversions import Event, Install
 from app.postbacks import tiktok
 from app.postbacks.postback import PostbackRecord
-from app.store.records import TouchRecord
+from app.touches import TouchRecord
 
 INSTALL_CSV_COLUMNS: tuple[str, ...] = tuple(
     """install_id install_time app_key platform status match_type media_source

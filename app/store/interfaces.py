@@ -53,10 +53,9 @@ from app.store.records import (
     StoreStats,
     TokenInfo,
     TouchCounts,
-    TouchRecord,
     UserRecord,
 )
-from app.touches import Touch
+from app.touches import Touch, TouchRecord
 
 
 class ConfigStore(Protocol):

@@ -4,12 +4,10 @@ candidate query, the store's own figures."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from app.attribution import CANDIDATE_LIMIT, TimeRange
-from app.touches import Touch
 
 
 class ClickAlreadyClaimed(Exception):
@@ -43,20 +41,6 @@ class IntegrationRecord:
     config: dict[str, Any]
     access_token: str | None = field(repr=False)
     updated_at: float
-
-
-@dataclass(frozen=True)
-class TouchRecord:
-    """A touch as the tracking handlers record it: the domain value plus what only storage and
-    raw data need."""
-
-    touch: Touch
-    page_slug: str | None = None
-    language: str | None = None
-    in_app: str | None = None
-    all_params: Mapping[str, str] = field(default_factory=dict)
-    flags: tuple[str, ...] = ()
-    destination: str | None = None
 
 
 @dataclass(frozen=True)

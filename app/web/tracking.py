@@ -29,8 +29,8 @@ from app.ids import new_id
 from app.params import Incoming
 from app.reports.rollups import touch_increments
 from app.services import Services, services
-from app.store.records import AppRecord, TouchRecord
-from app.touches import Touch, TouchKind
+from app.store.records import AppRecord
+from app.touches import Touch, TouchKind, TouchRecord
 from app.vocabulary import DEFAULT_TTCLID_SUB, DIRECT_PLATFORMS
 from app.web.caller import request_ip
 from app.web.errors import ApiError, json_object, read_json

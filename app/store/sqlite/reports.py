@@ -26,13 +26,13 @@ from app.store.columns import (
     INSTALL_COLUMNS,
     TOUCH_COLUMNS,
 )
-from app.store.records import TouchRecord
 from app.store.sqlite.candidates import _touch
 from app.store.sqlite.connections import Connections
 from app.store.sqlite.outbox import postback_from_row
 from app.store.sqlite.rollups import BY_SOURCE, ROLLUP_COLUMNS, add_rollups
 from app.store.sqlite.rows import from_row
 from app.store.sqlite.writer import connect
+from app.touches import TouchRecord
 
 T = TypeVar("T")
 _DIMS = frozenset(DIMENSIONS)

@@ -14,10 +14,10 @@ from sqlite_utils import Database
 
 from app.reports.rollups import Increment
 from app.store.columns import CLICK_ONLY_FIELDS, TOUCH_COLUMNS
-from app.store.records import PageView, TouchRecord
+from app.store.records import PageView
 from app.store.sqlite.connections import Connections
 from app.store.sqlite.rollups import add_rollups
-from app.touches import CAMPAIGN_PARAMS
+from app.touches import CAMPAIGN_PARAMS, TouchRecord
 
 
 def touch_row(rec: TouchRecord) -> dict[str, Any]:
