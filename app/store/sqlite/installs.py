@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlite_utils import Database
@@ -84,6 +84,21 @@ def _mask_install(db: Database, install_id: str, touch: tuple[Any, Any]) -> None
                 "UPDATE postbacks SET payload = ? WHERE id = ?",
                 [json.dumps(document, ensure_ascii=False), postback_id],
             )
+
+
+def _insert_with_effects(
+    db: Database,
+    insert: str,
+    row: dict[str, Any],
+    postbacks: Sequence[NewPostback],
+    rollups: Sequence[Increment],
+    now: float,
+) -> None:
+    """A new install or event, with what it causes: its postbacks queued and its rollups added,
+    in the caller's transaction (so all of it is on disk together, or none of it)."""
+    db.execute(insert, row)
+    queue_postbacks(db, postbacks, now)
+    add_rollups(db, rollups)
 
 
 class SqliteInstalls:
@@ -168,9 +183,7 @@ class SqliteInstalls:
                 ).rowcount
                 if not claimed:
                     raise ClickAlreadyClaimed(claim_click)
-            db.execute(_INSERT_INSTALL, row)
-            queue_postbacks(db, pending, now)
-            add_rollups(db, counted)
+            _insert_with_effects(db, _INSERT_INSTALL, row, pending, counted, now)
             return install, True
 
         return await self._conns.write(write)
@@ -207,9 +220,7 @@ class SqliteEvents:
             )
             if existing:
                 return _event(existing), False
-            db.execute(_INSERT_EVENT, row)
-            queue_postbacks(db, pending, now)
-            add_rollups(db, counted)
+            _insert_with_effects(db, _INSERT_EVENT, row, pending, counted, now)
             return event, True
 
         return await self._conns.write(write)
