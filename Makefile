@@ -24,6 +24,7 @@ serve: env-serve
 	$(BIN)/python -m app demo --db $(DB)
 	$(BIN)/python -m app token create --db $(DB) --label "make serve"
 	@echo "Demo landing page: http://127.0.0.1:8000/lp/demo?pid=tiktokweb_int&c=summer&ttclid=E.C.P.demo"
+	@echo "Console: http://127.0.0.1:8000/admin (first: $(BIN)/python -m app user create --db $(DB) --email you@example.com)"
 	$(BIN)/python -m app serve --db $(DB) --host 127.0.0.1 --port 8000
 
 # Debian's Chromium when present (Playwright's own download needs the open internet).

@@ -1,16 +1,19 @@
-"""Command line: `python -m app serve|demo|token create|migrate|copy|settings`."""
+"""Command line: `python -m app serve|demo|token create|user create|secrets rotate|settings|
+rollups rebuild|retention run|migrate|copy`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import dataclasses
-import logging
+import getpass
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import TypeVar
 
 from app.clock import system_clock
+from app.sealing import token_sealer
 from app.settings import Settings, describe
 from app.store.backends import open_store
 from app.store.interfaces import Store
@@ -35,7 +38,7 @@ DEMO_APP = {
     "allowed_redirect_hosts": ["example.com"],
     "allowed_origins": [],
 }
-# Pointed at nothing real: the demo must never send anything to TikTok.
+# A made-up pixel: `seed_demo` stores it in dry run, so the demo never sends anything to TikTok.
 DEMO_INTEGRATION = {
     "enabled": True,
     "pixel_code": "DEMOPIXEL0000000000",
@@ -75,22 +78,31 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
-async def seed_demo(store: Store) -> None:
-    """Idempotent: re-running replaces the demo's config and keeps its sdk_key."""
+async def seed_demo(store: Store, *, dry_run: bool = True) -> None:
+    """Idempotent: re-running replaces the demo's config and keeps its sdk_key.
+
+    The integration is a dry run: its postbacks are built and shown (`GET
+    /api/v1/postbacks/{id}`, state `dry_run`), never sent. Tests that deliver to a fake TikTok
+    seed it live (`dry_run=False`)."""
     from app.configs import validate_app, validate_integration, validate_page
     from app.vocabulary import PARTNER
 
     now = system_clock()
     app = await store.configs.put_app("demo", validate_app(DEMO_APP), now)
-    config, _ = validate_integration(DEMO_INTEGRATION)
+    config, _ = validate_integration(DEMO_INTEGRATION | {"dry_run": dry_run})
     # The token is a placeholder: TikTok would refuse it, and the base URL is a setting anyway.
     await store.configs.put_integration(app.app_key, PARTNER, config, "demo-access-token", now)
     await store.configs.put_page("demo", validate_page(DEMO_PAGE), now)
     print(f"demo app 'demo' ready (sdk_key {app.sdk_key}); landing page /lp/demo")
 
 
-async def _with_store(db: str, work: Callable[[Store], Awaitable[T]]) -> T:
-    store = await open_store(db)
+async def _with_store(
+    settings: Settings,
+    work: Callable[[Store], Awaitable[T]],
+    *,
+    old_secrets: Sequence[str] = (),
+) -> T:
+    store = await open_store(settings.db, sealer=token_sealer(settings, old_secrets))
     try:
         return await work(store)
     finally:
@@ -98,7 +110,7 @@ async def _with_store(db: str, work: Callable[[Store], Awaitable[T]]) -> T:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    asyncio.run(_with_store(_settings(args).db, seed_demo))
+    asyncio.run(_with_store(_settings(args), seed_demo))
     return 0
 
 
@@ -108,7 +120,7 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     async def create(store: Store) -> str:
         return await store.tokens.create_token(label, system_clock())
 
-    token = asyncio.run(_with_store(_settings(args).db, create))
+    token = asyncio.run(_with_store(_settings(args), create))
     print("Admin token (shown once; send it as Authorization: Bearer <token>):")
     print(token)
     return 0
@@ -117,13 +129,13 @@ def cmd_token_create(args: argparse.Namespace) -> int:
 def cmd_migrate(args: argparse.Namespace) -> int:
     from app.store.urls import redacted
 
-    db = _settings(args).db
+    settings = _settings(args)
 
     async def nothing(store: Store) -> None:
         return None
 
-    asyncio.run(_with_store(db, nothing))
-    print(f"{redacted(db)}: schema up to date")
+    asyncio.run(_with_store(settings, nothing))
+    print(f"{redacted(settings.db)}: schema up to date")
     return 0
 
 
@@ -151,6 +163,62 @@ def cmd_copy(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_secrets_rotate(args: argparse.Namespace) -> int:
+    """Re-seal every access token under the current secret key, opening them with the old one
+    (docs/secrets.md). Run with the server stopped."""
+    if args.old_key_file:
+        old = Path(args.old_key_file).read_text().strip()
+    else:
+        old = args.old_key or ""
+    if not old:
+        raise ValueError("give the previous secret key: --old-key or --old-key-file")
+
+    async def rotate(store: Store) -> int:
+        return await store.configs.seal_tokens(rotate=True)
+
+    settings = _settings(args)
+    count = asyncio.run(_with_store(settings, rotate, old_secrets=[old]))
+    print(f"{count} access token(s) sealed under the current secret key")
+    return 0
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Password again: ") != first:
+        raise ValueError("the two passwords differ")
+    return first
+
+
+def cmd_user_create(args: argparse.Namespace) -> int:
+    from app import accounts
+    from app.vocabulary import APP_KEY_RE
+
+    email = args.email.strip().lower()
+    if "@" not in email or len(email) > 254 or any(ch.isspace() for ch in email):
+        raise ValueError(f"--email: not an email address: {args.email!r}")
+    apps = None
+    if args.apps is not None:
+        apps = sorted({a.strip() for a in args.apps.split(",") if a.strip()})
+        bad = [a for a in apps if not APP_KEY_RE.fullmatch(a)]
+        if bad or not apps:
+            raise ValueError(f"--apps: not app keys: {', '.join(bad) or '(none)'}")
+    password = _read_password(args)
+    problem = accounts.password_problem(password)
+    if problem:
+        raise ValueError(f"password {problem}")
+    password_hash = accounts.hash_password(password)
+
+    async def create(store: Store) -> None:
+        await store.users.create_user(email, password_hash, args.role, apps, system_clock())
+
+    asyncio.run(_with_store(_settings(args), create))
+    limited = f", limited to {', '.join(apps)}" if apps else ""
+    print(f"user {email} ({args.role}{limited}) saved; log in at /admin")
+    return 0
+
+
 def cmd_settings(args: argparse.Namespace) -> int:
     for name, value, help_text in describe(_settings(args)):
         print(f"{name}={value}\n    {help_text}")
@@ -158,19 +226,59 @@ def cmd_settings(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from app.server import create_app
+    from app.serving import serve
 
     settings = _settings(args)
-    host = args.host or settings.host
-    port = args.port or settings.port
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(levelname)s %(name)s %(message)s"
-    )
     # One process: on SQLite it owns the writer (http-api.md; a second process would be a
     # second writer fighting for the lock). Several nodes share a PostgreSQL database instead.
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level)
+    # Timeouts and logs: app/serving.py.
+    serve(create_app(settings), settings, args.host or settings.host, args.port or settings.port)
+    return 0
+
+
+def cmd_rollups_rebuild(args: argparse.Namespace) -> int:
+    from app.reports.rollups import RollupFold
+
+    settings = _settings(args)
+    fold = RollupFold(settings.unified_pids, rewrite_retained=settings.retention_rewrite_aggregates)
+
+    async def rebuild(store: Store) -> int:
+        return await store.reports.rebuild_rollups(args.app, fold)
+
+    written = asyncio.run(_with_store(settings, rebuild))
+    print(f"rollups rebuilt for {args.app or 'every app'}: {written} rows")
+    return 0
+
+
+def _progress_bar(done: int, total: int) -> None:
+    width = 30
+    filled = width * done // total if total else width
+    print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}", end="", file=sys.stderr)
+    if done >= total:
+        print(file=sys.stderr)
+
+
+def cmd_retention_run(args: argparse.Namespace) -> int:
+    from datetime import UTC, date, datetime
+
+    from app.jobs.retention import run_retention
+
+    settings = _settings(args)
+    now = system_clock()
+    try:
+        as_of = date.fromisoformat(args.as_of) if args.as_of else None
+    except ValueError:
+        print(f"error: --as-of {args.as_of!r} is not a date (YYYY-MM-DD)", file=sys.stderr)
+        return 2
+    day = as_of or datetime.fromtimestamp(now, UTC).date()
+    progress = _progress_bar if sys.stderr.isatty() else None
+
+    async def run(store: Store) -> dict[str, int]:
+        return await run_retention(store, settings, as_of=day, now=now, progress=progress)
+
+    counts = asyncio.run(_with_store(settings, run))
+    print(f"retention as of {day.isoformat()}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     return 0
 
 
@@ -207,6 +315,43 @@ def parser() -> argparse.ArgumentParser:
     copy.add_argument("--to", dest="target", required=True, help="a postgresql:// URL")
     copy.add_argument("--batch", type=int, default=5000, help="rows per transaction")
     copy.set_defaults(fn=cmd_copy)
+    secrets = sub.add_parser("secrets", help="secrets at rest (docs/secrets.md)")
+    secrets_sub = secrets.add_subparsers(dest="secrets_command", required=True)
+    rotate = secrets_sub.add_parser(
+        "rotate",
+        help="re-seal the access tokens under the current GANGWAY_SECRET_KEY (server stopped)",
+    )
+    rotate.add_argument("--db", help=DB_HELP)
+    old = rotate.add_mutually_exclusive_group(required=True)
+    old.add_argument("--old-key", help="the previous secret key (shows in the process list)")
+    old.add_argument("--old-key-file", help="a file holding the previous secret key")
+    rotate.set_defaults(fn=cmd_secrets_rotate)
+    user = sub.add_parser("user", help="console users")
+    user_sub = user.add_subparsers(dest="user_command", required=True)
+    user_create = user_sub.add_parser(
+        "create", help="create a console user, or give one a new password, role or apps"
+    )
+    user_create.add_argument("--email", required=True, help="the login name")
+    user_create.add_argument("--role", choices=("admin", "viewer"), default="admin")
+    user_create.add_argument("--apps", help="limit the user to these app keys (comma list)")
+    user_create.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    user_create.add_argument("--db", help=DB_HELP)
+    user_create.set_defaults(fn=cmd_user_create)
+    rollups = sub.add_parser("rollups", help="report rollups")
+    rollups_sub = rollups.add_subparsers(dest="rollups_command", required=True)
+    rebuild = rollups_sub.add_parser("rebuild", help="recompute the rollups from the raw rows")
+    rebuild.add_argument("--app", help="only this app_key (default: every app)")
+    rebuild.add_argument("--db", help=DB_HELP)
+    rebuild.set_defaults(fn=cmd_rollups_rebuild)
+
+    retention = sub.add_parser("retention", help="user-level data retention (GANGWAY_RETENTION)")
+    retention_sub = retention.add_subparsers(dest="retention_command", required=True)
+    run = retention_sub.add_parser("run", help="erase user-level data past its retention")
+    run.add_argument("--as-of", help="run as of this day, YYYY-MM-DD (default: today, UTC)")
+    run.add_argument("--db", help=DB_HELP)
+    run.set_defaults(fn=cmd_retention_run)
 
     settings = sub.add_parser("settings", help="print every GANGWAY_ setting")
     settings.set_defaults(fn=cmd_settings)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address, IPv6Address, ip_address
+from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
 
 IPAddress = IPv4Address | IPv6Address
 
@@ -18,3 +18,19 @@ def parse_ip(text: str) -> IPAddress:
     if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped
     return address
+
+
+# How much of an address is kept when it is masked: the network, not the host (an IPv4 /24, an
+# IPv6 /48, what Google Analytics and most CDNs keep of an anonymised address).
+MASK_PREFIX = {4: 24, 6: 48}
+
+
+def truncate_ip(text: str) -> str:
+    """`text` with its host part zeroed (`203.0.113.7` -> `203.0.113.0`); text that is not an
+    address is answered unchanged (a masked value is masked already)."""
+    try:
+        address = parse_ip(text.strip())
+    except ValueError:
+        return text
+    network = ip_network(f"{address}/{MASK_PREFIX[address.version]}", strict=False)
+    return str(network.network_address)

@@ -9,9 +9,13 @@ Order of the decision (`attribution.md` sections 3 and 4):
 1. The install's own IP and user agent are a bot's (`InstallFacts.is_bot`): `rejected`, reason
    `bot_install`. Checked first because nothing the request says (device ids included) is
    trusted then.
-2. A prior install of this app by one of the device's ids within `reattribution_window_days`:
-   `reinstall`, no touch. An unknown prior install time counts as within the window: the device
-   is known to have installed already. Outside the window the waterfall runs as for a new install.
+2. A prior install of this app by one of the device's ids within `reattribution_window_days`
+   of the device's first install (the one whose attribution the device carries: its first
+   install, or its latest re-attribution): `reinstall`, no touch. An unknown time counts as
+   within the window: the device is known to have installed already. Outside the window the
+   waterfall runs as for a new install, and a touch it matches makes the install
+   `reattributed` (re-engagement: its own status, the note `reattribution` in the receipt);
+   with no touch it is `organic`.
 3. The waterfall, first tier with a candidate decides, latest touch inside a tier wins (a tie at
    the same time goes to the greater touch id, so input order never matters):
    `referrer` -> `probabilistic_click` -> `probabilistic_impression` -> `organic`.
@@ -34,6 +38,16 @@ the referrer tier is `skipped` as `no_referrer_click_id` when the referrer names
 - `not_view_through`: an impression whose pid is not in `view_through_pids`.
 - `signal_mismatch` (probabilistic tiers only): the IP, or the OS family against the install's
   platform, is not equal; or the OS major version or device model differ where both are known.
+The desktop rule: an install whose platform is not a phone's (a PC store: `steam`, `epic`,
+`nativepc`, `battlenet`; a console or TV store) has no mobile OS, version or model to compare,
+and its client reports no Play referrer. Its probabilistic tiers use `desktop_window_minutes`
+(default 60) for clicks and impressions alike, and compare two signals: the IP, and the
+`platform_family` (`pc` for every PC store, else the console or TV store itself) against the
+touch's (the store its click was routed to, such as a Steam button or a direct click URL; else
+`pc` for a touch from a Windows, macOS, Linux or ChromeOS browser). The tier entries say
+`"rule": "desktop"` with the install's `platform_family`, and the receipt's `signals` are these
+two.
+
 Candidates that pass but are not chosen lose as `older`, or `tie` when they have the winner's
 time and lost on the id. The referrer tier compares no signals: the Play referrer is proof.
 
@@ -66,10 +80,12 @@ Bot installs (`is_bot_install`): a user agent a crawler list names is a bot's, e
 HTTP client libraries (`okhttp`, `CFNetwork`, `python-httpx`, ...) that SDKs and server-to-server
 callers send as a matter of course: those say which HTTP stack posted, not who installed.
 
-Conversion data: `reinstall` and `rejected` answers are shaped like organic ones (`af_status`
-`Organic`, media source `organic`, nulls) with their own `status`, as AppsFlyer reports an
-organic re-install when nothing re-attributed it, and a rejected install must not hand its
-campaign to the app (nor tell a fraudster which click was caught).
+Conversion data: a `reattributed` answer is shaped like an attributed one (`Non-organic`, the
+touch's media source and campaign) with its own `status`. `reinstall` and `rejected` answers are
+shaped like organic ones (`af_status` `Organic`, media source `organic`, nulls) with their own
+`status`, as AppsFlyer reports an organic re-install when nothing re-attributed it, and a
+rejected install must not hand its campaign to the app (nor tell a fraudster which click was
+caught).
 """
 
 from __future__ import annotations
@@ -83,13 +99,21 @@ from urllib.parse import parse_qsl, unquote
 from app.addresses import parse_ip
 from app.clock import iso
 from app.touches import Touch, campaign_columns
-from app.vocabulary import PARTNER, REFERRER_CLICK_PARAM
+from app.vocabulary import (
+    MOBILE_PLATFORMS,
+    PARTNER,
+    PC_OS_FAMILIES,
+    REFERRER_CLICK_PARAM,
+    platform_family,
+)
 
-Status = Literal["attributed", "organic", "reinstall", "rejected"]
+Status = Literal["attributed", "reattributed", "organic", "reinstall", "rejected"]
 MatchType = Literal["referrer", "probabilistic_click", "probabilistic_impression"]
 Signal = Literal["equal", "differs", "unknown"]
 
 ORGANIC = "organic"
+# The statuses that credit a touch: conversion data, reports and claims name it.
+CREDITED: frozenset[str] = frozenset({"attributed", "reattributed"})
 
 # attribution.md section 2: setting -> (default, lowest, highest). The one table of these
 # numbers: `AttributionSettings` takes its defaults from it, `app.configs` its allowed ranges.
@@ -99,6 +123,8 @@ ATTRIBUTION_RANGES: Mapping[str, tuple[int, int, int]] = {
     "viewthrough_lookback_hours": (24, 1, 24),
     "reattribution_window_days": (90, 1, 730),
     "min_click_to_install_seconds": (10, 0, 3600),
+    # The window of the desktop rule (PC, console and TV installs; see the module docstring).
+    "desktop_window_minutes": (60, 1, 1440),
 }
 DEFAULT_PROBABILISTIC_IOS = True
 
@@ -153,6 +179,7 @@ class AttributionSettings:
     viewthrough_lookback_hours: int = ATTRIBUTION_RANGES["viewthrough_lookback_hours"][0]
     reattribution_window_days: int = ATTRIBUTION_RANGES["reattribution_window_days"][0]
     min_click_to_install_seconds: int = ATTRIBUTION_RANGES["min_click_to_install_seconds"][0]
+    desktop_window_minutes: int = ATTRIBUTION_RANGES["desktop_window_minutes"][0]
     probabilistic_ios: bool = DEFAULT_PROBABILISTIC_IOS
     # Pids whose impressions may match (`settings_from_config` adds the partner's when its
     # integration has `view_through` on).
@@ -188,6 +215,10 @@ class InstallFacts:
     is_bot: bool = False  # the install's own IP and user agent are a bot's
     prior_install_id: str | None = None  # an install of this app with one of this device's ids
     prior_install_time: float | None = None
+    # The install the prior one re-installed (its attribution), when not the prior itself: the
+    # re-attribution window runs from its time.
+    first_install_id: str | None = None
+    first_install_time: float | None = None
 
 
 @dataclass(frozen=True)
@@ -268,21 +299,36 @@ def referrer_click_id(raw: str | None) -> str | None:
     return click_id or None
 
 
+def is_desktop(platform: str) -> bool:
+    """Whether an install of `platform` is matched by the desktop rule (not a phone)."""
+    return platform.strip().lower() not in MOBILE_PLATFORMS
+
+
 def candidate_ranges(
-    settings: AttributionSettings, install_time: float
+    settings: AttributionSettings, install_time: float, platform: str | None = None
 ) -> tuple[TimeRange, TimeRange]:
-    """(clicks, impressions): the touch times the store searches for the probabilistic tiers.
+    """(clicks, impressions): the touch times the store searches for the probabilistic tiers
+    of an install of `platform` (the desktop rule's window for PC, console and TV stores).
 
     Each is its tier's window plus `NEAR_MISS_SECONDS` either side; `decide` applies the exact
     window, so the margin only adds `outside_window` losers to the receipt.
     """
-    clicks = settings.probabilistic_window_hours * _HOUR
-    impressions = settings.viewthrough_lookback_hours * _HOUR
+    clicks, impressions = _probabilistic_windows(settings, platform)
     end = install_time + NEAR_MISS_SECONDS
     return (
         TimeRange(install_time - clicks - NEAR_MISS_SECONDS, end),
         TimeRange(install_time - impressions - NEAR_MISS_SECONDS, end),
     )
+
+
+def _probabilistic_windows(
+    settings: AttributionSettings, platform: str | None
+) -> tuple[float, float]:
+    """(clicks, impressions) window seconds of the probabilistic tiers for `platform`."""
+    if platform is not None and is_desktop(platform):
+        desktop = settings.desktop_window_minutes * 60
+        return desktop, desktop
+    return settings.probabilistic_window_hours * _HOUR, settings.viewthrough_lookback_hours * _HOUR
 
 
 def is_bot_install(user_agent: str | None, verdict: str) -> bool:
@@ -352,30 +398,37 @@ def decide(
             return _matched(receipt, install, settings, "referrer", referrer.winner, None)
 
     probabilistic_off = _probabilistic_off(install, settings)
+    click_window, impression_window = _probabilistic_windows(settings, install.platform)
+    desktop = is_desktop(install.platform)
+    # The desktop rule: IP and platform family only (no phone OS, version or model to compare).
+    compare = _compare_desktop_signals if desktop else _compare_signals
+    rule: dict[str, object] = (
+        {"rule": "desktop", "platform_family": platform_family(install.platform)} if desktop else {}
+    )
     clicks = _run_tier(
         candidates.clicks,
         install,
-        settings.probabilistic_window_hours * _HOUR,
-        lambda touch: _probabilistic_click_loss(touch) or _signal_loss(install, touch),
+        click_window,
+        lambda touch: _probabilistic_click_loss(touch) or _signal_loss(install, touch, compare),
         tier_off=probabilistic_off,
         capped=candidates.clicks_capped,
     )
-    tiers.append({"tier": "probabilistic_click", **clicks.entry})
+    tiers.append({"tier": "probabilistic_click", **rule, **clicks.entry})
     if clicks.winner is not None:
-        signals = _compare_signals(install, clicks.winner)
+        signals = compare(install, clicks.winner)
         return _matched(receipt, install, settings, "probabilistic_click", clicks.winner, signals)
 
     impressions = _run_tier(
         candidates.impressions,
         install,
-        settings.viewthrough_lookback_hours * _HOUR,
-        lambda touch: _impression_loss(touch, settings) or _signal_loss(install, touch),
+        impression_window,
+        lambda touch: _impression_loss(touch, settings) or _signal_loss(install, touch, compare),
         tier_off=probabilistic_off,
         capped=candidates.impressions_capped,
     )
-    tiers.append({"tier": "probabilistic_impression", **impressions.entry})
+    tiers.append({"tier": "probabilistic_impression", **rule, **impressions.entry})
     if impressions.winner is not None:
-        signals = _compare_signals(install, impressions.winner)
+        signals = compare(install, impressions.winner)
         return _matched(
             receipt, install, settings, "probabilistic_impression", impressions.winner, signals
         )
@@ -389,7 +442,7 @@ def conversion_data(
     unified_table: Mapping[str, str],
 ) -> dict[str, object]:
     """The answer of `POST /api/v1/installs` for a decision (`http-api.md` section 2)."""
-    touch = decision.touch if decision.status == "attributed" else None
+    touch = decision.touch if decision.status in CREDITED else None
     if touch is None:
         params: Mapping[str, str] = {}
         attribution: dict[str, object] = {
@@ -482,13 +535,17 @@ def _impression_loss(touch: Touch, settings: AttributionSettings) -> dict[str, o
     return None
 
 
-def _signal_loss(install: InstallFacts, touch: Touch) -> dict[str, object] | None:
-    signals = _compare_signals(install, touch)
-    agree = (
-        signals["ip"] == "equal"
-        and signals["os"] == "equal"
-        and signals["os_version"] != "differs"
-        and signals["device_model"] != "differs"
+def _signal_loss(
+    install: InstallFacts,
+    touch: Touch,
+    compare: Callable[[InstallFacts, Touch], dict[str, Signal]],
+) -> dict[str, object] | None:
+    signals = compare(install, touch)
+    # IP, OS (phones) or platform family (desktop) must be equal; the rest may be unknown.
+    agree = all(
+        signals[name] == "equal" for name in ("ip", "os", "platform_family") if name in signals
+    ) and all(
+        signals[name] != "differs" for name in ("os_version", "device_model") if name in signals
     )
     return None if agree else {"reason": "signal_mismatch", "signals": signals}
 
@@ -518,7 +575,17 @@ def _matched(
             return _finish(
                 receipt, "rejected", match_type, touch, tier=match_type, reason="click_injection"
             )
+    if install.prior_install_id is not None:
+        # `decide` got here past the reinstall check: the device installed before, outside
+        # the re-attribution window, and a touch brought it back.
+        receipt["notes"] = [*_notes(receipt), "reattribution"]
+        return _finish(receipt, "reattributed", match_type, touch, tier=match_type)
     return _finish(receipt, "attributed", match_type, touch, tier=match_type)
+
+
+def _notes(receipt: Mapping[str, object]) -> list[object]:
+    notes = receipt.get("notes")
+    return list(notes) if isinstance(notes, list) else []
 
 
 def _finish(
@@ -543,10 +610,20 @@ def _finish(
     return Decision(status, match_type, touch, receipt)
 
 
+def _first_install_time(install: InstallFacts) -> float | None:
+    if (
+        install.first_install_id is not None
+        and install.first_install_id != install.prior_install_id
+    ):
+        return install.first_install_time
+    return install.prior_install_time
+
+
 def _within_reattribution(install: InstallFacts, settings: AttributionSettings) -> bool:
-    if install.prior_install_time is None:
+    first_time = _first_install_time(install)
+    if first_time is None:
         return True
-    return install.time - install.prior_install_time <= settings.reattribution_window_days * _DAY
+    return install.time - first_time <= settings.reattribution_window_days * _DAY
 
 
 def _prior_install(
@@ -555,9 +632,12 @@ def _prior_install(
     if install.prior_install_id is None:
         return None
     prior_time = install.prior_install_time
+    first_time = _first_install_time(install)
     return {
         "id": install.prior_install_id,
         "time": None if prior_time is None else iso(prior_time),
+        "first_install_id": install.first_install_id or install.prior_install_id,
+        "first_install_time": None if first_time is None else iso(first_time),
         "within_reattribution_window": _within_reattribution(install, settings),
     }
 
@@ -569,6 +649,7 @@ def _windows(settings: AttributionSettings) -> dict[str, object]:
         "viewthrough_lookback_hours": settings.viewthrough_lookback_hours,
         "reattribution_window_days": settings.reattribution_window_days,
         "min_click_to_install_seconds": settings.min_click_to_install_seconds,
+        "desktop_window_minutes": settings.desktop_window_minutes,
         "probabilistic_ios": settings.probabilistic_ios,
         "view_through_pids": sorted(settings.view_through_pids),
     }
@@ -585,6 +666,25 @@ def _compare_signals(install: InstallFacts, touch: Touch) -> dict[str, Signal]:
         "os_version": _compare_os_version(install, touch),
         "device_model": _compare_model(install.device_model, touch.device_model),
     }
+
+
+def _compare_desktop_signals(install: InstallFacts, touch: Touch) -> dict[str, Signal]:
+    """The desktop rule's signals: the IP, and the install's store family against the touch's
+    (the store its click was sent to, else `pc` for a PC browser's touch)."""
+    return {
+        "ip": _compare(_ip_key(install.ip), _ip_key(touch.ip)),
+        "platform_family": _compare(platform_family(install.platform), touch_family(touch)),
+    }
+
+
+def touch_family(touch: Touch) -> str | None:
+    """The store family a touch points to: its click's store platform when it had one (a
+    Steam button, a direct click URL), else `pc` for a PC browser, else its OS family."""
+    family = platform_family(touch.platform) if touch.platform != "web" else None
+    if family is not None:
+        return family
+    os_family = _text_key(touch.os_family)
+    return "pc" if os_family in PC_OS_FAMILIES else os_family
 
 
 def _compare(ours: str | int | None, theirs: str | int | None) -> Signal:

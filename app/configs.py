@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from app.attribution import ATTRIBUTION_RANGES, DEFAULT_PROBABILISTIC_IOS
 from app.destinations import plain_http_url
@@ -25,6 +26,8 @@ from app.fields import (
     valid_unicode,
     whole_number,
 )
+from app.postbacks import catalogue
+from app.postbacks import conditions as event_conditions
 from app.vocabulary import (
     APP_KEY_RE,
     DEFAULT_INSTALL_EVENT,
@@ -142,8 +145,36 @@ def validate_app(body: Any) -> dict[str, Any]:
         attribution, "probabilistic_ios", "attribution", DEFAULT_PROBABILISTIC_IOS
     )
     out["attribution"] = settings
+    out["report_timezone"] = _report_timezone(obj)
+    out["report_currency"] = _report_currency(obj)
     valid_unicode(out, "")
     return out
+
+
+DEFAULT_REPORT_TIMEZONE = "UTC"
+DEFAULT_REPORT_CURRENCY = "USD"
+
+
+def _report_timezone(obj: Mapping[str, Any]) -> str:
+    """An IANA zone name (`Europe/Paris`); the days of the app's reports (reporting.md 2)."""
+    name = string(obj, "report_timezone", limit=64) or DEFAULT_REPORT_TIMEZONE
+    if name.startswith("/") or ".." in name:
+        raise FieldError("report_timezone", "must be an IANA time zone name (Europe/Paris)")
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise FieldError(
+            "report_timezone", "must be an IANA time zone name (Europe/Paris)"
+        ) from None
+    return name
+
+
+def _report_currency(obj: Mapping[str, Any]) -> str:
+    """The ISO 4217 code cost and ROAS are shown in."""
+    code = string(obj, "report_currency", limit=3) or DEFAULT_REPORT_CURRENCY
+    if not re.fullmatch(r"[A-Z]{3}", code):
+        raise FieldError("report_currency", "must be a three-letter ISO 4217 code (USD)")
+    return code
 
 
 def validate_integration(body: Any) -> tuple[dict[str, Any], str | None]:
@@ -173,9 +204,16 @@ def validate_integration(body: Any) -> tuple[dict[str, Any], str | None]:
         field = path("inapp_postbacks.events", i)
         item = as_object(raw, field)
         app_event = string(item, "app_event", field, required=True, limit=100)
-        partner_event = string(item, "partner_event", field, required=True, limit=100)
+        partner_event = string(item, "partner_event", field, required=True, limit=100) or ""
+        kind = catalogue.resolve(partner_event)
+        if kind is None:
+            raise FieldError(
+                path(field, "partner_event"),
+                "must be a TikTok standard event, a partner identifier or a custom name of "
+                "letters, digits, '_' or '-' (GET /api/v1/partners/tiktokweb_int/events)",
+            )
         include_revenue = boolean(item, "include_revenue", field, False)
-        if include_revenue and partner_event != REVENUE_EVENT:
+        if include_revenue and not kind.revenue_allowed:
             raise FieldError(
                 path(field, "include_revenue"),
                 f"revenue can only be sent with the {REVENUE_EVENT} event",
@@ -183,19 +221,26 @@ def validate_integration(body: Any) -> tuple[dict[str, Any], str | None]:
         if app_event in seen:
             raise FieldError(path(field, "app_event"), "is mapped twice")
         seen.add(app_event or "")
-        events.append(
-            {
-                "app_event": app_event,
-                "partner_event": partner_event,
-                "include_revenue": include_revenue,
-            }
-        )
+        entry: dict[str, Any] = {
+            "app_event": app_event,
+            "partner_event": partner_event,
+            "partner_event_kind": kind.kind,
+            "tiktok_event": kind.tiktok_event,
+            "include_revenue": include_revenue,
+        }
+        conditions = event_conditions.validate(item, field)
+        if conditions:
+            entry["conditions"] = conditions
+        events.append(entry)
     config = {
         "enabled": enabled,
         "pixel_code": pixel_code,
         "test_event_code": test_event_code,
         "view_through": boolean(obj, "view_through", "", True),
         "ccpa_limit": boolean(obj, "ccpa_limit", "", False),
+        # Postbacks built, kept and shown with their exact JSON, never sent: to check a setup
+        # before going live (and the demo's, which must never call TikTok).
+        "dry_run": boolean(obj, "dry_run", "", False),
         "install_event": install_event,
         "inapp_postbacks": {
             "enabled": boolean(inapp, "enabled", "inapp_postbacks", True),

@@ -224,6 +224,18 @@ def _skipped(skip_list: tuple[str, ...], text: str) -> bool:
     return any(s and s.lower() in lowered for s in skip_list)
 
 
+def ttclid_slot(params: Mapping[str, str], ttclid: str | None, sub: str) -> str | None:
+    """The af_subN the ttclid rule writes `ttclid` to: `sub`, else the next free one after it
+    (af_sub5 wraps to af_sub1); None when there is no ttclid, one af_subN already holds it, or
+    all five are taken. The snippet, the server-built links and the touch collectors (for a
+    touch whose URL carried the ttclid but no af_subN, an impression's above all) share it."""
+    if not ttclid or any(params.get(k) == ttclid for k in TTCLID_SUBS):
+        return None
+    start = TTCLID_SUBS.index(sub if sub in TTCLID_SUBS else DEFAULT_TTCLID_SUB)
+    free = (TTCLID_SUBS[(start + i) % 5] for i in range(5))
+    return next((k for k in free if not params.get(k)), None)
+
+
 def _resolve(
     args: Mapping[str, object],
     page_url: str,
@@ -273,13 +285,9 @@ def _resolve(
         add(click_id, found)
 
     # The ttclid rule: the ttclid also goes to an af_subN so that raw data shows it.
-    ttclid = out.get("ttclid", "")
-    if ttclid and not any(out.get(k) == ttclid for k in TTCLID_SUBS):
-        start = TTCLID_SUBS.index(sub)
-        free = (TTCLID_SUBS[(start + i) % 5] for i in range(5))
-        slot = next((k for k in free if k not in out), None)
-        if slot is not None:
-            add(slot, ttclid)
+    slot = ttclid_slot(out, out.get("ttclid"), sub)
+    if slot is not None:
+        add(slot, out["ttclid"])
 
     # The snippet's own keys come first and win; pvid and af_r are written last and win too.
     query = {"af_js_web": "true", "af_ss_ver": SNIPPET_VERSION}

@@ -58,8 +58,15 @@ class InstallPlan:
     postbacks: list[NewPostback]
 
 
-def install_facts(req: InstallRequest, prior: PriorInstall | None, *, is_bot: bool) -> InstallFacts:
-    """What the attribution engine compares touches with."""
+def install_facts(
+    req: InstallRequest,
+    prior: PriorInstall | None,
+    *,
+    is_bot: bool,
+    first_install_time: float | None = None,
+) -> InstallFacts:
+    """What the attribution engine compares touches with. `first_install_time` is the time of
+    the install `prior` re-installed (`prior.first_install_id`), when that is not `prior`."""
     return InstallFacts(
         app_instance_id=req.app_instance_id,
         platform=req.platform,
@@ -72,6 +79,10 @@ def install_facts(req: InstallRequest, prior: PriorInstall | None, *, is_bot: bo
         is_bot=is_bot,
         prior_install_id=prior.id if prior else None,
         prior_install_time=prior.time if prior else None,
+        first_install_id=prior.first_install_id if prior else None,
+        first_install_time=(
+            prior.time if prior and prior.first_install_id == prior.id else first_install_time
+        ),
     )
 
 
@@ -121,7 +132,7 @@ def plan_install(
         else []
     )
     # A rejected install names its click only in the receipt: reports must not credit it.
-    touch = decision.touch if decision.status == "attributed" else None
+    touch = decision.touch if decision.status in attribution.CREDITED else None
     params = touch.params if touch else {}
     install = Install(
         id=install_id,
@@ -163,7 +174,9 @@ def plan_install(
     )
     claim = (
         decision.touch.id
-        if decision.status == "attributed" and decision.touch and decision.touch.kind == "click"
+        if decision.status in attribution.CREDITED
+        and decision.touch
+        and decision.touch.kind == "click"
         else None
     )
     return InstallPlan(decision, install, claim, postbacks)
@@ -190,10 +203,12 @@ class EventRequest:
 
 @dataclass(frozen=True)
 class EventRule:
-    """Whether an event sends a postback (`decision`), and its mapping entry when it does."""
+    """Whether an event sends a postback (`decision`), and its mapping entry when it does.
+    `conditions` records each condition of the mapping as this event met it or not."""
 
     decision: rules.EventPostbackDecision
     entry: Mapping[str, Any] | None
+    conditions: tuple[dict[str, object], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -218,7 +233,12 @@ def event_rule(
         event_name=req.event_name,
         event_time=req.event_time,
     )
-    return EventRule(decision, entry)
+    if entry is None:
+        return EventRule(decision, None)
+    records, met = rules.check_conditions(entry, req.event_value)
+    if not met:
+        return EventRule("condition_failed", None, tuple(records))
+    return EventRule(decision, entry, tuple(records))
 
 
 def touch_to_describe(
@@ -252,8 +272,10 @@ def plan_event(
     covered_states: frozenset[str],
 ) -> EventPlan:
     postbacks: list[NewPostback] = []
+    decision = rule.decision
+    flags: tuple[str, ...] = ()
     if rule.entry is not None and integration is not None:
-        payload = rules.event_postback(
+        payload, flags = rules.event_postback_and_flags(
             entry=rule.entry,
             event_id=stored_id,
             event_time=req.event_time,
@@ -263,14 +285,25 @@ def plan_event(
             integration=integration,
             covered_states=covered_states,
         )
-        postbacks.append(
-            NewPostback(app_key, PARTNER, "event", stored_id, rule.entry["partner_event"], payload)
-        )
-    answer = {
+        # An event TikTok can match to nobody (an organic user under `for_users: "all"` with
+        # no hashed identifier) would only count as noise: it is recorded, not sent.
+        if rules.has_match_key(payload):
+            postbacks.append(
+                NewPostback(
+                    app_key, PARTNER, "event", stored_id, rules.tiktok_event(rule.entry), payload
+                )
+            )
+        else:
+            decision = "no_match_key"
+    answer: dict[str, Any] = {
         "event_id": event_id,
         "media_source": attributed.media_source,
-        "postback": rule.decision,
+        "postback": decision,
     }
+    if rule.conditions:
+        answer["conditions"] = [dict(c) for c in rule.conditions]
+    if flags:
+        answer["flags"] = list(flags)
     event = Event(
         id=stored_id,
         app_key=app_key,
@@ -284,7 +317,7 @@ def plan_event(
         currency=req.currency,
         event_value=req.event_value,
         media_source=attributed.media_source,
-        postback=rule.decision,
+        postback=decision,
         answer=answer,
     )
     return EventPlan(event, postbacks)

@@ -18,6 +18,7 @@ import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect
 from starlette.routing import Route
 
 from app.burst import BurstCounter
@@ -27,14 +28,34 @@ from app.fields import FieldError
 from app.geo import GeoIPDatabase, Locator
 from app.jobs import Jobs, Periodic
 from app.jobs.outbox import OutboxWorker
+from app.jobs.privacy import ldu_masking
+from app.jobs.retention import retention_job
 from app.paths import SMARTSCRIPT_DIR
+from app.sealing import token_sealer
 from app.services import Services
 from app.settings import Settings
 from app.snippet_asset import load_script
 from app.store.backends import open_store
-from app.web import openapi, ops, outbox_api, owner_api, pages, sdk, tracking
-from app.web.errors import ApiError, api_error_handler, field_error_handler, http_error_handler
-from app.web.middleware import RequestCounter, SecurityHeaders
+from app.web import (
+    console,
+    openapi,
+    ops,
+    outbox_api,
+    owner_api,
+    pages,
+    reports_api,
+    sdk,
+    tracking,
+)
+from app.web.errors import (
+    ApiError,
+    api_error_handler,
+    client_disconnect_handler,
+    field_error_handler,
+    http_error_handler,
+)
+from app.web.hosts import HostCheck
+from app.web.middleware import AccessLog, RequestCounter, SecurityHeaders
 from app.web.templates import make_templates
 
 log = logging.getLogger("gangway")
@@ -67,6 +88,7 @@ def routes() -> list[Route]:
         Route("/api/v1/apps/{app_key}", owner_api.get_app, methods=["GET"]),
         Route("/api/v1/apps/{app_key}", owner_api.put_app, methods=["PUT"]),
         Route("/api/v1/apps/{app_key}", owner_api.delete_app, methods=["DELETE"]),
+        Route("/api/v1/apps/{app_key}/sdk_key/rotate", owner_api.rotate_sdk_key, methods=["POST"]),
         Route(
             "/api/v1/apps/{app_key}/integrations/tiktokweb_int",
             owner_api.get_integration,
@@ -82,6 +104,7 @@ def routes() -> list[Route]:
             owner_api.delete_integration,
             methods=["DELETE"],
         ),
+        Route("/api/v1/partners/tiktokweb_int/events", owner_api.partner_events, methods=["GET"]),
         Route("/api/v1/pages", owner_api.list_pages, methods=["GET"]),
         Route("/api/v1/pages/{slug}", owner_api.get_page, methods=["GET"]),
         Route("/api/v1/pages/{slug}", owner_api.put_page, methods=["PUT"]),
@@ -90,10 +113,17 @@ def routes() -> list[Route]:
         Route("/api/v1/postbacks/retry", outbox_api.retry_failed, methods=["POST"]),
         Route("/api/v1/postbacks/{postback_id}", outbox_api.get_postback, methods=["GET"]),
         Route("/api/v1/postbacks/{postback_id}/retry", outbox_api.retry, methods=["POST"]),
+        Route("/api/v1/reports/overview", reports_api.overview, methods=["GET"]),
+        Route("/api/v1/raw/{kind}.csv", reports_api.raw_csv, methods=["GET"]),
+        Route("/api/v1/cost", reports_api.post_cost, methods=["POST"]),
+        Route("/api/v1/cost/rates", reports_api.post_rates, methods=["POST"]),
+        Route("/api/v1/privacy/erase", reports_api.erase, methods=["POST"]),
         # Operations (section 4)
         Route("/healthz", ops.healthz, methods=["GET"]),
         Route("/metrics", ops.metrics, methods=["GET"]),
         Route("/openapi.json", openapi.openapi_json, methods=["GET"]),
+        # The owner's console (console.md): HTML screens, left out of the OpenAPI document
+        *console.routes(),
     ]
 
 
@@ -110,7 +140,12 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         geoip = GeoIPDatabase(Path(settings.geoip_db)) if settings.geoip_db else None
         await anyio.to_thread.run_sync(warm_up)
-        store = await open_store(settings.db, batch_max=settings.writer_batch_max)
+        store = await open_store(
+            settings.db, batch_max=settings.writer_batch_max, sealer=token_sealer(settings)
+        )
+        # Tokens kept in clear by an older version (or written without a key) are sealed now.
+        if sealed := await store.configs.seal_tokens():
+            log.info("sealed %d access token(s) kept in clear", sealed)
         timeout = httpx.Timeout(settings.tiktok_timeout_seconds, connect=CONNECT_TIMEOUT)
         async with httpx.AsyncClient(timeout=timeout) as http:
             svc = Services(
@@ -139,6 +174,8 @@ def create_app(
                         leases=store.leases,
                         clock=clock,
                     ),
+                    ldu_masking(store, clock, settings),
+                    retention_job(store, settings, clock),
                 ]
                 if run_jobs
                 else []
@@ -151,13 +188,23 @@ def create_app(
                 if geoip is not None:
                     geoip.close()
 
-    return Starlette(
+    app = Starlette(
         routes=routes(),
-        middleware=[Middleware(RequestCounter), Middleware(SecurityHeaders)],
+        middleware=[
+            Middleware(AccessLog),
+            Middleware(RequestCounter),
+            Middleware(SecurityHeaders),
+            Middleware(HostCheck, settings=settings),
+        ],
         exception_handlers={
             ApiError: api_error_handler,
             FieldError: field_error_handler,
             HTTPException: http_error_handler,
+            ClientDisconnect: client_disconnect_handler,
         },
         lifespan=lifespan,
     )
+    # No route ends in a slash: a path with one is a 404 with the JSON error, not a 307 to
+    # another path (a direct click URL with an empty app id was redirected, not refused).
+    app.router.redirect_slashes = False
+    return app

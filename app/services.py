@@ -30,6 +30,8 @@ class Counters:
     requests: Counter[tuple[str, int]] = field(default_factory=Counter)
     touches: Counter[str] = field(default_factory=Counter)
     installs: Counter[str] = field(default_factory=Counter)
+    # Requests whose client went away before its body was read, by route (not errors).
+    disconnects: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass

@@ -74,6 +74,10 @@ def _codes(raw: str) -> frozenset[str]:
     return frozenset(code.strip().upper() for code in raw.split(",") if code.strip())
 
 
+def _hosts(raw: str) -> frozenset[str]:
+    return frozenset(host.strip().lower() for host in raw.split(",") if host.strip())
+
+
 def _setting(default: Any, help: str, parse: Callable[[str], Any] | None = None) -> Any:
     metadata = {"help": help, "parse": parse}
     if isinstance(default, Mapping):
@@ -96,6 +100,12 @@ class Settings:
     public_url: str = _setting(
         "",
         "Public base URL of this service (https://track.example.com); empty: the request's own",
+    )
+    allowed_hosts: frozenset[str] = _setting(
+        frozenset(),
+        "Other Host names answered besides the public URL's (comma list; host or host:port); "
+        "with neither set only localhost, 127.0.0.1 and ::1 are answered",
+        _hosts,
     )
     tiktok_api_url: str = _setting(
         "https://business-api.tiktok.com", "Base URL of TikTok's Events API"
@@ -140,6 +150,27 @@ class Settings:
     host: str = _setting("127.0.0.1", "Address `serve` listens on")
     port: int = _setting(8000, "Port `serve` listens on", int)
     log_level: str = _setting("info", "Log level: debug, info, warning, error")
+    access_log: bool = _setting(
+        True,
+        "Gangway's access log: JSON lines, no query strings on tracking routes, limited users' "
+        "IPs truncated",
+        _bool,
+    )
+    uvicorn_access_log: bool = _setting(
+        False, "uvicorn's own access log (full query strings and client IPs: off by default)", _bool
+    )
+    keep_alive_seconds: float = _setting(
+        5.0, "An idle keep-alive connection is closed this long after its last answer", float
+    )
+    header_timeout_seconds: float = _setting(
+        10.0, "A connection whose request headers take longer than this is closed", float
+    )
+    ldu_mask_after_days: float = _setting(
+        30.0,
+        "Days after which a limited-data-use install's IP is truncated and its GAID, Android "
+        "ID and IDFA removed (default: the longest click lookback window)",
+        float,
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -169,7 +200,8 @@ class Settings:
         if self.secret_key:
             return self
         path = self.data_dir / SECRET_FILE
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # The data directory holds the database and this key: its owner's alone.
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not path.exists():
             # O_EXCL: two processes starting at once must not each write their own key.
             try:

@@ -86,3 +86,17 @@ class Touch:
     gpc: bool = False
     # The app_instance_id of the install that claimed this click, if any (clicks only).
     claimed_by: str | None = None
+
+
+@dataclass(frozen=True)
+class TouchRecord:
+    """A touch as the tracking handlers record it: the domain value plus what only raw data
+    needs (the page, language, in-app browser, every incoming param, flags, the destination)."""
+
+    touch: Touch
+    page_slug: str | None = None
+    language: str | None = None
+    in_app: str | None = None
+    all_params: Mapping[str, str] = field(default_factory=dict)
+    flags: tuple[str, ...] = ()
+    destination: str | None = None

@@ -22,6 +22,25 @@ DIRECT_PLATFORMS: tuple[str, ...] = tuple(
         "smartcast vidaa"
     ).split()
 )
+# The phones' platforms; every other install platform is a PC, console or TV store.
+MOBILE_PLATFORMS: tuple[str, ...] = ("ios", "android")
+# PC stores: one family, since a PC reaches any of them from the same machine and browser.
+PC_PLATFORMS: tuple[str, ...] = ("steam", "epic", "nativepc", "battlenet")
+# Browser OS families (as app.devices names them) of a PC.
+PC_OS_FAMILIES: tuple[str, ...] = ("windows", "macos", "linux", "chromeos")
+
+
+def platform_family(platform: str | None) -> str | None:
+    """The family of a store platform: `pc` for the PC stores, `android` for the APK, else the
+    platform itself (each console and TV is its own)."""
+    if not platform:
+        return None
+    name = platform.strip().lower()
+    if name in PC_PLATFORMS:
+        return "pc"
+    return "android" if name == "apk" else name
+
+
 # Destinations an app may configure: the direct-click platforms, the Android APK and the web.
 DESTINATIONS: tuple[str, ...] = (*DIRECT_PLATFORMS, "apk", "web")
 # Destinations that are a plain download/URL rather than a store listing with an app id.

@@ -5,13 +5,15 @@ python -m benchmarks.attribution     install matching over 10 million touches (b
                                      database under tmp/ the first time: minutes, ~7 GB)
 python -m benchmarks.touches         touches recorded durably per second, group commit against
                                      one commit per write (under two minutes; fails on a lost write)
+python -m benchmarks.reports         the overview over 1M touches (flags for 10M) against a
+                                     COUNT(*) of the raw tables; a raw export's memory
 """
 
 from __future__ import annotations
 
 import sys
 
-from benchmarks import attribution, nodes, snippet_size, touches
+from benchmarks import attribution, nodes, reports, snippet_size, touches
 
 
 def main() -> int:
@@ -25,6 +27,8 @@ def main() -> int:
     failed |= touches.main([])
     print("== benchmarks.nodes", flush=True)
     failed |= nodes.main([])
+    print("== benchmarks.reports", flush=True)
+    failed |= reports.main([])
     return 1 if failed else 0
 
 

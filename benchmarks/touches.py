@@ -53,13 +53,12 @@ import httpx
 
 from app.ids import new_id
 from app.paths import ROOT
-from app.store.records import TouchRecord
 from app.store.sqlite import SqliteStore as Store
 
 # The sqlite3 loop writes the store's very rows, on a connection configured as the writer's.
 from app.store.sqlite.touches import touch_row
 from app.store.sqlite.writer import connect
-from app.touches import Touch
+from app.touches import Touch, TouchRecord
 
 GROUP = "group commit"
 PER_WRITE = "commit per write"

@@ -9,6 +9,8 @@
   (`settings`, `seeded` on the PostgreSQL backend); see `PgDatabases`.
 - `backend`: "sqlite", unless the test is marked `both_backends`: then it runs once per backend,
   and `settings`, `seeded`, `client`, `backend_db` follow it.
+
+Plain helpers and constants shared by test modules are in `tests/fixtures.py`.
 """
 
 from __future__ import annotations
@@ -22,46 +24,17 @@ import psycopg
 import pytest
 from starlette.testclient import TestClient
 
-from app.__main__ import seed_demo
 from app.server import create_app
-from app.settings import Secret, Settings
+from app.settings import Settings
 from app.store.backends import open_store
 from tests.aio import run_async
 from tests.browser import ARTIFACTS, launch_browser
+from tests.fixtures import make_settings, seed
 from tests.pg import ThrowawayPostgres
 
 BACKENDS = ("sqlite", "postgresql")
 
 pytest_plugins = ["tests.fakes.tiktok_api"]
-
-
-def make_settings(tmp: Path, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "db": str(tmp / "gangway.db"),
-        "secret_key": Secret("test-secret"),
-        # Nothing in the suite may reach the real TikTok: an unroutable default.
-        "tiktok_api_url": "http://127.0.0.1:9",
-        "tiktok_timeout_seconds": 2.0,
-    }
-    values.update(overrides)
-    return Settings(**values)
-
-
-def seed(db: str) -> tuple[str, str]:
-    """Seed the demo into `db`; answer (admin token, demo sdk_key)."""
-
-    async def run() -> tuple[str, str]:
-        store = await open_store(db)
-        try:
-            await seed_demo(store)
-            token = await store.tokens.create_token("tests", 0.0)
-            app = await store.configs.get_app("demo")
-            assert app is not None
-            return token, app.sdk_key
-        finally:
-            await store.close()
-
-    return run_async(run())
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

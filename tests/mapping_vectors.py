@@ -1,8 +1,9 @@
-"""The mapping vectors, shared and our own, and how a generated URL is held against one.
+"""The mapping vectors, the spec's and our own, and how a generated URL is held against one.
 
-`shared/vectors/mapping.json` (read-only, beside the repository) and
-`tests/vectors/mapping_extra.json` hold cases in one format; `test_mapping.py` runs them against
-the Python twin and `test_snippet_browser.py` against the snippet in Chromium.
+`tests/vectors/mapping.json` (the product spec's shared cases, copied into the repository; see
+`tests/vectors/README.md`) and `tests/vectors/mapping_extra.json` hold cases in one format;
+`test_mapping.py` runs them against the Python twin and `test_snippet_browser.py` against the
+snippet in Chromium.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from urllib.parse import unquote
 
 from app.mapping import SNIPPET_VERSION
 
-SHARED_VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "mapping.json"
-EXTRA_VECTORS = Path(__file__).parent / "vectors" / "mapping_extra.json"
+VECTORS_DIR = Path(__file__).parent / "vectors"
+# The product spec's cases, the ones every implementation of the mapping is held to.
+SHARED_VECTORS = VECTORS_DIR / "mapping.json"
+EXTRA_VECTORS = VECTORS_DIR / "mapping_extra.json"
 
 LANDING_ORIGIN = "https://landing.example"
 SNIPPET_ORIGIN = "https://track.example.com"

@@ -298,8 +298,8 @@ STATE_WINDOW_ROWS = [
         },
     ),
     Row(
-        "prior install one second outside the reattribution window: attributed anew",
-        ("attributed", "probabilistic_click", "c"),
+        "prior install one second outside the reattribution window: re-attributed to the click",
+        ("reattributed", "probabilistic_click", "c"),
         clicks=(click("c", HOUR),),
         install={
             "prior_install_id": "first",
@@ -308,10 +308,56 @@ STATE_WINDOW_ROWS = [
     ),
     Row(
         "reattribution_window_days setting moves the edge",
-        ("attributed", "probabilistic_click", "c"),
+        ("reattributed", "probabilistic_click", "c"),
         clicks=(click("c", HOUR),),
         install={"prior_install_id": "first", "prior_install_time": INSTALL_TIME - 2 * DAY},
         settings=AttributionSettings(reattribution_window_days=1),
+    ),
+    Row(
+        "outside the reattribution window, the referrer click re-attributes",
+        ("reattributed", "referrer", "r"),
+        referrer=click("r", HOUR),
+        install={"prior_install_id": "first", "prior_install_time": INSTALL_TIME - 91 * DAY},
+    ),
+    Row(
+        "outside the reattribution window, an impression re-attributes too",
+        ("reattributed", "probabilistic_impression", "i"),
+        impressions=(impression("i", HOUR),),
+        install={"prior_install_id": "first", "prior_install_time": INSTALL_TIME - 91 * DAY},
+    ),
+    Row(
+        "outside the reattribution window with no touch: organic",
+        ("organic", None, None),
+        install={"prior_install_id": "first", "prior_install_time": INSTALL_TIME - 91 * DAY},
+    ),
+    Row(
+        "the window runs from the first install, not from the latest reinstall: one second out",
+        ("reattributed", "probabilistic_click", "c"),
+        clicks=(click("c", HOUR),),
+        install={
+            "prior_install_id": "reinstall",
+            "prior_install_time": INSTALL_TIME - 10 * DAY,
+            "first_install_id": "first",
+            "first_install_time": INSTALL_TIME - 90 * DAY - SECOND,
+        },
+    ),
+    Row(
+        "the window runs from the first install, not from the latest reinstall: one second in",
+        ("reinstall", None, None),
+        clicks=(click("c", HOUR),),
+        install={
+            "prior_install_id": "reinstall",
+            "prior_install_time": INSTALL_TIME - 10 * DAY,
+            "first_install_id": "first",
+            "first_install_time": INSTALL_TIME - 90 * DAY + SECOND,
+        },
+    ),
+    Row(
+        "a re-attribution's click that came too fast is still click injection",
+        ("rejected", "probabilistic_click", "c"),
+        clicks=(click("c", 3),),
+        install={"prior_install_id": "first", "prior_install_time": INSTALL_TIME - 91 * DAY},
+        reason="click_injection",
     ),
     Row(
         "a prior install whose time is unknown is a reinstall",
@@ -677,6 +723,123 @@ def _ids(rows: list[Row]) -> list[str]:
     return [row.name for row in rows]
 
 
+# The desktop rule: PC, console and TV installs match on IP and platform family inside
+# desktop_window_minutes (default 60), with no mobile OS, version or model check.
+MINUTE = 60
+STEAM_INSTALL: dict[str, Any] = {"platform": "steam", "os_version": "10", "device_model": None}
+PC_TOUCH: dict[str, Any] = {"os_family": "windows", "os_version": "10", "device_model": None}
+
+
+def pc_click(touch_id: str, before: float, **fields: Any) -> Touch:
+    """A click of a direct click URL or a Steam button from a Windows browser."""
+    return click(touch_id, before, **{**PC_TOUCH, "platform": "steam", **fields})
+
+
+DESKTOP_ROWS = [
+    Row(
+        "a PC client's install minutes after a Steam click from the same IP",
+        ("attributed", "probabilistic_click", "c"),
+        clicks=(pc_click("c", 5 * MINUTE),),
+        install=STEAM_INSTALL,
+    ),
+    Row(
+        "desktop click one second inside the desktop window",
+        ("attributed", "probabilistic_click", "c"),
+        clicks=(pc_click("c", 60 * MINUTE - SECOND),),
+        install=STEAM_INSTALL,
+    ),
+    Row(
+        "desktop click exactly at the edge of the desktop window",
+        ("attributed", "probabilistic_click", "c"),
+        clicks=(pc_click("c", 60 * MINUTE),),
+        install=STEAM_INSTALL,
+    ),
+    Row(
+        "desktop click one second outside the desktop window",
+        ("organic", None, None),
+        clicks=(pc_click("c", 60 * MINUTE + SECOND),),
+        install=STEAM_INSTALL,
+        losers={"c": "outside_window"},
+    ),
+    Row(
+        "desktop_window_minutes setting: one second outside",
+        ("organic", None, None),
+        clicks=(pc_click("c", 10 * MINUTE + SECOND),),
+        install=STEAM_INSTALL,
+        settings=replace(VIEW_THROUGH, desktop_window_minutes=10),
+        losers={"c": "outside_window"},
+    ),
+    Row(
+        "desktop_window_minutes setting: one second inside",
+        ("attributed", "probabilistic_click", "c"),
+        clicks=(pc_click("c", 10 * MINUTE - SECOND),),
+        install=STEAM_INSTALL,
+        settings=replace(VIEW_THROUGH, desktop_window_minutes=10),
+    ),
+    Row(
+        "the PC stores are one family: an Epic click matches a Steam install",
+        ("attributed", "probabilistic_click", "c"),
+        clicks=(pc_click("c", 5 * MINUTE, platform="epic"),),
+        install=STEAM_INSTALL,
+    ),
+    Row(
+        "a PC browser's click routed to the web matches as pc",
+        ("attributed", "probabilistic_click", "c"),
+        clicks=(pc_click("c", 5 * MINUTE, platform="web", os_family="macos"),),
+        install=STEAM_INSTALL,
+    ),
+    Row(
+        "a PC browser's impression matches by view-through",
+        ("attributed", "probabilistic_impression", "i"),
+        impressions=(impression("i", 5 * MINUTE, **PC_TOUCH),),
+        install=STEAM_INSTALL,
+    ),
+    Row(
+        "a console install matches only a click to its own store",
+        ("attributed", "probabilistic_click", "ps"),
+        clicks=(
+            pc_click("steam", 2 * MINUTE),
+            pc_click("ps", 5 * MINUTE, platform="playstation"),
+        ),
+        install={**STEAM_INSTALL, "platform": "playstation"},
+        losers={"steam": "signal_mismatch"},
+    ),
+    Row(
+        "a phone's click is not a PC touch",
+        ("organic", None, None),
+        clicks=(click("c", 5 * MINUTE),),
+        install=STEAM_INSTALL,
+        losers={"c": "signal_mismatch"},
+    ),
+    Row(
+        "another IP is no desktop match",
+        ("organic", None, None),
+        clicks=(pc_click("c", 5 * MINUTE, ip=OTHER_IP),),
+        install=STEAM_INSTALL,
+        losers={"c": "signal_mismatch"},
+    ),
+    Row(
+        "no mobile OS check: the install's OS version and model are not compared",
+        ("attributed", "probabilistic_click", "c"),
+        clicks=(pc_click("c", 5 * MINUTE, os_version="11", device_model="Surface"),),
+        install={**STEAM_INSTALL, "os_version": "Windows 10", "device_model": "Desktop"},
+    ),
+    Row(
+        "a desktop click seconds before the install is still click injection",
+        ("rejected", "probabilistic_click", "c"),
+        clicks=(pc_click("c", 3),),
+        install=STEAM_INSTALL,
+        reason="click_injection",
+    ),
+    Row(
+        "a phone install keeps the phone rule: a PC click never matches it",
+        ("organic", None, None),
+        clicks=(pc_click("c", 5 * MINUTE),),
+        losers={"c": "signal_mismatch"},
+    ),
+]
+
+
 @pytest.mark.parametrize("row", WINDOW_ROWS, ids=_ids(WINDOW_ROWS))
 def test_windows(row: Row) -> None:
     check(row)
@@ -799,8 +962,61 @@ def test_receipt_of_a_reinstall_names_the_first_install() -> None:
     assert decision.receipt["prior_install"] == {
         "id": "first",
         "time": "2026-11-20T10:00:00Z",
+        "first_install_id": "first",
+        "first_install_time": "2026-11-20T10:00:00Z",
         "within_reattribution_window": True,
     }
+
+
+def test_receipt_of_a_reattribution_says_why() -> None:
+    decision = run(
+        Row(
+            "reattributed",
+            ("reattributed", "probabilistic_click", "c"),
+            clicks=(click("c", HOUR),),
+            install={
+                "prior_install_id": "again",
+                "prior_install_time": INSTALL_TIME - 30 * DAY,
+                "first_install_id": "first",
+                "first_install_time": INSTALL_TIME - 100 * DAY,
+            },
+        )
+    )
+    assert decision.receipt["status"] == "reattributed"
+    assert decision.receipt["notes"] == ["reattribution"]
+    assert decision.receipt["prior_install"] == {
+        "id": "again",
+        "time": "2026-10-22T10:00:00Z",
+        "first_install_id": "first",
+        "first_install_time": "2026-08-13T10:00:00Z",
+        "within_reattribution_window": False,
+    }
+    answer = conversion_data(decision, "i-1", True, DEFAULT_UNIFIED_PIDS)
+    assert (answer["status"], answer["af_status"], answer["media_source"]) == (
+        "reattributed",
+        "Non-organic",
+        "tiktokglobal_int",
+    )
+
+
+@pytest.mark.parametrize("row", DESKTOP_ROWS, ids=_ids(DESKTOP_ROWS))
+def test_desktop_installs(row: Row) -> None:
+    check(row)
+
+
+def test_receipt_of_a_desktop_match_explains_it() -> None:
+    decision = check(DESKTOP_ROWS[0])
+    assert decision.receipt["signals"] == {"ip": "equal", "platform_family": "equal"}
+    tiers: Any = decision.receipt["tiers"]
+    click_tier = tiers[1]
+    assert (click_tier["tier"], click_tier["rule"], click_tier["platform_family"]) == (
+        "probabilistic_click",
+        "desktop",
+        "pc",
+    )
+    assert click_tier["window_seconds"] == 3600
+    windows: Any = decision.receipt["windows"]
+    assert windows["desktop_window_minutes"] == 60
 
 
 def test_receipt_of_click_injection_says_how_fast() -> None:
@@ -1015,6 +1231,7 @@ def test_settings_from_config_take_each_setting_and_the_view_through_switch() ->
         "viewthrough_lookback_hours": 1,
         "reattribution_window_days": 365,
         "min_click_to_install_seconds": 0,
+        "desktop_window_minutes": 15,
         "probabilistic_ios": False,
     }
     settings = settings_from_config(config, view_through=True)

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from app.__main__ import DEMO_INTEGRATION
-from tests.test_installs import IOS_SDK_UA, IPHONE_UA
+from tests.fixtures import IOS_SDK_UA, IPHONE_UA
 
 pytestmark = pytest.mark.browser
 

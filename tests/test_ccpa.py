@@ -17,10 +17,9 @@ import pytest
 from mmdb_writer import MMDBWriter
 from netaddr import IPSet
 
-from tests.conftest import seed
 from tests.fakes.tiktok_api import FakeTikTok
+from tests.fixtures import install, put_integration, seed, visit
 from tests.live import LiveServer
-from tests.test_postbacks_e2e import install, put_integration, visit
 
 CALIFORNIA_IP = "198.51.100.9"
 TEXAS_IP = "203.0.113.9"

@@ -5,20 +5,13 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from app.__main__ import main as cli_main
 from app.ids import token_hash
 from app.paths import ROOT
-
-
-def main(argv: list[str]) -> int:
-    # In a thread: the CLI runs its own event loop, and the browser tests leave one running here.
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(cli_main, argv).result()
+from tests.fixtures import run_cli as main
 
 
 def test_demo_is_idempotent_and_keeps_the_sdk_key(

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.test_installs import OTHER_IP, START, Gangway, open_gangway
+from tests.fixtures import OTHER_IP, START, Gangway, open_gangway
 
 
 @pytest.fixture()
@@ -116,6 +116,8 @@ def test_every_postback_decision_is_answered_and_stored(gw: Gangway) -> None:
             "events": [{"app_event": "af_purchase", "partner_event": "Purchase"}],
         }
     )
+    # An event two days after its install (and not ahead of the server's clock: issue #16).
+    gw.later(2 * 86_400)
     two_days = {"event_time": int(START) + 60 + 2 * 86_400}
     assert sent(gw, "tiktok", "af_purchase", event_id="e3", **two_days)["postback"] == (
         "outside_window"
@@ -274,7 +276,7 @@ def test_a_content_id_with_a_lone_surrogate_is_queued_repaired(gw: Gangway, name
     assert answer.status_code == 202, answer.text
     assert answer.json()["postback"] == "queued"
     (postback,) = event_postbacks(gw)
-    assert postback["payload"]["properties"]["content_id"] == "sku-\ufffd"
+    assert postback["payload"]["properties"]["contents"] == [{"content_id": "sku-\ufffd"}]
 
 
 def test_an_event_time_before_1970_is_a_400(gw: Gangway) -> None:

@@ -322,3 +322,19 @@ def test_reset_forgets_everything(client: httpx.Client, fake_tiktok: FakeTikTok)
     assert fake_tiktok.requests == []
     assert fake_tiktok.violations == []
     assert post(client, fake_tiktok, body()).json()["code"] == 0
+
+
+def test_one_invalid_event_refuses_the_whole_request_naming_it(
+    client: httpx.Client, fake_tiktok: FakeTikTok
+) -> None:
+    # As TikTok does: the request is refused whole (code 40002, HTTP 200), its message names
+    # the event by its index, and none of the valid events around it is taken.
+    events = [event(f"e{i}") for i in range(6)]
+    events[3]["event_time"] = 99_999_999_999  # the year 5138
+    answer = post(client, fake_tiktok, body(*events)).json()
+    assert answer["code"] == 40002
+    assert answer["message"].startswith("data[3].event_time")
+    assert fake_tiktok.events() == []
+    # Alone, the valid ones are taken.
+    assert post(client, fake_tiktok, body(*events[:3])).json()["code"] == 0
+    assert len(fake_tiktok.events()) == 3

@@ -9,6 +9,9 @@ The rules each example checks, whatever it sent:
 - nothing user-supplied comes back as markup (landing pages) or text of an SVG;
 - a redirect goes only to a host the app's owner configured, or to ours.
 
+A rule checked only on some answers (a stored config, an accepted install) must be seen to run:
+each such test counts the examples that reached it and fails when too few did (`exercised`).
+
 Bodies are JSON values of every type at every field, nested junk, long strings, lone surrogates
 (JSON escapes), invalid UTF-8, JSON no parser should take, and the wrong content types. Queries
 are written raw (broken percent-encoding included); only the characters no HTTP client can put in
@@ -21,10 +24,11 @@ import json
 import os
 import time
 import xml.etree.ElementTree as ET
+from collections import Counter
 from collections.abc import Callable
 from html.parser import HTMLParser
 from typing import Any
-from urllib.parse import parse_qs, parse_qsl, quote, urlsplit
+from urllib.parse import parse_qs, parse_qsl, quote, unquote, urlsplit
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -33,24 +37,13 @@ from starlette.testclient import TestClient
 
 from app.__main__ import DEMO_APP
 from app.paths import TEMPLATES_DIR
+from tests.fixtures import ANDROID_UA, DESKTOP_UA, IPHONE_UA
 
 OWN_HOST = "gangway.test"
 OWN_ORIGIN = f"http://{OWN_HOST}"
 DEMO_HOSTS = frozenset(
     {"apps.apple.com", "play.google.com", "cdn.example.com", "store.steampowered.com"}
     | {"example.com"}
-)
-ANDROID_UA = (
-    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/126.0.0.0 Mobile Safari/537.36"
-)
-IPHONE_UA = (
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
-    "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
-)
-DESKTOP_UA = (
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/126.0.0.0 Safari/537.36"
 )
 
 # Whole-file budget is a few seconds: modest example counts, no deadline (a slow machine is not
@@ -68,6 +61,32 @@ fuzz = settings(
         HealthCheck.data_too_large,
     ],
 )
+
+# How many examples of the running property took each branch that holds checks. A property that
+# checks a stored row only when the answer is 200 passes just as well when nothing is ever
+# stored; so each such test runs its property through `exercised`, which then asserts that the
+# checked branches ran. The shares asked for (mostly 1 in 20) are far below what the strategies
+# reach (a third to a half of the examples) because runs vary a lot: Hypothesis builds many
+# examples by mutating earlier ones, so a run can stay among refused bodies for a long stretch.
+BRANCHES: Counter[str] = Counter()
+
+
+def exercised(prop: Callable[..., None], shares: dict[str, float], **fixtures: Any) -> None:
+    """Run the Hypothesis property `prop` with `fixtures` as its other arguments, then assert
+    that each branch of `shares` ran in at least that share of the examples (and at least once).
+    """
+    BRANCHES.clear()
+    prop(**fixtures)
+    examples = fuzz.max_examples
+    # Shown with `pytest -rP`: how often each branch ran.
+    print(f"{prop.__name__}: {dict(BRANCHES)} in {examples} examples")
+    for branch, share in shares.items():
+        least = max(1, int(share * examples))
+        assert BRANCHES[branch] >= least, (
+            f"{branch!r} ran {BRANCHES[branch]} times in {examples} examples, fewer than "
+            f"{least}: the strategies no longer reach it"
+        )
+
 
 # -- strategies ------------------------------------------------------------------------------
 
@@ -196,6 +215,49 @@ def maybe(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
 def objects_with(fields: dict[str, st.SearchStrategy[Any]]) -> st.SearchStrategy[dict[str, Any]]:
     """Objects with any subset of `fields`, each a plausible value or junk of any type."""
     return st.fixed_dictionaries({}, optional={k: maybe(v) for k, v in fields.items()})
+
+
+# Junk in any one field gets a body refused, so the bodies above are almost never accepted. Each
+# endpoint also gets bodies of `valid` objects (every field of the right type and within its
+# bounds, markup and odd characters still in the text), so that the checks of an accepted body
+# run on a good share of the examples (`exercised` counts them).
+
+
+def mostly(usual: st.SearchStrategy[Any], other: st.SearchStrategy[Any], share: float) -> Any:
+    """`usual` in about `share` of the examples, else `other`. (`st.one_of(usual, other)` would
+    not do: it flattens `other`'s own branches beside `usual`, which then gets one share of
+    them all.)"""
+    tenths = round(share * 10)
+    picks = st.sampled_from([True] * tenths + [False] * (10 - tenths))
+    return picks.flatmap(lambda pick: usual if pick else other)
+
+
+def valid(
+    required: dict[str, st.SearchStrategy[Any]], optional: dict[str, st.SearchStrategy[Any]]
+) -> st.SearchStrategy[bytes]:
+    """JSON of objects with every `required` field and any subset of the `optional` ones."""
+    return st.fixed_dictionaries(required, optional=optional).map(dump)
+
+
+def storable(limit: int, *, required: bool = False) -> st.SearchStrategy[str]:
+    """Generated text as a config keeps it: a lone surrogate replaced, at most `limit`
+    characters, and not blank when `required`."""
+
+    def fix(value: str) -> str:
+        value = value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+        value = value.strip()[:limit]
+        return value if value or not required else "T"
+
+    return text.map(fix)
+
+
+# Identifiers as an SDK sends them: never blank, and no NUL or lone surrogate (refused in an id).
+ids = st.one_of(
+    st.sampled_from(["i-1", "i-2", "I-1", " i-1 ", "\u00e9\u00e9", "<b>x</b>"]),
+    st.text(st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1, max_size=40).map(
+        lambda s: s if s.strip() else "blank"
+    ),
+)
 
 
 # Hosts and URLs that try every way to make a browser see another host than a parser does.
@@ -393,7 +455,18 @@ def location_is_allowed(location: str, allowed: frozenset[str]) -> None:
     assert parts.scheme in ("http", "https"), location
     assert location.lower().startswith(f"{parts.scheme}://"), location
     assert "@" not in parts.netloc, location
-    assert parts.hostname in allowed | {OWN_HOST}, location
+    allowed_hosts = {browser_host(h) for h in allowed | {OWN_HOST}}
+    assert browser_host(parts.hostname or "") in allowed_hosts, location
+
+
+def browser_host(host: str) -> str:
+    """A host as a browser's URL parser reads it: percent-decoded, then IDNA-encoded. (The
+    Location of a configured "https://ex\u00e1mple.com/" arrives as "ex%C3%A1mple.com".)"""
+    decoded = unquote(host).lower()
+    try:
+        return decoded.encode("idna").decode("ascii")
+    except UnicodeError:
+        return decoded
 
 
 class _Markup(HTMLParser):
@@ -484,11 +557,12 @@ def attributed(client: TestClient, sdk: dict[str, str]) -> str:
 
 # -- the app surface -----------------------------------------------------------------------------
 
+INSTALL_DEVICE_IDS = ("gaid", "idfa", "idfv", "android_id")
 INSTALL_FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "platform": st.sampled_from(["android", "ios", "ANDROID", "steam", "web", ""]),
     "app_instance_id": st.one_of(st.sampled_from(["i-1", "i-2", "I-1", " i-1 "]), text),
     "install_time": st.one_of(st.integers(0, 2 * 10**9), st.floats(), text),
-    "device": objects_with({k: text for k in ("gaid", "idfa", "idfv", "android_id")}),
+    "device": objects_with({k: text for k in INSTALL_DEVICE_IDS}),
     "ip": st.one_of(st.sampled_from(["203.0.113.7", "::ffff:203.0.113.7", "1.2.3"]), text),
     "user_agent": st.one_of(st.sampled_from([ANDROID_UA, IPHONE_UA, "curl/8"]), text),
     "os_version": text,
@@ -503,16 +577,37 @@ install_objects = st.one_of(
     objects_with(INSTALL_FIELDS).map(lambda o: {"app_key": "demo"} | o),
     objects_with(INSTALL_FIELDS | {"app_key": text}),
 )
+valid_installs = valid(
+    {
+        "app_key": st.just("demo"),
+        "platform": st.sampled_from(["android", "ios", "ANDROID", "steam"]),
+        "app_instance_id": ids,
+    },
+    {
+        "install_time": st.one_of(
+            st.integers(0, 1_700_000_000), st.sampled_from(["2026-01-01T10:00:00Z", "1970-01-01"])
+        ),
+        "device": st.fixed_dictionaries({}, optional={k: ids for k in INSTALL_DEVICE_IDS}),
+        "ip": st.sampled_from(["203.0.113.7", "::ffff:203.0.113.7", "2001:db8::1"]),
+        "user_agent": st.one_of(st.sampled_from([ANDROID_UA, IPHONE_UA, "curl/8"]), text),
+        "os_version": text,
+        "device_model": text,
+        "language": text,
+        "install_referrer": st.one_of(st.just("gw_click_id%3Dabc%26pid%3Dtiktokweb_int"), ids),
+        "att_status": st.sampled_from(["authorized", "notDetermined", "not_determined"]),
+    },
+)
 
 
 @fuzz
-@given(body=bodies(install_objects), content_type=content_types)
-def test_installs_take_any_body(
+@given(body=mostly(valid_installs, bodies(install_objects), 0.6), content_type=content_types)
+def installs_take_any_body(
     client: TestClient, sdk: dict[str, str], body: bytes, content_type: str | None
 ) -> None:
     answer = post(client, "/api/v1/installs", body, content_type, sdk)
     assert_error_shape(answer)
     if answer.status_code == 200:
+        BRANCHES["install accepted"] += 1
         # Accepted once, answered the same for good.
         again = post(client, "/api/v1/installs", body, content_type, sdk)
         assert again.status_code == 200, again.text
@@ -522,6 +617,10 @@ def test_installs_take_any_body(
         assert record.status_code == 401  # the sdk key is no admin token
     else:
         assert answer.status_code in (400, 401, 413, 415), answer.text
+
+
+def test_installs_take_any_body(client: TestClient, sdk: dict[str, str]) -> None:
+    exercised(installs_take_any_body, {"install accepted": 0.05}, client=client, sdk=sdk)
 
 
 @fuzz
@@ -554,29 +653,69 @@ EVENT_FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "event_value": EVENT_VALUE,
     "user": objects_with({k: text for k in ("email", "phone", "external_id")}),
 }
+VALID_EVENT_FIELDS: dict[str, st.SearchStrategy[Any]] = {
+    "event_time": st.one_of(st.integers(0, 1_700_000_000), st.just("2026-01-01T10:00:00Z")),
+    "event_value": st.fixed_dictionaries(
+        {},
+        optional={
+            "af_revenue": st.one_of(
+                st.sampled_from(["9.99", "-1", "1e3", " 0 "]),
+                st.integers(-(10**9), 10**9),
+                st.floats(-1e9, 1e9).map(lambda f: round(f, 2)),
+            ),
+            "af_currency": st.sampled_from(["USD", "eur", " usd "]),
+            "af_content_id": text,
+            "af_quantity": scalars,
+        },
+    ),
+    "user": st.fixed_dictionaries({}, optional={k: ids for k in ("email", "phone", "external_id")}),
+}
 
 
 @fuzz
 @given(data=st.data(), content_type=content_types)
-def test_events_take_any_body(
+def events_take_any_body(
     client: TestClient, sdk: dict[str, str], attributed: str, data: Any, content_type: str | None
 ) -> None:
     objects = objects_with(EVENT_FIELDS).map(
         lambda o: {"app_key": "demo", "app_instance_id": attributed} | o
     )
-    body = data.draw(
-        st.one_of(bodies(objects), bodies(objects_with(EVENT_FIELDS | {"app_instance_id": text})))
+    accepted = valid(
+        {
+            "app_key": st.just("demo"),
+            "app_instance_id": st.just(attributed),
+            "event_name": st.sampled_from(["af_purchase", "af_complete_registration", "x"]),
+            # Mostly with an id, so that the answer to a repeat is checked.
+            "event_id": st.one_of(st.sampled_from(["e-1", "e-2"]), ids, st.none()),
+        },
+        VALID_EVENT_FIELDS,
     )
+    junk = st.one_of(
+        bodies(objects), bodies(objects_with(EVENT_FIELDS | {"app_instance_id": text}))
+    )
+    body = data.draw(mostly(accepted, junk, 0.6))
     answer = post(client, "/api/v1/events", body, content_type, sdk)
     assert_error_shape(answer)
     if answer.status_code == 202:
+        BRANCHES["event accepted"] += 1
         again = post(client, "/api/v1/events", body, content_type, sdk)
         assert again.status_code == 202, again.text
         sent = json.loads(body)
         if isinstance(sent.get("event_id"), str) and sent["event_id"].strip():
+            BRANCHES["event answered the same again"] += 1
             assert again.json() == answer.json()
     else:
         assert answer.status_code in (400, 401, 404, 413, 415), answer.text
+
+
+def test_events_take_any_body(client: TestClient, sdk: dict[str, str], attributed: str) -> None:
+    exercised(
+        events_take_any_body,
+        {"event accepted": 0.05, "event answered the same again": 0.05},
+        client=client,
+        sdk=sdk,
+        attributed=attributed,
+    )
 
 
 @fuzz
@@ -624,6 +763,13 @@ destination_objects = st.dictionaries(
     maybe(objects_with({"app_id": text, "store_url": urls, "url": urls})),
     max_size=4,
 )
+APP_FIELDS_ATTRIBUTION = (
+    "click_lookback_days",
+    "viewthrough_lookback_hours",
+    "probabilistic_window_hours",
+    "reattribution_window_days",
+    "min_click_to_install_seconds",
+)
 APP_FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "name": text,
     "destinations": destination_objects,
@@ -632,19 +778,60 @@ APP_FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "attribution": objects_with(
         {
             key: st.one_of(st.integers(-5, 1000), st.sampled_from([0, 1, 24, 30, 730, 3601]))
-            for key in (
-                "click_lookback_days",
-                "viewthrough_lookback_hours",
-                "probabilistic_window_hours",
-                "reattribution_window_days",
-                "min_click_to_install_seconds",
-            )
+            for key in APP_FIELDS_ATTRIBUTION
         }
         | {"probabilistic_ios": st.booleans()}
     ),
 }
 # Path segments as sent (already percent-encoded); generated text is encoded on the way.
 APP_KEYS = ["fz", "fz-1", "FZ", "fz_1", "a" * 41, "fz%0A", "fz%0D%0A", "fz.", "%20fz", "%00"]
+# URLs a config accepts (http(s) with a host) that still read oddly: where a click may then go.
+STORABLE_URLS = [
+    "https://apps.apple.com/app/id1",
+    "https://EXAMPLE.COM/",
+    "HTTPS://Example.Com/path",
+    "https://example.com:8443/",
+    "https://example.com./",
+    "https://evil.example#@example.com/",
+    "https://evil.example?@example.com/",
+    "https://example.com.evil.example/",
+    "https://xn--exmple-cua.com/",
+    "https://ex\u00e1mple.com/",
+    "https://example\u3002com/",
+    "https://[::1]/",
+    "https://93.184.216.34/",
+    "http://example.com/",
+    "https://example.com/%0d%0aSet-Cookie:x=1",
+]
+store_destinations = st.fixed_dictionaries(
+    {"store_url": st.sampled_from(STORABLE_URLS)},
+    optional={"app_id": st.sampled_from(["440", "id1", "com.example.game", ""])},
+)
+url_destinations = st.fixed_dictionaries({"url": st.sampled_from(STORABLE_URLS)})
+valid_apps = valid(
+    {"name": storable(200, required=True)},
+    {
+        "destinations": st.fixed_dictionaries(
+            {},
+            optional={name: store_destinations for name in ("ios", "android", "steam", "xbox")}
+            | {name: url_destinations for name in ("apk", "web")},
+        ),
+        "allowed_redirect_hosts": st.lists(
+            st.sampled_from(["example.com", "EXAMPLE.com", "evil.example", "127.0.0.1"]),
+            max_size=3,
+        ),
+        "allowed_origins": st.lists(
+            st.sampled_from(["https://www.example.com", "http://localhost:8080", "HTTPS://A.b/"]),
+            max_size=2,
+        ),
+        # 1 and 24 are within every attribution range.
+        "attribution": st.fixed_dictionaries(
+            {},
+            optional={key: st.sampled_from([1, 24]) for key in APP_FIELDS_ATTRIBUTION}
+            | {"probabilistic_ios": st.booleans()},
+        ),
+    },
+)
 
 
 def configured_hosts(config: dict[str, Any]) -> frozenset[str]:
@@ -659,12 +846,15 @@ def configured_hosts(config: dict[str, Any]) -> frozenset[str]:
 
 @fuzz
 @given(
-    key=st.one_of(st.sampled_from(APP_KEYS[:2]), st.sampled_from(APP_KEYS), text),
-    body=bodies(objects_with(APP_FIELDS).map(lambda o: {"name": "Fuzz"} | o)),
+    # Mostly a valid key: a body is only read under one.
+    key=mostly(st.sampled_from(APP_KEYS[:2]), st.one_of(st.sampled_from(APP_KEYS), text), 0.7),
+    body=mostly(
+        valid_apps, bodies(objects_with(APP_FIELDS).map(lambda o: {"name": "Fuzz"} | o)), 0.6
+    ),
     content_type=content_types,
     af_r=redirect_urls,
 )
-def test_app_configs_take_any_body_and_redirect_only_where_they_say(
+def app_configs_take_any_body_and_redirect_only_where_they_say(
     client: TestClient,
     admin: dict[str, str],
     key: str,
@@ -677,6 +867,7 @@ def test_app_configs_take_any_body_and_redirect_only_where_they_say(
     assert_error_shape(answer)
     if answer.status_code != 200:
         return
+    BRANCHES["app stored"] += 1
     stored = answer.json()
     assert "access_token" not in stored
     read = client.get(f"/api/v1/apps/{stored['app_key']}", headers=admin)
@@ -693,6 +884,17 @@ def test_app_configs_take_any_body_and_redirect_only_where_they_say(
             )
             assert click.status_code == 302, click.text
             location_is_allowed(click.headers["location"], allowed)
+
+
+def test_app_configs_take_any_body_and_redirect_only_where_they_say(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    exercised(
+        app_configs_take_any_body_and_redirect_only_where_they_say,
+        {"app stored": 0.05},
+        client=client,
+        admin=admin,
+    )
 
 
 INTEGRATION_FIELDS: dict[str, st.SearchStrategy[Any]] = {
@@ -725,19 +927,66 @@ INTEGRATION_FIELDS: dict[str, st.SearchStrategy[Any]] = {
 }
 
 
+partner_events = st.one_of(
+    st.fixed_dictionaries(
+        {"partner_event": st.just("Purchase")}, optional={"include_revenue": st.booleans()}
+    ),
+    st.fixed_dictionaries(
+        {"partner_event": st.one_of(st.just("CompleteRegistration"), storable(100, required=True))},
+        optional={"include_revenue": st.just(False)},
+    ),
+)
+valid_integrations = valid(
+    {"pixel_code": st.sampled_from(["CXXXXXXXXXXXXXXXXXXX", "DEMO_PIXEL_1"])},
+    {
+        "enabled": st.booleans(),
+        "access_token": storable(512),
+        "test_event_code": storable(64),
+        "view_through": st.booleans(),
+        "ccpa_limit": st.booleans(),
+        "install_event": storable(64),
+        "inapp_postbacks": st.fixed_dictionaries(
+            {},
+            optional={
+                "enabled": st.booleans(),
+                "window_days": st.integers(0, 3650),
+                "for_users": st.sampled_from(["this_partner", "all"]),
+                "events": st.lists(
+                    st.builds(
+                        lambda name, partner: {"app_event": name} | partner,
+                        st.sampled_from(["af_purchase", "af_login", "<b>x</b>", "\u00e9"]),
+                        partner_events,
+                    ),
+                    max_size=3,
+                    unique_by=lambda e: e["app_event"],
+                ),
+            },
+        ),
+    },
+)
+
+
 @fuzz
-@given(body=bodies(objects_with(INTEGRATION_FIELDS)), content_type=content_types)
-def test_integrations_take_any_body(
+@given(
+    body=mostly(valid_integrations, bodies(objects_with(INTEGRATION_FIELDS)), 0.6),
+    content_type=content_types,
+)
+def integrations_take_any_body(
     client: TestClient, admin: dict[str, str], body: bytes, content_type: str | None
 ) -> None:
     path = "/api/v1/apps/demo/integrations/tiktokweb_int"
     answer = client.put(path, content=body, headers=admin | {"content-type": content_type or ""})
     assert_error_shape(answer)
     if answer.status_code == 200:
+        BRANCHES["integration stored"] += 1
         assert "access_token" not in answer.json()
         read = client.get(path, headers=admin)
         assert read.status_code == 200, read.text
         assert "access_token" not in read.json()
+
+
+def test_integrations_take_any_body(client: TestClient, admin: dict[str, str]) -> None:
+    exercised(integrations_take_any_body, {"integration stored": 0.05}, client=client, admin=admin)
 
 
 MAPPING_FIELD = objects_with(
@@ -770,6 +1019,44 @@ PAGE_FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "ttclid_sub": st.sampled_from(["af_sub1", "af_sub5", "af_sub6"]),
 }
 SLUGS = ["fz-page", "fz-page-2", "-x", "FZ", "a" * 81, "fz-page%0A", "%00"]
+valid_mapping_fields = st.fixed_dictionaries(
+    {},
+    optional={
+        "keys": st.lists(st.one_of(st.sampled_from(["pid", "c", "utm_source"]), storable(40))),
+        "defaultValue": storable(200),
+        "overrideValues": st.dictionaries(storable(40), storable(200), max_size=2),
+    },
+)
+valid_pages = valid(
+    {
+        "app_key": st.just("demo"),
+        "title": storable(200, required=True),
+        # Always a mapping: it is the one part of a page that must read back from the markup.
+        "mapping": st.fixed_dictionaries(
+            {"mediaSource": valid_mapping_fields},
+            optional={
+                "campaign": valid_mapping_fields,
+                "afSub2": valid_mapping_fields,
+                "googleClickIdKey": storable(40),
+                "afCustom": st.lists(
+                    st.builds(
+                        lambda key, f: {"paramKey": key} | f,
+                        st.one_of(st.just("k"), storable(40, required=True)),
+                        valid_mapping_fields,
+                    ),
+                    max_size=2,
+                ),
+            },
+        ),
+    },
+    {
+        "headline": storable(200),
+        "body": storable(2000),
+        "image_url": st.sampled_from(["/static/favicon.svg", "/static/../x", *STORABLE_URLS]),
+        "ctas": st.lists(st.sampled_from(["ios", "android", "apk", "steam"]), max_size=5),
+        "ttclid_sub": st.sampled_from(["af_sub1", "af_sub5"]),
+    },
+)
 
 
 def strings_in(value: Any) -> list[str]:
@@ -784,13 +1071,18 @@ def strings_in(value: Any) -> list[str]:
 
 @fuzz
 @given(
-    slug=st.one_of(st.sampled_from(SLUGS[:2]), st.sampled_from(SLUGS), text),
-    body=bodies(objects_with(PAGE_FIELDS).map(lambda o: {"app_key": "demo", "title": "T"} | o)),
+    # Mostly a valid slug: a body is only read under one.
+    slug=mostly(st.sampled_from(SLUGS[:2]), st.one_of(st.sampled_from(SLUGS), text), 0.7),
+    body=mostly(
+        valid_pages,
+        bodies(objects_with(PAGE_FIELDS).map(lambda o: {"app_key": "demo", "title": "T"} | o)),
+        0.6,
+    ),
     content_type=content_types,
     query=queries(),
     ua=st.sampled_from([DESKTOP_UA, IPHONE_UA, ANDROID_UA]),
 )
-def test_pages_take_any_body_and_render_it_inert(
+def pages_take_any_body_and_render_it_inert(
     client: TestClient,
     admin: dict[str, str],
     slug: str,
@@ -804,6 +1096,7 @@ def test_pages_take_any_body_and_render_it_inert(
     assert_error_shape(answer)
     if answer.status_code != 200:
         return
+    BRANCHES["page stored"] += 1
     stored = answer.json()
     read = client.get(f"/api/v1/pages/{stored['slug']}", headers=admin)
     assert read.status_code == 200 and read.json() == stored
@@ -814,9 +1107,19 @@ def test_pages_take_any_body_and_render_it_inert(
     mapping = stored.pop("mapping")
     assert_inert_page(page.text, strings_in(stored) + query_strings(query))
     if mapping:
+        BRANCHES["page mapping read back"] += 1
         tags = page_markup(page.text)
         (attr,) = [v for _, attrs in tags for k, v in attrs if k == "data-mapping"]
         assert json.loads(attr or "") == mapping
+
+
+def test_pages_take_any_body_and_render_it_inert(client: TestClient, admin: dict[str, str]) -> None:
+    exercised(
+        pages_take_any_body_and_render_it_inert,
+        {"page stored": 0.05, "page mapping read back": 0.05},
+        client=client,
+        admin=admin,
+    )
 
 
 # -- the public tracking surface ---------------------------------------------------------------
@@ -843,13 +1146,18 @@ def test_landing_pages_render_any_query_inert(client: TestClient, query: str, ua
 
 @fuzz
 @given(slug=text, query=queries())
-def test_unknown_landing_pages_are_the_404_page(client: TestClient, slug: str, query: str) -> None:
+def unknown_landing_pages_are_the_404_page(client: TestClient, slug: str, query: str) -> None:
     page = client.get(f"/lp/{path_segment(slug)}x-missing?{query}")
     assert page.status_code == 404
     if page.headers["content-type"].startswith("text/html"):
+        BRANCHES["html 404 page"] += 1
         assert "<script" not in page.text and "x-missing" not in page.text
     else:  # a slug with a "/" matches no route at all: the router's JSON 404
         assert_error_shape(page)
+
+
+def test_unknown_landing_pages_are_the_404_page(client: TestClient) -> None:
+    exercised(unknown_landing_pages_are_the_404_page, {"html 404 page": 0.5}, client=client)
 
 
 @fuzz
@@ -865,22 +1173,44 @@ def test_clicks_redirect_only_to_configured_hosts(
         location_is_allowed(click.headers["location"], DEMO_HOSTS)
 
 
+# The demo app's direct click targets: a generated platform and app id almost never name one.
+DEMO_DIRECT = [
+    (name, dest["app_id"]) for name, dest in DEMO_APP["destinations"].items() if "app_id" in dest
+]
+
+
 @fuzz
 @given(
-    platform=st.one_of(st.sampled_from(["steam", "STEAM", "ios", "xbox", "web", "apk"]), text),
-    app_id=st.one_of(st.sampled_from(["440", "id1234567890", "com.example.game"]), text),
+    target=mostly(
+        st.sampled_from([*DEMO_DIRECT, ("STEAM", "440")]),
+        st.tuples(
+            st.one_of(st.sampled_from(["steam", "STEAM", "ios", "xbox", "web", "apk"]), text),
+            st.one_of(st.sampled_from(["440", "id1234567890", "com.example.game"]), text),
+        ),
+        0.5,
+    ),
     query=queries(),
     af_r=redirect_urls,
 )
-def test_direct_clicks_redirect_only_to_configured_hosts(
-    client: TestClient, platform: str, app_id: str, query: str, af_r: str
+def direct_clicks_redirect_only_to_configured_hosts(
+    client: TestClient, target: tuple[str, str], query: str, af_r: str
 ) -> None:
+    platform, app_id = target
     path = f"/v1.0/c2s/click/app/{path_segment(platform)}/{path_segment(app_id)}"
     answer = client.get(f"{path}?af_r={enc(af_r)}&{query}", follow_redirects=False)
     assert_error_shape(answer)
     assert answer.status_code in (302, 404), answer.text
     if answer.status_code == 302:
+        BRANCHES["direct click redirected"] += 1
         location_is_allowed(answer.headers["location"], DEMO_HOSTS)
+
+
+def test_direct_clicks_redirect_only_to_configured_hosts(client: TestClient) -> None:
+    exercised(
+        direct_clicks_redirect_only_to_configured_hosts,
+        {"direct click redirected": 0.05},
+        client=client,
+    )
 
 
 beacon_objects = objects_with(
@@ -893,14 +1223,29 @@ beacon_objects = objects_with(
 )
 
 
+# What the snippet sends (any text in its strings: a beacon's values are only stored, bounded).
+valid_beacons = valid(
+    {},
+    {
+        "url": st.one_of(st.just(f"{OWN_ORIGIN}/lp/demo?pid=tiktokweb_int"), urls),
+        "referrer": urls,
+        "pvid": text,
+        "params": st.dictionaries(st.one_of(st.sampled_from(QUERY_KEYS), text), text),
+    },
+)
+
+
 @fuzz
 @given(
-    body=bodies(beacon_objects),
+    body=mostly(valid_beacons, bodies(beacon_objects), 0.6),
     content_type=st.one_of(st.just("text/plain;charset=UTF-8"), content_types),
-    origin=st.sampled_from([None, OWN_ORIGIN, "https://evil.example", "null"]),
+    # Mostly an origin the app takes: a beacon from another is refused before it is read.
+    origin=mostly(
+        st.sampled_from([None, OWN_ORIGIN]), st.sampled_from(["https://evil.example", "null"]), 0.7
+    ),
     query=queries(),
 )
-def test_impressions_take_any_beacon_and_any_pixel_query(
+def impressions_take_any_beacon_and_any_pixel_query(
     client: TestClient, body: bytes, content_type: str | None, origin: str | None, query: str
 ) -> None:
     headers = {} if origin is None else {"origin": origin}
@@ -909,8 +1254,16 @@ def test_impressions_take_any_beacon_and_any_pixel_query(
     assert beacon.status_code in (202, 400, 403, 413, 415), beacon.text
     if origin not in (None, OWN_ORIGIN):
         assert beacon.status_code == 403
+    if beacon.status_code == 202:
+        BRANCHES["beacon accepted"] += 1
     pixel = client.get(f"/i/demo?{query}")
     assert pixel.status_code == 200 and pixel.headers["content-type"] == "image/gif"
+
+
+def test_impressions_take_any_beacon_and_any_pixel_query(client: TestClient) -> None:
+    exercised(
+        impressions_take_any_beacon_and_any_pixel_query, {"beacon accepted": 0.05}, client=client
+    )
 
 
 @fuzz
@@ -922,13 +1275,14 @@ def test_impressions_take_any_beacon_and_any_pixel_query(
     ),
     raw=st.booleans(),
 )
-def test_qr_codes_encode_our_urls_only_and_never_echo_them(
+def qr_codes_encode_our_urls_only_and_never_echo_them(
     client: TestClient, target: str, raw: bool
 ) -> None:
     value = raw_query_piece(target) if raw else enc(target)
     answer = client.get(f"/qr.svg?u={value}")
     assert_error_shape(answer)
     if answer.status_code == 200:
+        BRANCHES["qr drawn"] += 1
         assert answer.headers["content-type"].startswith("image/svg+xml")
         svg = ET.fromstring(answer.content)
         names = {el.tag.rsplit("}", 1)[-1] for el in svg.iter()}
@@ -938,7 +1292,16 @@ def test_qr_codes_encode_our_urls_only_and_never_echo_them(
         seen = dict(parse_qsl(f"u={value}", keep_blank_values=True))["u"]
         assert urlsplit(seen)[:2] == ("http", OWN_HOST)
     else:
+        BRANCHES["qr refused"] += 1
         assert answer.status_code == 400, answer.text
+
+
+def test_qr_codes_encode_our_urls_only_and_never_echo_them(client: TestClient) -> None:
+    exercised(
+        qr_codes_encode_our_urls_only_and_never_echo_them,
+        {"qr drawn": 0.05, "qr refused": 0.05},
+        client=client,
+    )
 
 
 def test_the_demo_app_is_what_the_fuzzed_redirects_assume() -> None:

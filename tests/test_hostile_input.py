@@ -23,6 +23,7 @@ from app.server import create_app
 from app.settings import Settings
 from app.web.errors import ApiError, read_body
 from tests.aio import run_async
+from tests.fixtures import DESKTOP_UA, IPHONE_UA
 
 ORIGIN = "https://gangway.test"
 CONFIGURED_HOSTS = {
@@ -57,11 +58,6 @@ HOSTILE_QUERIES = {
     "open redirect tricks": "af_r=https://example.com@evil.example/&af_web_dp=//evil.example",
     "unicode host": "af_r=https://example%E3%80%82com/&af_web_dp=https://%D0%B5xample.com/",
 }
-IPHONE_UA = (
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
-    "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
-)
-DESKTOP_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0"
 
 
 @pytest.fixture()
@@ -168,30 +164,87 @@ def test_hostile_redirects_are_refused_and_flagged(web: TestClient, settings: Se
         assert row["destination"] == "https://example.com/"
 
 
-@pytest.mark.parametrize(
-    "headers",
-    [
-        {"user-agent": TEN_KB},
+# Each hostile header, with what the impression it arrives on must store: what the owner sees.
+# Every other column is only held to its bounds (`assert_bounded`).
+HOSTILE_HEADERS: dict[str, tuple[dict[str, str], dict[str, Any], set[str]]] = {
+    "user-agent 10 KB": ({"user-agent": TEN_KB}, {"user_agent": "A" * 1024}, {"truncated"}),
+    "user-agent control characters": (
         {"user-agent": "Mozilla/5.0 \x01\x7f (iPhone)"},
-        {"referer": "javascript:alert(1)"},
+        {"os_family": "ios"},
+        set(),
+    ),
+    "referer javascript": ({"referer": "javascript:alert(1)"}, {"page_slug": None}, set()),
+    "referer 10 KB": (
         {"referer": f"{ORIGIN}/lp/demo?c={TEN_KB}"},
-        {"referer": "http://[::1"},
+        {"page_slug": "demo", "original_url": f"{ORIGIN}/lp/demo?c={TEN_KB}"[:4096]},
+        {"truncated"},
+    ),
+    "referer bad ipv6": ({"referer": "http://[::1"}, {"page_slug": None}, set()),
+    # No proxy is trusted, so a forged chain is ignored: the peer is the visitor.
+    "x-forwarded-for": (
         {"x-forwarded-for": "not-an-ip, <script>, 999.1.1.1"},
-        {"accept-language": TEN_KB},
-        {"origin": "null"},
-        {"sec-gpc": "<1>"},
+        {"ip": "203.0.113.9"},
+        set(),
+    ),
+    "accept-language 10 KB": ({"accept-language": TEN_KB}, {"language": "A" * 256}, set()),
+    # A pixel from an origin the app does not list is refused (403): no row, checked below.
+    "origin null": ({"origin": "null"}, {}, set()),
+    "sec-gpc": ({"sec-gpc": "<1>"}, {"gpc": 0}, set()),
+    "cloudfront-viewer-country": (
         {"cloudfront-viewer-country": "<script>"},
-        {"cookie": "a=" + TEN_KB},
-    ],
-    ids=lambda h: f"{next(iter(h))}",
+        {"country": None},
+        set(),
+    ),
+    "cookie 10 KB": ({"cookie": "a=" + TEN_KB}, {}, set()),
+}
+
+
+def assert_not_reflected(answer: Any, headers: dict[str, str]) -> None:
+    """No hostile header value comes back in the body or a header of the answer. (Short plain
+    words such as "null" are skipped: they are in any JSON.)"""
+    echoed = answer.text + "\n" + "\n".join(f"{k}: {v}" for k, v in answer.headers.items())
+    for value in headers.values():
+        if len(value) >= 8 or "<" in value:
+            assert value not in echoed, (answer.request.url.path, value[:80])
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected", "expected_flags"),
+    HOSTILE_HEADERS.values(),
+    ids=HOSTILE_HEADERS.keys(),
 )
 def test_hostile_headers_never_break_a_touch(
-    web: TestClient, settings: Settings, headers: dict[str, str]
+    web: TestClient,
+    settings: Settings,
+    headers: dict[str, str],
+    expected: dict[str, Any],
+    expected_flags: set[str],
 ) -> None:
-    assert web.get("/lp/demo?pid=x", headers=headers).status_code == 200
-    assert_redirect_is_configured(web.get("/c/demo?pid=x", headers=headers))
-    assert web.get("/i/demo?pid=x").status_code == 200
-    for row in stored(settings, "clicks") + stored(settings, "impressions"):
+    page = web.get("/lp/demo?pid=x", headers=headers)
+    assert page.status_code == 200
+    assert re.findall(r"<script\b", page.text) == ["<script"]
+    assert_not_reflected(page, headers)
+    click = web.get("/c/demo?pid=x", headers=headers)
+    assert_redirect_is_configured(click)
+    assert_not_reflected(click, headers)
+
+    pixel = web.get("/i/demo?pid=x", headers=headers)
+    assert_not_reflected(pixel, headers)
+    impressions = stored(settings, "impressions")
+    if "origin" in headers:
+        assert pixel.status_code == 403, pixel.text
+        assert pixel.json()["error"] == "origin_not_allowed"
+        assert impressions == []
+    else:
+        assert pixel.status_code == 200, pixel.text
+        assert pixel.headers["content-type"] == "image/gif"
+        assert pixel.content.startswith(b"GIF8")
+        (row,) = impressions
+        assert (row["app_key"], row["pid"], row["ip"]) == ("demo", "x", "203.0.113.9")
+        assert {column: row[column] for column in expected} == expected
+        assert set(filter(None, row["flags"].split(","))) == expected_flags
+
+    for row in stored(settings, "clicks") + impressions:
         assert_bounded(row)
         assert row["user_agent"] is None or len(row["user_agent"]) <= 1024
         assert row["language"] is None or len(row["language"]) <= 256

@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from tests.test_installs import AD_QUERY, ANDROID_UA
+from tests.fixtures import AD_QUERY, ANDROID_UA
 
 RACERS = 12
 

@@ -15,20 +15,13 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
-import httpx
 import pytest
-from starlette.testclient import TestClient
 
-from app.__main__ import DEMO_APP, DEMO_INTEGRATION
 from app.attribution import TimeRange
 from app.paths import ROOT
-from app.server import create_app
 from app.store.records import CandidateQuery
 from app.store.sqlite.candidates import (
     CLICKS_SQL,
@@ -37,27 +30,18 @@ from app.store.sqlite.candidates import (
     find_candidates,
 )
 from app.store.sqlite.installs import DEVICE_ID_COLUMNS, PRIOR_INSTALL_SQL
-from tests import dbq
-from tests.conftest import make_settings, seed
+from tests.fixtures import (
+    ANDROID_SDK_UA,
+    ANDROID_UA,
+    IOS_SDK_UA,
+    IPHONE_UA,
+    OTHER_IP,
+    PHONE_IP,
+    START,
+    Gangway,
+    open_gangway,
+)
 
-START = datetime(2026, 11, 21, 10, 0, tzinfo=UTC).timestamp()
-PHONE_IP = "203.0.113.7"
-OTHER_IP = "198.51.100.9"
-ANDROID_UA = (
-    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/126.0.0.0 Mobile Safari/537.36"
-)
-IPHONE_UA = (
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
-    "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
-)
-# What apps send as their own HTTP user agent.
-IOS_SDK_UA = "DemoGame/1.0 CFNetwork/1496.0.7 Darwin/23.5.0"
-ANDROID_SDK_UA = "Dalvik/2.1.0 (Linux; U; Android 14; Pixel 8 Build/UQ1A.240205.004)"
-AD_QUERY = (
-    "pid=tiktokweb_int&c=summer&af_c_id=1700&af_adset=teens&af_adset_id=17001&af_ad=video1"
-    "&af_ad_id=170011&ttclid=E.C.P.abc&af_sub1=E.C.P.abc&deep_link_value=level7"
-)
 # Keys of the conversion data, exactly as http-api.md section 2 lists them.
 ANSWER_KEYS = {
     "install_id",
@@ -83,125 +67,6 @@ ANSWER_KEYS = {
     "deep_link_value",
     "original_url",
 }
-
-
-class FakeClock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@dataclass
-class Gangway:
-    """A Gangway in process, seen from a visitor's browser, the app and the owner."""
-
-    http: TestClient
-    clock: FakeClock
-    db: str
-    sdk: dict[str, str]
-    admin: dict[str, str]
-
-    def click(self, ip: str = PHONE_IP, ua: str = ANDROID_UA, query: str = AD_QUERY) -> str:
-        """A CTA tap; answers the click id (read back from the store, as the App Store
-        redirect does not show it)."""
-        answer = self.http.get(
-            f"/c/demo?{query}",
-            headers={"User-Agent": ua, "X-Forwarded-For": ip},
-            follow_redirects=False,
-        )
-        assert answer.status_code == 302, answer.text
-        return self.latest("clicks")
-
-    def android_click(self, ip: str = PHONE_IP) -> tuple[str, str]:
-        """A Google Play CTA tap: (click id, the Play install referrer the app will read)."""
-        answer = self.http.get(
-            f"/c/demo?{AD_QUERY}",
-            headers={"User-Agent": ANDROID_UA, "X-Forwarded-For": ip},
-            follow_redirects=False,
-        )
-        referrer = parse_qs(urlsplit(answer.headers["location"]).query)["referrer"][0]
-        return parse_qs(referrer)["gw_click_id"][0], referrer
-
-    def impression(self, ip: str = PHONE_IP, ua: str = IPHONE_UA) -> str:
-        answer = self.http.post(
-            "/i/demo",
-            json={"url": f"http://gangway.test/lp/demo?{AD_QUERY}"},
-            headers={"User-Agent": ua, "X-Forwarded-For": ip},
-        )
-        assert answer.status_code == 202, answer.text
-        return str(answer.json()["id"])
-
-    def install(
-        self, instance: str, *, via: str = PHONE_IP, ua: str | None = None, **body: Any
-    ) -> httpx.Response:
-        """The app's install request, sent from the address `via` (the phone, unless a
-        server-to-server call); `ua` is the request's User-Agent, `body` the JSON fields."""
-        headers = self.sdk | {"X-Forwarded-For": via}
-        if ua is not None:
-            headers["User-Agent"] = ua
-        defaults = {"app_key": "demo", "platform": "android", "app_instance_id": instance}
-        if body.get("platform", "android") == "android":
-            defaults |= {"os_version": "14", "device_model": "Pixel 8"}
-        return self.http.post("/api/v1/installs", json=defaults | body, headers=headers)
-
-    def installed(self, instance: str, **kwargs: Any) -> dict[str, Any]:
-        answer = self.install(instance, **kwargs)
-        assert answer.status_code == 200, answer.text
-        return dict(answer.json())
-
-    def record(self, install_id: str) -> dict[str, Any]:
-        """The install as the owner sees it, with its receipt."""
-        answer = self.http.get(f"/api/v1/installs/{install_id}", headers=self.admin)
-        assert answer.status_code == 200, answer.text
-        return dict(answer.json())
-
-    def put_integration(self, **changes: Any) -> None:
-        answer = self.http.put(
-            "/api/v1/apps/demo/integrations/tiktokweb_int",
-            json=DEMO_INTEGRATION | changes,
-            headers=self.admin,
-        )
-        assert answer.status_code == 200, answer.text
-
-    def put_attribution(self, **changes: Any) -> None:
-        answer = self.http.put(
-            "/api/v1/apps/demo", json=DEMO_APP | {"attribution": changes}, headers=self.admin
-        )
-        assert answer.status_code == 200, answer.text
-
-    def later(self, seconds: float) -> None:
-        self.clock.now += seconds
-
-    def latest(self, table: str) -> str:
-        return str(self.sql(f"SELECT id FROM {table} ORDER BY rowid DESC LIMIT 1")[0][0])
-
-    def sql(self, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        return dbq.query(self.db, query, params)
-
-
-def open_gangway(tmp_path: Path, db: str | None = None) -> Iterator[Gangway]:
-    """A seeded Gangway whose test client is a trusted proxy (so X-Forwarded-For sets the IP)."""
-    settings = make_settings(tmp_path, trusted_proxies="127.0.0.1")
-    if db is not None:  # the backend under test's fresh database (`backend_db`)
-        settings = replace(settings, db=db)
-    token, sdk_key = seed(settings.db)
-    clock = FakeClock(START)
-    # These tests read what is queued in the outbox; delivering it is `test_outbox.py`'s, so
-    # no background job runs.
-    with TestClient(
-        create_app(settings, clock=clock, run_jobs=False),
-        base_url="http://gangway.test",
-        client=("127.0.0.1", 50000),
-    ) as http:
-        yield Gangway(
-            http,
-            clock,
-            settings.db,
-            {"Authorization": f"Bearer {sdk_key}"},
-            {"Authorization": f"Bearer {token}"},
-        )
 
 
 @pytest.fixture()

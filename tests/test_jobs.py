@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 from app.jobs import Jobs, Periodic
 from app.server import create_app
 from tests.aio import run_async
-from tests.conftest import make_settings
+from tests.fixtures import make_settings
 
 
 class Recorder:
@@ -93,7 +93,10 @@ def test_the_lifespan_runs_the_outbox_and_can_leave_it_to_another_process(
     tmp_path: Path,
 ) -> None:
     settings = make_settings(tmp_path)
-    for run_jobs, names in ((True, ["outbox", "store-upkeep"]), (False, [])):
+    for run_jobs, names in (
+        (True, ["outbox", "store-upkeep", "ldu-mask", "retention"]),
+        (False, []),
+    ):
         with TestClient(create_app(settings, run_jobs=run_jobs)) as client:
             assert client.app_state["jobs"].names == names
             assert client.get("/healthz").status_code == 200

@@ -10,12 +10,10 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
+from tests.fixtures import ANDROID_UA
+
 pytestmark = pytest.mark.browser
 
-ANDROID_UA = (
-    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/126.0.0.0 Mobile Safari/537.36"
-)
 TTCLID = "E.C.P.test"
 
 

@@ -21,20 +21,10 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 import zxingcpp
 
+from tests.fixtures import ANDROID_UA, DESKTOP_UA, IPHONE_UA
+
 pytestmark = pytest.mark.browser
 
-IPHONE_UA = (
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
-    "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
-)
-ANDROID_UA = (
-    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/126.0.0.0 Mobile Safari/537.36"
-)
-DESKTOP_UA = (
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/126.0.0.0 Safari/537.36"
-)
 DEVICES: dict[str, dict[str, Any]] = {
     "iphone": {
         "user_agent": IPHONE_UA,

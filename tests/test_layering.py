@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import re
+from pathlib import Path
 
 from app.paths import ROOT
 
@@ -27,3 +29,16 @@ def test_the_vocabulary_is_a_leaf() -> None:
 
 def test_settings_import_no_domain_module() -> None:
     assert _app_imports("app/settings.py") <= {"app.vocabulary"}
+
+
+def test_no_test_module_imports_another() -> None:
+    """Shared helpers live in helper modules (`tests/fixtures.py`, `tests/outbox_rig.py`, ...),
+    so running one test file never runs another's module-level code."""
+    tests = Path(__file__).parent
+    offenders = [
+        f"{path.name}: {line.strip()}"
+        for path in sorted(tests.glob("test_*.py"))
+        for line in path.read_text().splitlines()
+        if re.match(r"\s*(from|import) tests\.(test_\w+|conftest)\b", line)
+    ]
+    assert offenders == []

@@ -37,7 +37,7 @@ def generate(case: Case) -> str | None:
 
 
 def test_every_vector_file_has_cases() -> None:
-    # Guards against a moved shared folder silently shrinking the parametrised list below.
+    # Guards against a lost or truncated vector file silently shrinking the parametrised list below.
     assert len(load_cases(SHARED_VECTORS)) >= 28
     assert len(load_cases(EXTRA_VECTORS)) >= 40
 

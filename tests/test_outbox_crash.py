@@ -13,10 +13,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import seed
 from tests.fakes.tiktok_api import FakeTikTok
+from tests.fixtures import install, install_postback, seed, visit, wait_until
 from tests.live import LiveServer
-from tests.test_postbacks_e2e import install, install_postback, visit, wait_until
 
 # How long the fake TikTok sits on the first request: far longer than killing takes, and the
 # server's own timeout (below) is longer still, so the request is surely in flight at the kill.

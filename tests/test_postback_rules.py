@@ -312,7 +312,11 @@ def test_a_purchase_carries_revenue_and_hashed_user_fields() -> None:
     assert sent["event"] == "Purchase"
     assert sent["event_id"] == "evt-1"
     assert sent["event_time"] == int(T0 + 120)
-    assert sent["properties"] == {"value": 9.99, "currency": "USD", "content_id": "sku-1"}
+    assert sent["properties"] == {
+        "value": 9.99,
+        "currency": "USD",
+        "contents": [{"content_id": "sku-1"}],
+    }
     user = sent["user"]
     assert isinstance(user, dict)
     assert user["email"] == EMAIL_VECTOR
@@ -327,9 +331,9 @@ def test_a_registration_carries_no_revenue_even_when_the_app_sent_some() -> None
     assert sent["event"] == "CompleteRegistration"
 
 
-def test_a_non_purchase_keeps_its_content_id_only() -> None:
+def test_a_non_purchase_keeps_its_parameters_but_not_its_revenue() -> None:
     sent = event_postback("af_add_to_cart", {"af_revenue": "5", "af_content_id": "sku-2"})
-    assert sent["properties"] == {"content_id": "sku-2"}
+    assert sent["properties"] == {"contents": [{"content_id": "sku-2"}]}
 
 
 def test_revenue_goes_only_with_purchase_even_if_a_stored_mapping_says_otherwise() -> None:

@@ -3,159 +3,29 @@
 Landing page -> CTA click -> install with the Play referrer -> in-app events; what reaches the
 fake TikTok is compared whole with what the spec says it must be. Also the owner's view of a
 postback (attempts, the JSON sent, retry), test mode, and the installs that must send nothing.
-The helpers here (`visit`, `install`, `event`) are shared with the CCPA and crash tests.
+The journey helpers (`visit`, `install`, `event`, ...) are in `tests/fixtures.py`, shared with
+the CCPA and crash tests.
 """
 
 from __future__ import annotations
 
-import atexit
-import functools
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from html.parser import HTMLParser
-from typing import Any, TypeVar
-from urllib.parse import parse_qs, urljoin, urlsplit
+from typing import Any
 
-import httpx
-
-from app.__main__ import DEMO_INTEGRATION
 from tests.fakes.tiktok_api import FakeTikTok
-
-ANDROID_UA = (
-    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/126.0.0.0 Mobile Safari/537.36"
+from tests.fixtures import (
+    ANDROID_UA,
+    EMAIL_VECTOR,
+    PHONE_VECTOR,
+    event,
+    http,
+    install,
+    install_postback,
+    owner,
+    put_integration,
+    visit,
 )
-EMAIL_VECTOR = "848a771458438fc2ec420560d769fb9b9b86851ee338ec56517baabd79d3bb4f"
-PHONE_VECTOR = "9f7ec22d72092cd3c0b58726ed9c2d91b92e51a3f29837508fb2948bb22dd2fd"
+
 DEMO_PIXEL = "DEMOPIXEL0000000000"
-
-T = TypeVar("T")
-
-
-@functools.cache
-def http() -> httpx.Client:
-    """One client for every helper call: a new client costs ~30 ms (its TLS context), more
-    than the request it would make."""
-    client = httpx.Client(timeout=5.0)
-    # Closed at exit: kept-alive sockets left to the interpreter's last GC warn as unclosed.
-    atexit.register(client.close)
-    return client
-
-
-class _Anchors(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.found: list[dict[str, str | None]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "a":
-            self.found.append(dict(attrs))
-
-
-def _cta_href(page: str, platform: str) -> str:
-    """The href of the page's store button for `platform` (attribute order does not matter)."""
-    anchors = _Anchors()
-    anchors.feed(page)
-    hrefs = [a["href"] for a in anchors.found if a.get("data-platform") == platform]
-    assert hrefs and hrefs[0], f"no {platform} button on the page"
-    return hrefs[0]
-
-
-@dataclass(frozen=True)
-class Visit:
-    landing_url: str
-    click_id: str
-    # The Play install referrer the store hands the app: how the install finds its click.
-    install_referrer: str
-
-
-def visit(base: str, ttclid: str, headers: dict[str, str] | None = None) -> Visit:
-    """Open the demo landing page from a TikTok ad and tap the Google Play button."""
-    landing = f"{base}/lp/demo?pid=tiktokweb_int&c=summer&ttclid={ttclid}"
-    sent = {"User-Agent": ANDROID_UA, **(headers or {})}
-    page = http().get(landing, headers=sent)
-    assert page.status_code == 200, page.text
-    href = urljoin(base, _cta_href(page.text, "android"))
-    click = http().get(href, headers=sent | {"Referer": landing})
-    assert click.status_code == 302, click.text
-    referrer = parse_qs(urlsplit(click.headers["location"]).query)["referrer"][0]
-    return Visit(landing, parse_qs(referrer)["gw_click_id"][0], referrer)
-
-
-def install(server: Any, instance: str, referrer: str | None, **fields: Any) -> dict[str, Any]:
-    body = {
-        "app_key": "demo",
-        "platform": "android",
-        "app_instance_id": instance,
-        # A minute after the click: an install seconds after its click is click injection.
-        "install_time": int(time.time()) + 60,
-        "ip": "198.51.100.77",
-        **({"install_referrer": referrer} if referrer else {}),
-        **fields,
-    }
-    answer = http().post(
-        f"{server.url}/api/v1/installs",
-        headers={"Authorization": f"Bearer {server.sdk_key}"},
-        json=body,
-    )
-    assert answer.status_code == 200, answer.text
-    return dict(answer.json()) | {"install_time": body["install_time"]}
-
-
-def event(server: Any, instance: str, name: str, **fields: Any) -> dict[str, Any]:
-    answer = http().post(
-        f"{server.url}/api/v1/events",
-        headers={"Authorization": f"Bearer {server.sdk_key}"},
-        json={"app_key": "demo", "app_instance_id": instance, "event_name": name, **fields},
-    )
-    assert answer.status_code == 202, answer.text
-    return dict(answer.json())
-
-
-def owner(server: Any, method: str, path: str, **kwargs: Any) -> httpx.Response:
-    return http().request(
-        method,
-        f"{server.url}{path}",
-        headers={"Authorization": f"Bearer {server.admin_token}"},
-        **kwargs,
-    )
-
-
-def wait_until(probe: Callable[[], T | None], timeout: float = 5.0) -> T:
-    """Poll every 50 ms until `probe` answers something; AssertionError after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = probe()
-        if found is not None:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"nothing after {timeout} s")
-        time.sleep(0.05)
-
-
-def install_postback(server: Any, install_id: str, state: str) -> dict[str, Any]:
-    """The install's postback as the owner sees it, once it is in `state`."""
-
-    def probe() -> dict[str, Any] | None:
-        listed = owner(server, "GET", f"/api/v1/installs/{install_id}").json()["postbacks"]
-        if not listed:
-            return None
-        detail = owner(server, "GET", f"/api/v1/postbacks/{listed[0]['id']}").json()
-        return dict(detail) if detail["state"] == state else None
-
-    return wait_until(probe)
-
-
-def put_integration(server: Any, **changes: Any) -> None:
-    answer = owner(
-        server,
-        "PUT",
-        "/api/v1/apps/demo/integrations/tiktokweb_int",
-        json=DEMO_INTEGRATION | changes,
-    )
-    assert answer.status_code == 200, answer.text
-
 
 # --- the journey ------------------------------------------------------------------------------
 
@@ -221,7 +91,7 @@ def test_install_and_mapped_events_reach_tiktok_exactly_as_specified(
         "limited_data_use": False,
         "user": touch_user | {"email": EMAIL_VECTOR, "phone": PHONE_VECTOR},
         "page": page,
-        "properties": {"value": 9.99, "currency": "USD", "content_id": "sku-1"},
+        "properties": {"value": 9.99, "currency": "USD", "contents": [{"content_id": "sku-1"}]},
     }
     assert registration == {
         "event": "CompleteRegistration",

@@ -21,13 +21,9 @@ from starlette.testclient import TestClient
 
 from app.server import create_app
 from app.settings import Settings
-from tests.conftest import make_settings, seed
+from tests.fixtures import MAC_UA, make_settings, seed
 
 ORIGIN = "https://gangway.test"
-DESKTOP_UA = (
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-    "Version/17.5 Safari/605.1.15"
-)
 PIXELS_PER_MODULE = 4
 
 
@@ -95,7 +91,7 @@ def test_a_url_of_ours_becomes_a_qr_code_that_reads_back(web: TestClient, url: s
 
 def test_the_landing_page_s_qr_code_reads_as_its_click_url(web: TestClient) -> None:
     html = web.get(
-        "/lp/demo?pid=tiktokweb_int&c=summer&ttclid=T1", headers={"user-agent": DESKTOP_UA}
+        "/lp/demo?pid=tiktokweb_int&c=summer&ttclid=T1", headers={"user-agent": MAC_UA}
     ).text
     src = re.search(r'<img src="(/qr\.svg\?u=[^"]+)"', html)
     assert src is not None
@@ -133,7 +129,9 @@ def test_anything_else_is_refused(web: TestClient, url: str) -> None:
 
 
 def test_behind_a_proxy_our_host_is_the_public_url(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, public_url="https://track.example.com/")
+    settings = make_settings(
+        tmp_path, public_url="https://track.example.com/", allowed_hosts=frozenset({"10.0.0.8"})
+    )
     seed(settings.db)
     with TestClient(create_app(settings), base_url="http://10.0.0.8:8000") as web:
         assert qr(web, "https://track.example.com/c/demo").status_code == 200

@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 from sqlite_utils import Database
 
-from app.store.records import TouchRecord
 from app.store.sqlite import SqliteStore as Store
 from app.store.sqlite.schema import migrations
-from app.touches import Touch
+from app.touches import Touch, TouchRecord
 from tests.aio import run_async
 
 run = run_async
@@ -163,3 +162,23 @@ def test_every_declared_field_has_its_column(tmp_path: Path) -> None:
     assert {*touch, *columns.CLICK_COLUMNS, *columns.CLICK_RECORD_COLUMNS} <= table("clicks")
     assert set(columns.INSTALL_COLUMNS) <= table("installs")
     assert set(columns.EVENT_COLUMNS) <= table("events")
+
+
+def test_old_sessions_and_failed_logins_are_pruned_as_new_ones_come(tmp_path: Path) -> None:
+    store = Store.open_sync(str(tmp_path / "g.db"))
+    day = 86400.0
+
+    async def scenario() -> None:
+        await store.users.create_user("ann@example.com", "h", "admin", None, 0.0)
+        await store.users.create_session("old", "ann@example.com", "c", 0.0)
+        await store.users.record_login_failure("ann@example.com", "203.0.113.1", 0.0)
+        await store.users.create_session("new", "ann@example.com", "c", 9 * day)
+        await store.users.record_login_failure("ann@example.com", "203.0.113.1", 9 * day)
+        assert await store.users.get_session("old") is None
+        assert await store.users.get_session("new") is not None
+        assert await store.users.login_failures("ann@example.com", "203.0.113.1", 0.0) == (1, 1)
+
+    try:
+        run(scenario())
+    finally:
+        store.close_sync()

@@ -11,17 +11,24 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from app.attribution import TimeRange
 from app.postbacks.postback import NewPostback, PostbackAttempt
+from app.reports.cost import PULLED, UPLOAD, CostEntry, Rate, effective_cost
+from app.reports.privacy import EraseKey, RetainItem
+from app.reports.rollups import Increment, RollupFold, RollupKey
+from app.sealing import TokenSealer
 from app.store.interfaces import Store
 from app.store.postgres import PostgresStore
-from app.store.records import CandidateQuery, ClickAlreadyClaimed, TouchRecord
+from app.store.records import CandidateQuery, ClickAlreadyClaimed
 from app.store.sqlite import SqliteStore
-from app.touches import Touch
+from app.touches import Touch, TouchRecord
+from app.vocabulary import DEFAULT_UNIFIED_PIDS
 from tests.aio import run_async
 from tests.records import make_event, make_install
 
@@ -29,25 +36,26 @@ T0 = 1_790_000_000.0
 IP = "203.0.113.7"
 DEMO_APP = {"name": "Demo", "destinations": {"steam": {"app_id": "440", "store_url": "x"}}}
 
-StoreOpener = Callable[[], Awaitable[Store]]
+StoreOpener = Callable[..., Awaitable[Store]]
 BACKENDS = ["sqlite", "postgresql"]
 
 
 @pytest.fixture(params=BACKENDS)
 def store_opener(request: pytest.FixtureRequest, tmp_path: Path) -> StoreOpener:
-    """Opens a fresh, empty store of the backend under test: a new SQLite file, or a new
-    database (copied from a migrated template) on the session's throwaway PostgreSQL server."""
+    """Opens a fresh, empty store of the backend under test (the same one each call), with the
+    `TokenSealer` given, if any: a new SQLite file, or a new database (from a migrated
+    template) on the session's throwaway PostgreSQL server."""
     if request.param == "postgresql":
         url = str(request.getfixturevalue("pg_database"))
 
-        async def open_postgres() -> Store:
-            return await PostgresStore.open(url)
+        async def open_postgres(sealer: TokenSealer | None = None) -> Store:
+            return await PostgresStore.open(url, sealer=sealer)
 
         return open_postgres
     path = str(tmp_path / "contract.db")
 
-    async def open_sqlite() -> Store:
-        return await SqliteStore.open(path)
+    async def open_sqlite(sealer: TokenSealer | None = None) -> Store:
+        return await SqliteStore.open(path, sealer=sealer)
 
     return open_sqlite
 
@@ -99,6 +107,21 @@ def test_an_app_keeps_its_sdk_key_and_creation_time_across_updates(
     with_store(store_opener, scenario)
 
 
+def test_an_app_is_found_by_its_sdk_key(store_opener: StoreOpener) -> None:
+    async def scenario(store: Store) -> None:
+        demo = await store.configs.put_app("demo", DEMO_APP, T0)
+        beta = await store.configs.put_app("beta", DEMO_APP, T0)
+        assert await store.configs.app_by_sdk_key(demo.sdk_key) == demo
+        found = await store.configs.app_by_sdk_key(beta.sdk_key)
+        assert found is not None and found.app_key == "beta"
+        assert await store.configs.app_by_sdk_key("not-a-key") is None
+        assert await store.configs.app_by_sdk_key("") is None
+        await store.configs.delete_app("demo")
+        assert await store.configs.app_by_sdk_key(demo.sdk_key) is None
+
+    with_store(store_opener, scenario)
+
+
 def test_an_integration_keeps_its_token_unless_a_new_one_is_sent(
     store_opener: StoreOpener,
 ) -> None:
@@ -121,6 +144,57 @@ def test_an_integration_keeps_its_token_unless_a_new_one_is_sent(
         assert not await store.configs.delete_integration("demo", "tiktokweb_int")
 
     with_store(store_opener, scenario)
+
+
+def test_access_tokens_are_sealed_at_rest_and_answered_clear(store_opener: StoreOpener) -> None:
+    async def token(sealer: TokenSealer | None) -> str | None:
+        store = await store_opener(sealer)
+        try:
+            found = await store.configs.get_integration("demo", "tiktokweb_int")
+            assert found is not None
+            return found.access_token
+        finally:
+            await store.close()
+
+    async def run() -> None:
+        # Written without a key (as by a version before sealing): kept in clear.
+        store = await store_opener()
+        await store.configs.put_app("demo", DEMO_APP, T0)
+        await store.configs.put_integration("demo", "tiktokweb_int", {}, "tok-clear", T0)
+        await store.close()
+
+        key1 = TokenSealer("key-1")
+        store = await store_opener(key1)
+        try:
+            found = await store.configs.get_integration("demo", "tiktokweb_int")
+            assert found is not None and found.access_token == "tok-clear"
+            assert await store.configs.seal_tokens() == 1
+            assert await store.configs.seal_tokens() == 0
+            saved = await store.configs.put_integration(
+                "demo", "tiktokweb_int", {"enabled": True}, "tok-2", T0 + 1
+            )
+            assert saved.access_token == "tok-2"
+            kept = await store.configs.put_integration(
+                "demo", "tiktokweb_int", {"enabled": False}, None, T0 + 2
+            )
+            assert kept.access_token == "tok-2"
+        finally:
+            await store.close()
+
+        assert await token(key1) == "tok-2"
+        # Sealed: no key, or another key, opens nothing.
+        assert await token(None) is None
+        assert await token(TokenSealer("key-2")) is None
+        # Rotation: the new key with the old one beside it re-seals under the new key.
+        store = await store_opener(TokenSealer("key-2", ["key-1"]))
+        try:
+            assert await store.configs.seal_tokens(rotate=True) == 1
+        finally:
+            await store.close()
+        assert await token(TokenSealer("key-2")) == "tok-2"
+        assert await token(key1) is None
+
+    run_async(run())
 
 
 def test_pages_are_kept_and_go_with_their_app(store_opener: StoreOpener) -> None:
@@ -328,6 +402,47 @@ def test_a_click_is_claimed_by_one_install_and_the_losers_write_nothing(
     with_store(store_opener, scenario)
 
 
+def test_limited_installs_are_masked_once_their_time_is_over(store_opener: StoreOpener) -> None:
+    ids = {"gaid": "38400000-8cf0-11bd-b23e-10b96e40000d", "android_id": "9774d56d682e549c"}
+    limited = make_install(
+        "ldu", ip=IP, is_limited_data_use=True, touch_type="click", touch_id="c1", **ids
+    )
+    later = make_install("ldu-later", ip=IP, is_limited_data_use=True, time=T0 + 10 * 86_400)
+    full = make_install("full", ip=IP, **ids)
+
+    def with_ip(subject: str) -> NewPostback:
+        payload = {"event_id": subject, "limited_data_use": True, "user": {"ip": IP}}
+        return NewPostback("demo", "tiktokweb_int", "install", subject, "Download", payload)
+
+    async def scenario(store: Store) -> None:
+        await store.touches.record_touch(TouchRecord(touch("c1")))
+        sent, waiting = with_ip(limited.id), with_ip(limited.id)
+        await store.installs.record_install(
+            limited, claim_click="c1", postbacks=[sent, waiting], now=T0
+        )
+        await store.outbox.record_attempts([PostbackAttempt(sent.id, T0, "sent", T0)])
+        for install in (later, full):
+            await store.installs.record_install(install, claim_click=None, now=T0)
+
+        before = T0 + 86_400
+        assert await store.installs.mask_limited_installs(before, before) == 1
+        masked = await store.installs.get_install(limited.id)
+        assert masked is not None
+        assert (masked.ip, masked.gaid, masked.android_id) == ("203.0.113.0", None, None)
+        credited = await store.candidates.attributed_touch("click", "c1")
+        assert credited is not None and credited.ip == "203.0.113.0"
+        payloads = {p.id: p.payload for p in await store.outbox.postbacks_for(limited.id)}
+        assert payloads[sent.id]["user"] == {"ip": "203.0.113.0"}
+        assert payloads[waiting.id]["user"] == {"ip": IP}  # still to be sent: untouched
+        # Once: nothing more to mask. A later one and an unlimited one keep everything.
+        assert await store.installs.mask_limited_installs(before, before) == 0
+        assert await store.installs.get_install(later.id) == later
+        assert await store.installs.get_install(full.id) == full
+        assert await store.installs.mask_limited_installs(T0 + 11 * 86_400, T0) == 1
+
+    with_store(store_opener, scenario)
+
+
 def test_an_event_is_stored_once_per_event_id(store_opener: StoreOpener) -> None:
     install = make_install("a1")
     # A lone surrogate is valid JSON a client may send; it must read back as sent.
@@ -444,3 +559,294 @@ def test_records_never_show_their_credentials() -> None:
     integration = IntegrationRecord("demo", "tiktokweb_int", {}, "token-secret-value", 0.0)
     assert "sdk-secret-value" not in repr(app)
     assert "token-secret-value" not in repr(integration)
+
+
+# -- the console: accounts, sessions, tokens, lists ----------------------------------------------
+
+
+def test_users_sessions_and_login_failures(store_opener: StoreOpener) -> None:
+    async def scenario(store: Store) -> None:
+        ann = await store.users.create_user("ann@example.com", "h1", "viewer", ["b", "a"], T0)
+        assert (ann.role, ann.apps, ann.created_at) == ("viewer", ("a", "b"), T0)
+        assert await store.users.get_user("nobody@example.com") is None
+        await store.users.create_session("s1", "ann@example.com", "csrf1", T0)
+        session = await store.users.get_session("s1")
+        assert session is not None and session.csrf_token == "csrf1"
+        assert (session.created_at, session.last_seen_at, session.revoked_at) == (T0, T0, None)
+        await store.users.touch_session("s1", T0 + 3600)
+        touched = await store.users.get_session("s1")
+        assert touched is not None and touched.last_seen_at == T0 + 3600
+        # A new password or role ends the sessions of the old one.
+        again = await store.users.create_user("ann@example.com", "h2", "admin", None, T0 + 9)
+        assert (again.password_hash, again.role, again.apps) == ("h2", "admin", None)
+        revoked = await store.users.get_session("s1")
+        assert revoked is not None and revoked.revoked_at == T0 + 9
+        await store.users.create_session("s2", "ann@example.com", "csrf2", T0 + 10)
+        await store.users.revoke_session("s2", T0 + 11)
+        s2 = await store.users.get_session("s2")
+        assert s2 is not None and s2.revoked_at == T0 + 11
+        await store.users.set_password_hash("ann@example.com", "h3")
+        user = await store.users.get_user("ann@example.com")
+        assert user is not None and user.password_hash == "h3"
+        assert [u.username for u in await store.users.list_users()] == ["ann@example.com"]
+        for i in range(3):
+            await store.users.record_login_failure("ann@example.com", IP, T0 + i)
+        await store.users.record_login_failure("bob@example.com", IP, T0 + 5)
+        assert await store.users.login_failures("ann@example.com", IP, T0) == (3, 4)
+        assert await store.users.login_failures("ann@example.com", IP, T0 + 2) == (1, 2)
+        assert await store.users.login_failures("ann@example.com", None, T0) == (3, 0)
+
+    with_store(store_opener, scenario)
+
+
+def test_tokens_are_listed_without_their_secret_and_revoked(store_opener: StoreOpener) -> None:
+    async def scenario(store: Store) -> None:
+        token = await store.tokens.create_token("ci", T0)
+        await store.tokens.create_token("", T0 + 1)
+        assert await store.tokens.token_valid(token, T0 + 100)
+        listed = await store.tokens.list_tokens()
+        assert [(t.label, t.created_at, t.last_used_at) for t in listed] == [
+            ("ci", T0, T0 + 100),
+            ("", T0 + 1, None),
+        ]
+        assert token not in repr(listed)
+        assert await store.tokens.revoke_token(listed[0].id)
+        assert not await store.tokens.revoke_token(listed[0].id)
+        assert not await store.tokens.token_valid(token, T0 + 200)
+
+
+# -- reports, cost, retention, privacy erase ---------------------------------------------------
+
+
+def _increments(app: str, hour: int, metric: str, value: int = 1) -> tuple[Increment, ...]:
+    dims = ("tiktokglobal_int", "summer", "", "", "", "", "", "US", "ios")
+    key = RollupKey(app, hour, *dims, metric)
+    return (Increment(key, value),)
+
+
+def test_rollups_are_added_only_with_a_new_row(store_opener: StoreOpener) -> None:
+    async def scenario(store: Store) -> None:
+        hour = int(T0 // 3600)
+        rec = TouchRecord(touch("imp-1", "impression", pvid="pv-1"))
+        await store.touches.record_touch(rec, rollups=_increments("demo", hour, "impressions"))
+        # The same page view again: not stored, not counted.
+        again = TouchRecord(touch("imp-2", "impression", pvid="pv-1"))
+        await store.touches.record_touch(again, rollups=_increments("demo", hour, "impressions"))
+        install = make_install("dev-1")
+        metric = "installs|organic|"
+        await store.installs.record_install(
+            install, claim_click=None, now=T0, rollups=_increments("demo", hour, metric)
+        )
+        await store.installs.record_install(
+            install, claim_click=None, now=T0, rollups=_increments("demo", hour, metric)
+        )
+        event = make_event(install, "ev-1")
+        for _ in range(2):
+            await store.events.record_event(
+                event, now=T0, rollups=_increments("demo", hour, "events|af_purchase")
+            )
+        values = await store.reports.rollup_values("demo")
+        assert sorted((k.metric, v) for k, v in values.items()) == [
+            ("events|af_purchase", 1),
+            ("impressions", 1),
+            ("installs|organic|", 1),
+        ]
+        # Summed by local day: 9 hours ahead, the same hour is on the day it falls in there.
+        sums = await store.reports.sum_rollups(
+            "demo", hour, hour + 1, ["campaign"], {"country": "US"}, [(0, 9 * 3600)]
+        )
+        assert {(s.day, s.dims, s.metric, s.value) for s in sums} == {
+            ((hour * 3600 + 9 * 3600) // 86400, ("summer",), m, 1)
+            for m in ("events|af_purchase", "impressions", "installs|organic|")
+        }
+        assert await store.reports.sum_rollups("demo", hour, hour + 1, [], {"country": "FR"},
+                                               [(0, 0)]) == []  # fmt: skip
+
+    with_store(store_opener, scenario)
+
+
+def test_rotating_an_sdk_key(store_opener: StoreOpener) -> None:
+    async def scenario(store: Store) -> None:
+        first = await store.configs.put_app("demo", DEMO_APP, T0)
+        rotated = await store.configs.rotate_sdk_key("demo", T0 + 1)
+        assert rotated is not None and rotated.sdk_key != first.sdk_key
+        assert len(rotated.sdk_key) >= 32 and rotated.updated_at == T0 + 1
+        kept = await store.configs.put_app("demo", DEMO_APP, T0 + 2)
+        assert kept.sdk_key == rotated.sdk_key
+        assert await store.configs.rotate_sdk_key("nope", T0) is None
+
+
+def test_a_rebuild_recomputes_rollups_from_raw_rows(store_opener: StoreOpener) -> None:
+    async def scenario(store: Store) -> None:
+        install = make_install("dev-1", status="attributed", media_source="tiktokglobal_int")
+        await store.installs.record_install(install, claim_click=None, now=T0)  # not counted
+        await store.touches.record_touch(TouchRecord(touch("c-1")))
+        written = await store.reports.rebuild_rollups("demo", RollupFold(DEFAULT_UNIFIED_PIDS))
+        values = await store.reports.rollup_values("demo")
+        assert written == len(values) == 3  # the install, the click (human and all)
+        assert {(k.media_source, k.metric): v for k, v in values.items()} == {
+            ("tiktokglobal_int", "installs|attributed|"): 1,
+            ("tiktokglobal_int", "clicks"): 1,
+            ("tiktokglobal_int", "clicks_all"): 1,
+        }
+
+    with_store(store_opener, scenario)
+
+
+def test_activity_counts_and_postback_lists_by_app(store_opener: StoreOpener) -> None:
+    async def scenario(store: Store) -> None:
+        for app_key in ("demo", "other"):
+            await store.configs.put_app(app_key, DEMO_APP, T0)
+            await store.touches.record_touch(
+                TouchRecord(touch(f"c-{app_key}", app_key=app_key, time=T0 + 1))
+            )
+            await store.touches.record_touch(
+                TouchRecord(touch(f"m-{app_key}", "impression", app_key=app_key, time=T0 + 1))
+            )
+            install = make_install(
+                f"{app_key}-1", app_key=app_key, time=T0 + 2, status="attributed"
+            )
+            await store.installs.record_install(
+                install, claim_click=None, postbacks=[postback(install.id, app_key)], now=T0 + 2
+            )
+            event = make_event(install, f"{app_key}-e", event_time=T0 + 3)
+            await store.events.record_event(event, now=T0 + 3)
+        counts = await store.activity.counts(["demo"], T0)
+        assert (counts.impressions, counts.clicks, counts.installs) == (1, 1, 1)
+        assert (counts.attributed_installs, counts.events) == (1, 1)
+        assert (await store.activity.counts(None, T0)).installs == 2
+        assert (await store.activity.counts(["demo"], T0 + 10)).installs == 0
+        assert (await store.activity.counts([], T0)).installs == 0
+        feed = await store.activity.latest_activity(["demo"], 10)
+        assert [(i.kind, i.app_key, i.install_id) for i in feed] == [
+            ("event", "demo", "i-demo-1"),
+            ("install", "demo", "i-demo-1"),
+        ]
+        assert len(await store.activity.latest_activity(None, 3)) == 3
+        listed = await store.activity.list_postbacks(["other"], None, 10)
+        assert [(p.app_key, p.state) for p in listed] == [("other", "pending")]
+        assert await store.activity.list_postbacks(["other"], "sent", 10) == []
+
+
+def test_raw_rows_stream_in_batches(store_opener: StoreOpener) -> None:
+    async def scenario(store: Store) -> None:
+        for n in range(5):
+            install = make_install(f"dev-{n}", time=T0 + n, receipt={"tier": "x"})
+            await store.installs.record_install(install, claim_click=None, now=T0)
+            await store.events.record_event(make_event(install, f"ev-{n}"), now=T0)
+        await store.touches.record_touch(TouchRecord(touch("c-1"), page_slug="lp"))
+        batches = [b async for b in store.reports.stream_installs("demo", T0 + 1, T0 + 5, batch=2)]
+        assert [[i.app_instance_id for i in b] for b in batches] == [
+            ["dev-1", "dev-2"],
+            ["dev-3", "dev-4"],
+        ]
+        event_batches = [b async for b in store.reports.stream_events("demo", 0, 2e9)]
+        events = [pair for b in event_batches for pair in b]
+        assert [(e.event_id, i.app_instance_id) for e, i in events][:2] == [
+            ("ev-0", "dev-0"),
+            ("ev-1", "dev-1"),
+        ]
+        clicks = [b async for b in store.reports.stream_touches("click", "demo", 0, 2e9)]
+        assert [(r.touch.id, r.page_slug) for b in clicks for r in b] == [("c-1", "lp")]
+        assert [b async for b in store.reports.stream_touches("impression", "demo", 0, 2e9)] == []
+        # A stream left half-read is closed by its consumer and holds nothing.
+        stream = store.reports.stream_postbacks("demo", 0, 2e9)
+        assert [b async for b in stream] == []
+
+    with_store(store_opener, scenario)
+
+
+def _cost(source: str, amount: int, **fields: object) -> CostEntry:
+    values: dict[str, object] = {
+        "app_key": "demo", "date": date(2026, 11, 21), "source": source,
+        "media_source": "tiktokglobal_int", "campaign": "summer", "campaign_id": "1700",
+        "adset": "", "adset_id": "", "ad": "", "ad_id": "", "country": "",
+        "cost": str(amount), "currency": "USD", "amount": amount * 1_000_000,
+        "report_currency": "USD",
+    }  # fmt: skip
+    return CostEntry(**(values | fields))  # type: ignore[arg-type]
+
+
+def test_cost_rows_replace_by_key_and_a_pulled_campaign_day_wins(
+    store_opener: StoreOpener,
+) -> None:
+    async def scenario(store: Store) -> None:
+        assert await store.cost.put_cost([_cost(UPLOAD, 40)], T0) == 1
+        assert await store.cost.put_cost([_cost(UPLOAD, 40)], T0 + 1) == 0  # unchanged
+        assert await store.cost.put_cost([_cost(UPLOAD, 45)], T0 + 2) == 1  # replaced
+        other_day = _cost(UPLOAD, 7, date=date(2026, 11, 22))
+        await store.cost.put_cost([other_day], T0)
+        # The TikTok Ads pull writes its own row for the 21st: reports count it, not the upload.
+        await store.cost.put_cost([_cost(PULLED, 44)], T0)
+        rows = await store.cost.cost_between("demo", date(2026, 11, 21), date(2026, 11, 22))
+        assert sorted((r.source, r.amount) for r in rows) == [
+            ("api", 44_000_000), ("upload", 7_000_000), ("upload", 45_000_000),
+        ]  # fmt: skip
+        counted = effective_cost(rows)
+        assert sorted((r.date.day, r.source, r.cost) for r in counted) == [
+            (21, "api", "44"),
+            (22, "upload", "7"),
+        ]
+        assert await store.cost.put_rates("demo", [Rate(date(2026, 11, 21), "EUR", Decimal("1.1"))],
+                                          T0) == 1  # fmt: skip
+        assert await store.cost.rates("demo") == {(date(2026, 11, 21), "EUR"): Decimal("1.1")}
+        assert await store.cost.rates("other") == {}
+
+    with_store(store_opener, scenario)
+
+
+def test_retention_erases_once_and_marks_the_install(store_opener: StoreOpener) -> None:
+    async def scenario(store: Store) -> None:
+        click = touch("c-1", ttclid="E.C.P.retained", user_agent="Mozilla/5.0 (phone)")
+        await store.touches.record_touch(TouchRecord(click))
+        install = make_install(
+            "dev-1", status="attributed", media_source="tiktokglobal_int",
+            original_media_source="tiktokweb_int", touch_type="click", touch_id="c-1",
+            ip=IP, ttclid="E.C.P.retained", gaid="38400000-8cf0-11bd-b23e-10b96e40000d",
+            original_url="https://example.com/lp?pid=tiktokweb_int&ttclid=E.C.P.retained",
+        )  # fmt: skip
+        await store.installs.record_install(install, claim_click=None, now=T0)
+        await store.events.record_event(make_event(install, "ev-1"), now=T0)
+        cutoffs = {"tiktokglobal_int": T0 + 1}
+        assert await store.privacy.count_retention_due(cutoffs) == 1
+        assert await store.privacy.count_retention_due({"tiktokglobal_int": T0}) == 0
+        due = await store.privacy.retention_due(cutoffs, limit=10)
+        assert [i.id for i in due] == [install.id]
+        assert [e.event_id for e in await store.privacy.events_attributed_to(install.id)] == [
+            "ev-1"
+        ]
+        counts = await store.privacy.retain([RetainItem(install.id, ())], T0)
+        assert counts["installs"] == 1 and counts["clicks"] == 1
+        kept = await store.installs.get_install(install.id)
+        assert kept is not None and kept.is_retained_organic
+        assert (kept.ip, kept.ttclid, kept.gaid) == (None, None, None)
+        assert kept.original_url == "https://example.com/lp"
+        assert kept.app_instance_id == "dev-1"  # later events still find it
+        assert await store.privacy.count_retention_due(cutoffs) == 0
+        assert (await store.privacy.retain([RetainItem(install.id, ())], T0))["installs"] == 0
+
+    with_store(store_opener, scenario)
+
+
+def test_an_erase_drops_undelivered_postbacks_and_answers_zero_twice(
+    store_opener: StoreOpener,
+) -> None:
+    async def scenario(store: Store) -> None:
+        install = make_install("dev-1", ttclid="E.C.P.erase", ip=IP)
+        await store.installs.record_install(
+            install, claim_click=None, postbacks=[postback(install.id)], now=T0
+        )
+        key = EraseKey("demo", "dev-1", None)
+        counts = await store.privacy.erase(key, actor="token:abc", now=T0)
+        assert (counts["installs"], counts["postbacks"]) == (1, 1)
+        assert await store.outbox.due_postbacks(T0 + 10, per_integration=10, limit=10) == []
+        assert await store.outbox.postback_states() == {"dropped": 1}
+        assert await store.installs.install_by_instance("demo", "dev-1") is None
+        assert set((await store.privacy.erase(key, actor="token:abc", now=T0 + 1)).values()) == {0}
+        log = await store.privacy.erasures()
+        assert [(e["key_kind"], e["app_key"], e["actor"]) for e in log] == [
+            ("app_instance_id", "demo", "token:abc")
+        ] * 2
+        assert "dev-1" not in repr(log)
+
+    with_store(store_opener, scenario)

@@ -145,7 +145,7 @@ def test_revenue_becomes_a_json_number_with_currency() -> None:
     properties = revenue_properties(
         {"af_revenue": "9.99", "af_currency": "eur", "af_content_id": "sku-1", "level": "3"}
     )
-    assert properties == {"value": 9.99, "currency": "EUR", "content_id": "sku-1"}
+    assert properties == {"value": 9.99, "currency": "EUR"}
     assert '"value": 9.99' in json.dumps(properties)
 
 
@@ -155,7 +155,7 @@ def test_whole_revenue_is_an_integer_and_currency_defaults_to_usd() -> None:
 
 def test_only_present_keys_appear() -> None:
     assert revenue_properties(None) == {}
-    assert revenue_properties({"af_content_id": "sku-2"}) == {"content_id": "sku-2"}
+    assert revenue_properties({"af_content_id": "sku-2"}) == {}
 
 
 @pytest.mark.parametrize(

@@ -22,27 +22,15 @@ from app.__main__ import DEMO_APP, DEMO_PAGE
 from app.server import create_app
 from app.settings import Settings
 from tests import dbq
-from tests.conftest import make_settings, seed
+from tests.fixtures import ANDROID_UA, DESKTOP_UA, IPHONE_UA, make_settings, seed
 
 ORIGIN = "https://gangway.test"
 VISITOR_IP = "203.0.113.7"
-IPHONE_UA = (
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
-    "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
-)
-ANDROID_UA = (
-    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/126.0.0.0 Mobile Safari/537.36"
-)
 TIKTOK_UA = (
     "Mozilla/5.0 (Linux; Android 13; SM-S918B Build/TP1A.220624.014; wv) AppleWebKit/537.36 "
     "(KHTML, like Gecko) Version/4.0 Chrome/119.0.6045.193 Mobile Safari/537.36 "
     "musical_ly_2023205030 JsSdk/1.0 NetType/WIFI Channel/googleplay AppName/musical_ly "
     "app_version/32.5.3 ByteLocale/en ByteFullLocale/en Region/US BytedanceWebview/d8a21c6"
-)
-DESKTOP_UA = (
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/126.0.0.0 Safari/537.36"
 )
 PREVIEW_UA = "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)"
 TTCLID = "E.C.P.CsQBabc"
@@ -627,6 +615,8 @@ def test_a_direct_click_without_af_r_goes_to_the_platform_store(web: TestClient)
         "/v1.0/c2s/click/app/steam/999",
         "/v1.0/c2s/click/app/pager/440",
         "/v1.0/c2s/click/app/xbox/440",
+        # An empty app id: a path with a trailing slash is refused, never redirected.
+        "/v1.0/c2s/click/app/steam/",
     ],
 )
 def test_a_direct_click_for_no_app_is_404(web: TestClient, path: str) -> None:

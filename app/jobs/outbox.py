@@ -8,6 +8,16 @@ schedule (`tiktok.after_attempt`) decide each row's next state. The attempt is l
 state changed in one write; only after that write is the integration free again, so no round
 can read a row that is still on its way (which would send it twice).
 
+One invalid event must not fail its batch: TikTok refuses a whole request with a 4xxxx code when
+one event in it is invalid, so a refused request of several events is halved, and each half sent,
+until the valid events are delivered and each refused one was refused alone (`failed` with
+TikTok's own code and message). Finding one bad event among n takes at most 2*log2(n)+1
+requests; MAX_REQUESTS_PER_DELIVERY bounds the whole search.
+
+A dry-run integration (`dry_run: true`) has its postbacks built and kept with the envelope they
+would go in (the owner's view shows the exact JSON), in the final state `dry_run`; nothing is
+sent, and no access token is needed.
+
 When it runs: `nudge()` (a postback was just queued) starts a round at once, so a postback leaves
 within moments of its install or event; the end of a request starts another round (what queued
 meanwhile goes next, grouped); otherwise the worker sleeps until the next retry falls due, and at
@@ -29,6 +39,7 @@ import contextlib
 import logging
 import random
 from collections.abc import Sequence
+from dataclasses import replace
 
 import httpx
 
@@ -49,6 +60,15 @@ ROUND_LIMIT = 10 * tiktok.MAX_EVENTS_PER_REQUEST
 # After the store refused to record an attempt, the integration rests this long before its rows
 # are tried again: without the pause a broken disk would resend the same request in a tight loop.
 STORE_FAILURE_PAUSE_SECONDS = 5.0
+
+# Requests one delivery may make while narrowing a refused batch down to its invalid events.
+# Halving finds one bad event among n in at most 2*log2(n)+1 requests (its half is refused at
+# every level, the other half delivered): 21 for a full batch of 1,000. The cap bounds a batch
+# with many bad events, or a refusal that is not about events at all; what is left then is
+# `failed` with TikTok's message, and the owner's retry narrows it further.
+MAX_REQUESTS_PER_DELIVERY = 64
+# The final state of a dry-run integration's postbacks: built, stored, shown, never sent.
+DRY_RUN = "dry_run"
 
 IntegrationKey = tuple[str, str]  # (app_key, partner)
 
@@ -209,6 +229,50 @@ class OutboxWorker:
         config = integration.config
         pixel_code: str = config["pixel_code"]
         test_event_code: str | None = config.get("test_event_code") or None
+        if config.get("dry_run"):
+            return self._dry_run(app_key, rows, pixel_code, test_event_code)
+        attempts: list[PostbackAttempt] = []
+        # Depth first, so a refused batch's halves go out before anything else of this round.
+        # Each group waits with the refusal of the request it was split from (None: the batch).
+        groups: list[tuple[Sequence[PostbackRecord], tuple[tiktok.Outcome, int | None] | None]]
+        groups = [(rows, None)]
+        requests = 0
+        while groups:
+            group, refused = groups.pop(0)
+            if refused is not None and requests >= MAX_REQUESTS_PER_DELIVERY:
+                # Out of requests: the group keeps the refusal of the batch it was part of.
+                outcome, status = refused
+                outcome = replace(
+                    outcome,
+                    message=f"{outcome.message} (refused in a batch; not narrowed down within "
+                    f"{MAX_REQUESTS_PER_DELIVERY} requests: retry to narrow it further)",
+                )
+            else:
+                outcome, status = await self._post(integration, pixel_code, test_event_code, group)
+                requests += 1
+                if len(group) > 1 and refuses_an_event(outcome):
+                    # TikTok refuses a whole request for one invalid event: halve it until the
+                    # valid events are delivered and each refused one stands alone.
+                    middle = len(group) // 2
+                    groups[0:0] = [
+                        (group[:middle], (outcome, status)),
+                        (group[middle:], (outcome, status)),
+                    ]
+                    continue
+            attempts += self._attempts_for(
+                group, outcome, status, pixel_code, test_event_code, len(group)
+            )
+        return attempts
+
+    async def _post(
+        self,
+        integration: IntegrationRecord,
+        pixel_code: str,
+        test_event_code: str | None,
+        rows: Sequence[PostbackRecord],
+    ) -> tuple[tiktok.Outcome, int | None]:
+        """One request to the Events API; what it came to, and its HTTP status."""
+        app_key = integration.app_key
         body = tiktok.build_request(
             pixel_code=pixel_code,
             events=[row.payload for row in rows],
@@ -229,7 +293,9 @@ class OutboxWorker:
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"
         outcome = tiktok.classify_answer(http_status=status, body=content, transport_error=error)
-        log.info(
+        # A failed postback needs the owner: it is a warning, not news.
+        log.log(
+            logging.WARNING if outcome.state == "failed" else logging.INFO,
             "postbacks app=%s pixel=%s n=%d outcome=%s http=%s code=%s request_id=%s message=%r",
             app_key,
             pixel_code,
@@ -240,7 +306,37 @@ class OutboxWorker:
             outcome.request_id,
             outcome.message,
         )
-        return self._attempts_for(rows, outcome, status, pixel_code, test_event_code, len(rows))
+        return outcome, status
+
+    def _dry_run(
+        self,
+        app_key: str,
+        rows: Sequence[PostbackRecord],
+        pixel_code: str,
+        test_event_code: str | None,
+    ) -> list[PostbackAttempt]:
+        """Postbacks of a dry-run integration: built as they would be sent (the envelope is
+        kept with the attempt, so the owner's view shows the exact JSON), never sent."""
+        tiktok.build_request(
+            pixel_code=pixel_code,
+            events=[row.payload for row in rows],
+            test_event_code=test_event_code,
+        )
+        log.info("postbacks app=%s pixel=%s n=%d outcome=dry_run", app_key, pixel_code, len(rows))
+        done = self._clock()
+        return [
+            PostbackAttempt(
+                postback_id=row.id,
+                time=done,
+                state=DRY_RUN,
+                next_attempt_at=done,
+                message="dry run: built and kept, not sent to TikTok",
+                pixel_code=pixel_code,
+                test_event_code=test_event_code,
+                batch_size=len(rows),
+            )
+            for row in rows
+        ]
 
     def _attempts_for(
         self,
@@ -282,6 +378,13 @@ class OutboxWorker:
         return attempts
 
 
+def refuses_an_event(outcome: tiktok.Outcome) -> bool:
+    """Whether TikTok refused the request for its content: a final 4xxxx code. TikTok refuses
+    a whole request when one of its events is invalid; HTTP errors without a code are about
+    the request (a wrong URL, a proxy), and halving them would only repeat the refusal."""
+    return outcome.state == "failed" and outcome.code is not None and 40000 <= outcome.code < 50000
+
+
 def configuration_problem(integration: IntegrationRecord | None) -> str | None:
     """Why postbacks of this integration cannot be sent at all, in the owner's words; None
     when they can."""
@@ -291,6 +394,6 @@ def configuration_problem(integration: IntegrationRecord | None) -> str | None:
         return "the tiktokweb_int integration is disabled"
     if not integration.config.get("pixel_code"):
         return "pixel_code is not set on the tiktokweb_int integration"
-    if not integration.access_token:
+    if not integration.access_token and not integration.config.get("dry_run"):
         return "access_token is not set on the tiktokweb_int integration"
     return None

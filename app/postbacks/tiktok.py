@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
+from app.postbacks import catalogue
 from app.revenue import parse_currency, parse_revenue
 from app.touches import Touch
 
@@ -26,55 +27,9 @@ PARTNER_NAME = "Gangway"
 EVENT_SOURCE = "web"
 MAX_EVENTS_PER_REQUEST = 1000
 
-# The in-app events offered by default (spec postbacks.md section 2). TikTok names are
-# case-sensitive, so they are spelled exactly as TikTok's standard web events.
-DEFAULT_EVENT_MAP: dict[str, str] = {
-    "af_complete_registration": "CompleteRegistration",
-    "af_purchase": "Purchase",
-    "af_content_view": "ViewContent",
-    "af_add_to_cart": "AddToCart",
-    "af_initiated_checkout": "InitiateCheckout",
-    "af_add_payment_info": "AddPaymentInfo",
-    "af_add_to_wishlist": "AddToWishlist",
-    "af_subscribe": "Subscribe",
-    "af_start_trial": "StartTrial",
-    "af_search": "Search",
-    "af_lead": "Lead",
-}
-
-# Partner event identifiers of AppsFlyer's TikTok for Business integration, for the mapping
-# picker. Postbacks go out as web events of a Pixel, so an identifier gets TikTok's standard web
-# event name where one exists; the app-only ones keep TikTok's app event name, which the Events
-# API accepts as a custom web event.
-PARTNER_EVENTS: tuple[tuple[str, str], ...] = (
-    ("Registration", "CompleteRegistration"),
-    ("Pay", "Purchase"),
-    ("View_content", "ViewContent"),
-    ("Checkout", "InitiateCheckout"),
-    ("Add_to_cart", "AddToCart"),
-    ("2D_retention", "2Dretention"),
-    ("Unlock_achievement", "UnlockAchievement"),
-    ("Subscribe", "Subscribe"),
-    ("Start_trial", "StartTrial"),
-    ("Spend_credits", "SpendCredits"),
-    ("Search", "Search"),
-    ("Rate", "Rate"),
-    ("Login", "Login"),
-    ("Loan_disbursal", "LoanDisbursal"),
-    ("Loan_approval", "LoanApproval"),
-    ("Loan_application", "LoanApplication"),
-    ("Achieve_level", "AchieveLevel"),
-    ("Join_group", "JoinGroup"),
-    ("InApp_ad_impr", "InAppADImpr"),
-    ("InApp_ad_click", "InAppADClick"),
-    ("Generate_lead", "Lead"),
-    ("Create_role", "CreateRole"),
-    ("Create_group", "CreateGroup"),
-    ("Complete_tutorial", "CompleteTutorial"),
-    ("Launch_app", "LaunchAPP"),
-    ("Add_to_wishlist", "AddToWishlist"),
-    ("Add_payment_info", "AddPaymentInfo"),
-)
+# The mapping catalogue lives in `app.postbacks.catalogue`; these names stay for callers.
+DEFAULT_EVENT_MAP: Mapping[str, str] = catalogue.DEFAULT_EVENT_MAP
+PARTNER_EVENTS: tuple[tuple[str, str], ...] = catalogue.PARTNER_IDENTIFIERS
 
 # --- Hashed user identifiers -------------------------------------------------------------------
 
@@ -208,7 +163,7 @@ def as_text(value: object) -> str:
 
 
 def revenue_properties(event_value: Mapping[str, object] | None) -> dict[str, object]:
-    """TikTok `properties` from an event's `event_value`: value, currency, content_id.
+    """TikTok `properties.value` and `currency` from an event's `event_value`.
 
     Only keys present in `event_value` appear, except that revenue without a currency is sent
     in USD. `value` is a JSON number made from `app.revenue`'s decimal string. Raises
@@ -225,10 +180,148 @@ def revenue_properties(event_value: Mapping[str, object] | None) -> dict[str, ob
         properties["currency"] = currency
     elif (currency_only := parse_currency(event_value)) is not None:
         properties["currency"] = currency_only
-    content_id = event_value.get("af_content_id")
-    if content_id is not None and not isinstance(content_id, bool) and str(content_id) != "":
-        properties["content_id"] = as_text(content_id)
     return properties
+
+
+# AppsFlyer's standard in-app event parameters -> TikTok `properties`. The four content
+# parameters make the `contents` list (one item per position when they are lists); the others
+# are plain text properties.
+CONTENT_PARAMS: tuple[tuple[str, str], ...] = (
+    ("af_content_id", "content_id"),
+    ("af_content_type", "content_type"),
+    ("af_quantity", "quantity"),
+    ("af_price", "price"),
+)
+TEXT_PARAMS: tuple[tuple[str, str], ...] = (
+    ("af_search_string", "query"),
+    ("af_description", "description"),
+    ("af_order_id", "order_id"),
+)
+MAX_CONTENTS = 50
+# Characters Gangway sends at most per text property (TikTok refuses or cuts longer values);
+# a cut value is flagged `property_truncated` on the event.
+TEXT_LIMITS: Mapping[str, int] = {
+    "content_id": 256,
+    "content_type": 64,
+    "query": 256,
+    "description": 512,
+    "order_id": 128,
+}
+_MAX_QUANTITY = 2**31 - 1
+
+
+def _text_property(value: object, name: str, flags: set[str]) -> str | None:
+    if value is None or isinstance(value, bool | list | dict):
+        if value is not None:
+            flags.add("property_invalid")
+        return None
+    text = as_text(value).strip()
+    if not text:
+        return None
+    limit = TEXT_LIMITS[name]
+    if len(text) > limit:
+        flags.add("property_truncated")
+        text = text[:limit]
+    return text
+
+
+def _quantity(value: object, flags: set[str]) -> int | None:
+    if value is None:
+        return None
+    try:
+        number = Decimal(str(value).strip()) if not isinstance(value, bool) else None
+    except ArithmeticError:
+        number = None
+    if (
+        number is None
+        or not number.is_finite()
+        or number != number.to_integral_value()
+        or not 0 <= number <= _MAX_QUANTITY
+    ):
+        flags.add("property_invalid")
+        return None
+    return int(number)
+
+
+def _price(value: object, flags: set[str]) -> float | int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        flags.add("property_invalid")
+        return None
+    try:
+        number = Decimal(str(value).strip())
+    except ArithmeticError:
+        number = None
+    if number is None or not number.is_finite() or number.adjusted() >= 15:
+        flags.add("property_invalid")
+        return None
+    return _json_number(format(number, "f"))
+
+
+def _content_values(event_value: Mapping[str, object], key: str) -> list[object] | None:
+    value = event_value.get(key)
+    if value is None:
+        return None
+    return list(value) if isinstance(value, list) else [value]
+
+
+def contents(event_value: Mapping[str, object], flags: set[str]) -> list[dict[str, object]]:
+    """TikTok's `contents` list from `af_content_id`, `af_content_type`, `af_quantity` and
+    `af_price`. Each may be one value or a list (AppsFlyer's arrays for a cart): lists are read
+    by position, and a single value applies to every item. At most `MAX_CONTENTS` items
+    (`contents_truncated` beyond); an item with nothing readable is left out."""
+    columns = {name: _content_values(event_value, key) for key, name in CONTENT_PARAMS}
+    lengths = [len(v) for v in columns.values() if v is not None and len(v) != 1]
+    count = max(lengths, default=1 if any(v for v in columns.values()) else 0)
+    if count > MAX_CONTENTS:
+        flags.add("contents_truncated")
+        count = MAX_CONTENTS
+    items: list[dict[str, object]] = []
+
+    def at(name: str, i: int) -> object:
+        values = columns[name]
+        if not values:
+            return None
+        return values[0] if len(values) == 1 else values[i] if i < len(values) else None
+
+    for i in range(count):
+        item: dict[str, object] = {}
+        for name in ("content_id", "content_type"):
+            text = _text_property(at(name, i), name, flags)
+            if text is not None:
+                item[name] = text
+        quantity = _quantity(at("quantity", i), flags)
+        if quantity is not None:
+            item["quantity"] = quantity
+        price = _price(at("price", i), flags)
+        if price is not None:
+            item["price"] = price
+        if item:
+            items.append(item)
+    return items
+
+
+def event_properties(
+    event_value: Mapping[str, object] | None, *, include_revenue: bool
+) -> tuple[dict[str, object], tuple[str, ...]]:
+    """(TikTok `properties`, flags) of an in-app event: `value` and `currency` only when
+    `include_revenue` (the caller allows it for Purchase only), then `contents`, `query`,
+    `description` and `order_id` from AppsFlyer's standard parameters, whatever the revenue.
+    Flags: `contents_truncated`, `property_truncated`, `property_invalid` (a value of the wrong
+    type, left out). Raises `RevenueError` as `revenue_properties` does."""
+    if not event_value:
+        return {}, ()
+    flags: set[str] = set()
+    properties = revenue_properties(event_value) if include_revenue else {}
+    items = contents(event_value, flags)
+    if items:
+        properties["contents"] = items
+    for key, name in TEXT_PARAMS:
+        text = _text_property(event_value.get(key), name, flags)
+        if text is not None:
+            properties[name] = text
+    return properties, tuple(sorted(flags))
 
 
 # --- Payloads ----------------------------------------------------------------------------------

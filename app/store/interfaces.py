@@ -12,14 +12,21 @@ Who uses what:
 - `InstallStore`, `EventStore`: the app surface and the owner's install receipts.
 - `OutboxStore`: the postback worker and the owner's view and retries of postbacks.
 - `JobLeaseStore`: scheduled jobs (`app.jobs.Periodic`), so one runs once per period per cluster.
-Reports, users and the TikTok Ads connection add their own Protocols beside these.
+- `UserStore`: the console's accounts, sessions and login throttling.
+- `ActivityStore`: the console's lists (latest installs and events, postbacks by state) and
+  the counts the dashboard gets cheaply.
+- `ReportStore`, `CostStore`, `PrivacyStore`: the overview and raw data, cost, retention and
+  privacy erase (`app/reports/`).
+The TikTok Ads connection adds its own Protocols beside these.
 
 Promises every backend keeps:
 - a write method returns only once its row is durable (a 2xx promises it is on disk);
 - `record_install` claims its click, inserts the install and queues its postbacks in one
   transaction, and a click is claimed by one install only (`ClickAlreadyClaimed` otherwise);
 - idempotency: an `app_instance_id`, an `event_id` or a `pvid` seen before answers the stored
-  record, created=False, and writes nothing.
+  record, created=False, and writes nothing;
+- secrets at rest: a store opened with a `TokenSealer` (`app.sealing`) keeps integration access
+  tokens sealed and answers them clear; a token it cannot open is answered as None.
 These hold across processes too where a backend allows several (PostgreSQL: `docs/scale.md`):
 the click claim and idempotency are settled by constraints, so a race between nodes has one
 winner, and a postback being sent is leased to one node.
@@ -27,22 +34,32 @@ winner, and a postback being sent is leased to one node.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
+from datetime import date
+from decimal import Decimal
 from typing import Any, Protocol
 
 from app.attribution import Candidates
 from app.conversions import Event, Install, PriorInstall
 from app.postbacks.postback import NewPostback, PostbackAttempt, PostbackDetail, PostbackRecord
+from app.reports.cost import CostEntry, Rate
+from app.reports.overview import RollupSum
+from app.reports.privacy import EraseKey, RetainItem
+from app.reports.rollups import Increment, RollupFold, RollupKey
 from app.store.records import (
+    ActivityItem,
     AppRecord,
     CandidateQuery,
     IntegrationRecord,
     PageRecord,
     PageView,
+    SessionRecord,
     StoreStats,
-    TouchRecord,
+    TokenInfo,
+    TouchCounts,
+    UserRecord,
 )
-from app.touches import Touch
+from app.touches import Touch, TouchRecord
 
 
 class ConfigStore(Protocol):
@@ -53,6 +70,14 @@ class ConfigStore(Protocol):
         ...
 
     async def delete_app(self, app_key: str) -> bool: ...
+    async def app_by_sdk_key(self, sdk_key: str) -> AppRecord | None:
+        """The app whose sdk_key this is: the SDK endpoints authenticate before reading a body."""
+        ...
+
+    async def rotate_sdk_key(self, app_key: str, now: float) -> AppRecord | None:
+        """Give an app a new sdk_key (the old one stops working at once); None: no such app."""
+        ...
+
     async def app_for_destination(self, platform: str, app_id: str) -> AppRecord | None:
         """The app whose destination `platform` has `app_id` (direct click URLs)."""
         ...
@@ -71,6 +96,12 @@ class ConfigStore(Protocol):
         ...
 
     async def delete_integration(self, app_key: str, partner: str) -> bool: ...
+    async def seal_tokens(self, *, rotate: bool = False) -> int:
+        """Seal every access token kept in clear (written before sealing, or by a store opened
+        without a sealer) under the store's sealer; with `rotate`, re-seal every token under
+        its current key too. Answers how many were rewritten; without a sealer, 0."""
+        ...
+
     async def get_page(self, slug: str) -> PageRecord | None: ...
     async def list_pages(self) -> list[PageRecord]: ...
     async def put_page(self, slug: str, config: Mapping[str, Any], now: float) -> PageRecord: ...
@@ -87,11 +118,20 @@ class TokenStore(Protocol):
         minute: a burst of requests writes once)."""
         ...
 
+    async def list_tokens(self) -> list[TokenInfo]:
+        """Every admin token, oldest first: label, creation and last use, never the token."""
+        ...
+
+    async def revoke_token(self, token_id: str) -> bool:
+        """Delete an admin token; it is refused from then on. False: no such token."""
+        ...
+
 
 class TouchStore(Protocol):
-    async def record_touch(self, rec: TouchRecord) -> str:
-        """Store a touch; answers its id. An impression whose `pvid` was seen before is not
-        stored again: the first one's id is answered (a page view is one impression)."""
+    async def record_touch(self, rec: TouchRecord, *, rollups: Iterable[Increment] = ()) -> str:
+        """Store a touch and add its `rollups`, together; answers its id. An impression whose
+        `pvid` was seen before is not stored again (nor counted): the first one's id is answered
+        (a page view is one impression)."""
         ...
 
     async def page_view(self, app_key: str, pvid: str) -> PageView | None:
@@ -126,21 +166,36 @@ class InstallStore(Protocol):
         claim_click: str | None,
         postbacks: Iterable[NewPostback] = (),
         now: float,
+        rollups: Iterable[Increment] = (),
     ) -> tuple[Install, bool]:
-        """Claim `claim_click`, insert the install and queue its postbacks, atomically.
+        """Claim `claim_click`, insert the install, queue its postbacks and add its `rollups`,
+        atomically.
         Answers (stored install, created). An install with the same app_instance_id is
         answered unchanged, created=False. Raises ClickAlreadyClaimed, writing nothing, when
         the click was claimed by another install first."""
+        ...
+
+    async def mask_limited_installs(self, before: float, now: float, *, limit: int = 500) -> int:
+        """Mask what limited-data-use installs made before `before` keep beyond attribution's
+        needs: the install's IP cut to its network and its GAID, Android ID and IDFA removed;
+        the IP of the touch it was credited to cut too; and the `user.ip` of its and its
+        events' postbacks that are done (not pending or retrying). Each install once, at most
+        `limit` per call, oldest first; answers how many were masked."""
         ...
 
 
 class EventStore(Protocol):
     async def event_by_id(self, app_key: str, event_id: str) -> Event | None: ...
     async def record_event(
-        self, event: Event, *, postbacks: Iterable[NewPostback] = (), now: float
+        self,
+        event: Event,
+        *,
+        postbacks: Iterable[NewPostback] = (),
+        now: float,
+        rollups: Iterable[Increment] = (),
     ) -> tuple[Event, bool]:
-        """Insert an event with its postbacks atomically; an `event_id` already stored answers
-        the stored event, created=False."""
+        """Insert an event with its postbacks and `rollups` atomically; an `event_id` already
+        stored answers the stored event, created=False, and adds nothing."""
         ...
 
 
@@ -206,6 +261,152 @@ class JobLeaseStore(Protocol):
         ...
 
 
+class UserStore(Protocol):
+    async def create_user(
+        self,
+        username: str,
+        password_hash: str,
+        role: str,
+        apps: Sequence[str] | None,
+        now: float,
+    ) -> UserRecord:
+        """Create or replace an account (a new password, role or app list)."""
+        ...
+
+    async def get_user(self, username: str) -> UserRecord | None: ...
+    async def list_users(self) -> list[UserRecord]: ...
+    async def set_password_hash(self, username: str, password_hash: str) -> None:
+        """Replace a hash (a rehash with stronger parameters at login)."""
+        ...
+
+    async def create_session(
+        self, session_id: str, username: str, csrf_token: str, now: float
+    ) -> None: ...
+    async def get_session(self, session_id: str) -> SessionRecord | None: ...
+    async def touch_session(self, session_id: str, now: float) -> None:
+        """Record a session's last use (for the idle timeout)."""
+        ...
+
+    async def revoke_session(self, session_id: str, now: float) -> None: ...
+    async def record_login_failure(self, username: str, ip: str | None, now: float) -> None: ...
+    async def login_failures(self, username: str, ip: str | None, since: float) -> tuple[int, int]:
+        """Failed logins since `since`: (for this account, from this IP)."""
+        ...
+
+
+class ActivityStore(Protocol):
+    async def latest_activity(
+        self, app_keys: Collection[str] | None, limit: int
+    ) -> list[ActivityItem]:
+        """The latest installs and in-app events of these apps (None: all), newest first."""
+        ...
+
+    async def counts(self, app_keys: Collection[str] | None, since: float) -> TouchCounts:
+        """Impressions, clicks, installs and events of these apps (None: all) since `since`."""
+        ...
+
+    async def list_postbacks(
+        self, app_keys: Collection[str] | None, state: str | None, limit: int
+    ) -> list[PostbackRecord]:
+        """Postbacks of these apps (None: all), in one state or any, newest first."""
+        ...
+
+
+class ReportStore(Protocol):
+    """The overview's sums, the rollups' rebuild, and raw data streamed in batches."""
+
+    async def sum_rollups(
+        self,
+        app_key: str,
+        first_hour: int,
+        end_hour: int,
+        group_by: Sequence[str],
+        filters: Mapping[str, str],
+        segments: Sequence[tuple[int, int]],
+    ) -> list[RollupSum]:
+        """Rollups of hours [first_hour, end_hour) matching `filters` (dimension -> value),
+        summed by local day, the `group_by` dimensions and metric. `segments` are the time
+        zone's (first hour, UTC offset in seconds), in order: hour h of a segment is on day
+        (h * 3600 + offset) // 86400 (`app.reports.overview.day_segments`)."""
+        ...
+
+    async def rollup_values(self, app_key: str) -> dict[RollupKey, int]:
+        """Every non-zero rollup of an app (tests and audits)."""
+        ...
+
+    async def rebuild_rollups(self, app_key: str | None, fold: RollupFold) -> int:
+        """Recompute the rollups of one app (None: all) from the raw rows, in one transaction:
+        `fold` says what each touch, install and event (with its attributing install) adds.
+        Answers how many rollups were written."""
+        ...
+
+    def stream_installs(
+        self, app_key: str, start: float, end: float, *, batch: int = 1000
+    ) -> AsyncIterator[list[Install]]:
+        """Installs with `start <= time < end`, in time order, a batch at a time, read from a
+        cursor of its own (no other reader waits for the export). Raw data shows neither the
+        receipt nor the conversion data, so these come empty."""
+        ...
+
+    def stream_events(
+        self, app_key: str, start: float, end: float, *, batch: int = 1000
+    ) -> AsyncIterator[list[tuple[Event, Install]]]:
+        """Events by event time, each with its own install."""
+        ...
+
+    def stream_touches(
+        self, kind: str, app_key: str, start: float, end: float, *, batch: int = 1000
+    ) -> AsyncIterator[list[TouchRecord]]: ...
+
+    def stream_postbacks(
+        self, app_key: str, start: float, end: float, *, batch: int = 1000
+    ) -> AsyncIterator[list[PostbackRecord]]: ...
+
+
+class CostStore(Protocol):
+    async def put_cost(self, entries: Sequence[CostEntry], now: float) -> int:
+        """Insert or replace rows by their key (`app.reports.cost`); answers how many rows
+        were new or changed."""
+        ...
+
+    async def cost_between(self, app_key: str, start: date, end: date) -> list[CostEntry]:
+        """Every cost row of the days from `start` to `end`, of every source."""
+        ...
+
+    async def put_rates(self, app_key: str, rates: Sequence[Rate], now: float) -> int: ...
+    async def rates(self, app_key: str) -> dict[tuple[date, str], Decimal]:
+        """(day, currency) -> rate to the app's report currency."""
+        ...
+
+
+class PrivacyStore(Protocol):
+    async def retention_due(self, cutoffs: Mapping[str, float], *, limit: int) -> list[Install]:
+        """Installs not yet retained whose media source (or original one) is a key of
+        `cutoffs` and whose time is before its cutoff; oldest first, at most `limit`."""
+        ...
+
+    async def count_retention_due(self, cutoffs: Mapping[str, float]) -> int: ...
+    async def events_attributed_to(self, install_id: str) -> list[Event]:
+        """Events carrying this install's attribution: its own and its reinstalls'."""
+        ...
+
+    async def retain(self, items: Sequence[RetainItem], now: float) -> dict[str, int]:
+        """Erase the user-level fields of each install, its events and its attributed touch,
+        mark it `is_retained_organic` and add its rollup changes, in one transaction; an install
+        already retained is skipped. Answers rows changed per table."""
+        ...
+
+    async def erase(self, key: EraseKey, *, actor: str, now: float) -> dict[str, int]:
+        """Erase every matching install, event, touch and postback (undelivered ones are
+        dropped), record the erase without the erased values, in one transaction. Answers rows
+        changed per table; a second erase answers zeros."""
+        ...
+
+    async def erasures(self) -> list[dict[str, Any]]:
+        """The audit log of erases, newest first."""
+        ...
+
+
 class Store(Protocol):
     """One backend: its parts by concern, its figures, and closing it."""
 
@@ -225,6 +426,16 @@ class Store(Protocol):
     def outbox(self) -> OutboxStore: ...
     @property
     def leases(self) -> JobLeaseStore: ...
+    @property
+    def users(self) -> UserStore: ...
+    @property
+    def activity(self) -> ActivityStore: ...
+    @property
+    def reports(self) -> ReportStore: ...
+    @property
+    def cost(self) -> CostStore: ...
+    @property
+    def privacy(self) -> PrivacyStore: ...
 
     def stats(self) -> StoreStats: ...
     async def upkeep(self, now: float) -> None:

@@ -4,12 +4,10 @@ candidate query, the store's own figures."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from app.attribution import CANDIDATE_LIMIT, TimeRange
-from app.touches import Touch
 
 
 class ClickAlreadyClaimed(Exception):
@@ -43,20 +41,6 @@ class IntegrationRecord:
     config: dict[str, Any]
     access_token: str | None = field(repr=False)
     updated_at: float
-
-
-@dataclass(frozen=True)
-class TouchRecord:
-    """A touch as the tracking handlers record it: the domain value plus what only storage and
-    raw data need."""
-
-    touch: Touch
-    page_slug: str | None = None
-    language: str | None = None
-    in_app: str | None = None
-    all_params: Mapping[str, str] = field(default_factory=dict)
-    flags: tuple[str, ...] = ()
-    destination: str | None = None
 
 
 @dataclass(frozen=True)
@@ -96,3 +80,61 @@ class StoreStats:
     commit_seconds_total: float
     # Cumulative counts of commits at or under each bound of LATENCY_BUCKETS.
     commit_buckets: dict[float, int]
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    """A console account. `apps` None: every app; else only those (console.md section 1)."""
+
+    username: str
+    password_hash: str = field(repr=False)
+    role: str
+    apps: tuple[str, ...] | None
+    created_at: float
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """A console session, kept server-side so that logging out ends it for good."""
+
+    id: str = field(repr=False)
+    username: str
+    csrf_token: str = field(repr=False)
+    created_at: float
+    last_seen_at: float
+    revoked_at: float | None
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """An admin token as the console lists it: never the token itself."""
+
+    id: str
+    label: str
+    created_at: float
+    last_used_at: float | None
+
+
+@dataclass(frozen=True)
+class ActivityItem:
+    """One line of the dashboard's activity feed: an install or an in-app event."""
+
+    kind: str  # "install" | "event"
+    id: str
+    app_key: str
+    time: float
+    name: str  # the install's status, the event's name
+    media_source: str
+    campaign: str | None
+    install_id: str  # the receipt to open (an event's install)
+
+
+@dataclass(frozen=True)
+class TouchCounts:
+    """What the store can count cheaply for the dashboard (one indexed range each)."""
+
+    impressions: int
+    clicks: int
+    installs: int
+    attributed_installs: int
+    events: int

@@ -1,4 +1,5 @@
-"""Who is calling, and from where: the admin token, the app's sdk_key, the client IP.
+"""Who is calling, and from where: the owner (an admin token or a console session), the app's
+sdk_key, the client IP.
 
 One module so that handlers of every audience share these answers instead of importing each
 other: a 401 never depends on which module a route lives in, and one function decides the IP.
@@ -11,11 +12,12 @@ from typing import Any
 
 from starlette.requests import Request
 
+from app.accounts import TOKEN_OWNER, Owner
 from app.devices import client_ip
 from app.services import Services, services
 from app.store.records import AppRecord
-from app.vocabulary import APP_KEY_RE
 from app.web.errors import ApiError, json_object, read_json
+from app.web.sessions import SAFE_METHODS, csrf_ok, current_session
 
 
 def request_ip(request: Request, svc: Services) -> str | None:
@@ -31,31 +33,51 @@ def _bearer(request: Request) -> str | None:
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
-async def require_admin(request: Request) -> None:
+async def require_owner(request: Request, *, configure: bool = False) -> Owner:
+    """The owner behind a request of the owner API: an admin token (every app, no CSRF: it is
+    no ambient credential), or a console session (its role and app limit; a state-changing
+    request needs the session's CSRF token and must not come from another site).
+
+    401 without either; 403 for a session request failing CSRF, and for a viewer when
+    `configure` (configuration, secrets and retries are the admins')."""
     token = _bearer(request)
-    if token is None:
-        raise ApiError(401, "unauthorized", "send Authorization: Bearer <admin token>")
     svc = services(request)
-    if not await svc.store.tokens.token_valid(token, svc.clock()):
-        raise ApiError(401, "unauthorized", "unknown admin token")
+    if token is not None:
+        if not await svc.store.tokens.token_valid(token, svc.clock()):
+            raise ApiError(401, "unauthorized", "unknown admin token")
+        return TOKEN_OWNER
+    found = await current_session(request)
+    if found is None:
+        raise ApiError(
+            401, "unauthorized", "send Authorization: Bearer <admin token>, or log in at /admin"
+        )
+    session, owner = found
+    if request.method not in SAFE_METHODS and not csrf_ok(request, session):
+        raise ApiError(403, "csrf", "send the session's X-CSRF-Token, from our own origin")
+    if configure and not owner.is_admin:
+        raise ApiError(403, "forbidden", "viewers may not change or read configuration")
+    return owner
 
 
 async def authorised_app(request: Request) -> tuple[AppRecord, dict[str, Any]]:
-    """The app the request's sdk_key belongs to, and the JSON body naming it."""
+    """The app the request's sdk_key belongs to, and the JSON body naming it.
+
+    The key is checked before a byte of the body is read: a caller without a valid sdk_key
+    gets 401 whatever it sent, and so learns nothing of the body's field rules."""
     key = _bearer(request)
-    # Refused before the body is read: no credentials, no parsing of what they sent.
     if key is None:
         raise ApiError(401, "unauthorized", "send Authorization: Bearer <sdk_key>")
+    app = await services(request).store.configs.app_by_sdk_key(key)
+    if app is None or not hmac.compare_digest(app.sdk_key.encode(), key.encode()):
+        raise ApiError(401, "unauthorized", "unknown sdk_key")
     body = json_object(await read_json(request))
     app_key = body.get("app_key")
     if app_key is None or app_key == "":
         raise ApiError.invalid("app_key", "app_key is required")
     if not isinstance(app_key, str):
         raise ApiError.invalid("app_key", "app_key must be a string")
-    # A key no app can have (a lone surrogate, say, which no query can even carry) is no app.
-    store = services(request).store.configs
-    app = await store.get_app(app_key) if APP_KEY_RE.fullmatch(app_key) else None
-    # One answer for "no such app" and "wrong key": the endpoint must not reveal app keys.
-    if app is None or not hmac.compare_digest(app.sdk_key.encode(), key.encode()):
+    # One answer for "no such app" and "another app's key": the endpoint must not reveal app
+    # keys. (A lone surrogate, which no app key can hold, is simply another key.)
+    if not hmac.compare_digest(app.app_key.encode(), app_key.encode("utf-8", "surrogatepass")):
         raise ApiError(401, "unauthorized", "sdk_key does not belong to this app_key")
     return app, body

@@ -12,7 +12,7 @@ import logging
 from typing import Any
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from app.fields import FieldError
@@ -69,6 +69,21 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     error = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     return error_response(exc.status_code, error, str(exc.detail))
+
+
+# Set in the request's state when the client went away mid-request: the request counter counts
+# it apart (it is no error of ours, and no answer reaches anyone).
+DISCONNECTED = "client_disconnected"
+
+
+async def client_disconnect_handler(request: Request, exc: Exception) -> Response:
+    """A client that closed its connection before its body arrived (a phone losing signal, a
+    slow client giving up): one log line, nothing stored (the handler had read no whole body),
+    counted apart from errors. The answer goes nowhere; 499 is nginx's "client closed"."""
+    assert isinstance(exc, ClientDisconnect)
+    request.scope.setdefault("state", {})[DISCONNECTED] = True
+    log.info("client disconnected mid-body: %s %s", request.method, request.url.path)
+    return Response(status_code=499)
 
 
 async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:

@@ -22,13 +22,16 @@ import json
 import re
 from collections.abc import Iterable
 from importlib import metadata
-from typing import Any
+from typing import Any, get_args
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from app import attribution, configs, vocabulary
+from app.postbacks import conditions, rules, tiktok
+from app.reports import raw
+from app.reports.overview import GROUPS, MAX_DAYS
 from app.touches import CAMPAIGN_COLUMNS
 from app.web.errors import MAX_BODY
 
@@ -37,7 +40,8 @@ Operation = dict[str, Any]
 
 CACHE_CONTROL = "public, max-age=300"
 Security = list[dict[str, list[str]]]
-ADMIN: Security = [{"adminToken": []}]
+# The owner's routes take an admin token, or a console session (with its CSRF token).
+ADMIN: Security = [{"adminToken": []}, {"consoleSession": []}]
 SDK: Security = [{"sdkKey": []}]
 PUBLIC: Security = []
 # Every method but HEAD is documented (see the module docstring).
@@ -191,7 +195,7 @@ def op(
 
 # JSON endpoints refuse bodies past the limit and content types they do not read.
 BODY_ERRORS = {"413": shared("TooLarge"), "415": shared("UnsupportedMediaType")}
-ADMIN_ERRORS = {"401": shared("Unauthorized")}
+ADMIN_ERRORS = {"401": shared("Unauthorized"), "403": shared("Forbidden")}
 
 
 # -- components --------------------------------------------------------------------------------
@@ -259,6 +263,10 @@ def app_config_schema() -> Schema:
                 description="The owner's sites whose snippet may send impression beacons",
             ),
             "attribution": ref("AttributionSettings"),
+            "report_timezone": string("IANA time zone of report days", default="UTC"),
+            "report_currency": string(
+                "ISO 4217 code cost and ROAS are shown in", default="USD", pattern="^[A-Z]{3}$"
+            ),
         },
         ["name"],
         description="Full replace: what is left out takes its default",
@@ -291,11 +299,39 @@ def app_schema() -> Schema:
 
 
 def integration_config_schema() -> Schema:
+    condition = obj(
+        {
+            "param": string(
+                "A key of the event's event_value", pattern=conditions.PARAM_RE.pattern
+            ),
+            "op": string(enum=list(conditions.OPERATORS)),
+            "value": {
+                "type": ["string", "number"],
+                "description": "A number for >, >=, <, <=; a string for contains",
+            },
+        },
+        ["param", "op", "value"],
+    )
     event = obj(
         {
             "app_event": string(maxLength=100),
-            "partner_event": string("TikTok's event name", maxLength=100),
-            "include_revenue": boolean(False, "Only with partner_event Purchase"),
+            "partner_event": string(
+                "A TikTok standard event, a partner identifier (sent under its TikTok name) or "
+                "a custom name: GET /api/v1/partners/tiktokweb_int/events",
+                maxLength=100,
+            ),
+            "partner_event_kind": string(
+                "Answered: which of the three partner_event is",
+                enum=["standard", "partner_identifier", "custom"],
+                readOnly=True,
+            ),
+            "tiktok_event": string("Answered: the event TikTok receives", readOnly=True),
+            "include_revenue": boolean(False, "Only where the event is sent as Purchase"),
+            "conditions": array(
+                condition,
+                maxItems=conditions.MAX_CONDITIONS,
+                description="All must hold for the event to be sent (else `condition_failed`)",
+            ),
         },
         ["app_event", "partner_event"],
     )
@@ -325,6 +361,11 @@ def integration_config_schema() -> Schema:
             "test_event_code": string(nullable=True, maxLength=64),
             "view_through": boolean(True),
             "ccpa_limit": boolean(False),
+            "dry_run": boolean(
+                False,
+                "Postbacks are built, kept and shown with their exact JSON (state dry_run), "
+                "never sent to TikTok",
+            ),
             "install_event": string(maxLength=64, default="Download"),
             "inapp_postbacks": inapp,
         }
@@ -388,7 +429,13 @@ def install_request_schema() -> Schema:
     return obj(
         {
             "app_key": string("The app the sdk_key belongs to"),
-            "platform": string(enum=list(vocabulary.DIRECT_PLATFORMS)),
+            "platform": string(
+                "The store the app came from. A PC, console or TV client (steam, epic, "
+                "nativepc, battlenet, playstation, ...) sends platform, app_instance_id, "
+                "install_time and, when posting server to server, ip: it is matched by the "
+                "desktop rule (IP and store family within desktop_window_minutes)",
+                enum=list(vocabulary.DIRECT_PLATFORMS),
+            ),
             "app_instance_id": string("Unique per install of the app", maxLength=128),
             "install_time": time_input("Defaults to now; at most a day ahead"),
             "device": device,
@@ -417,7 +464,7 @@ def conversion_data_schema() -> Schema:
         {
             "install_id": string(),
             "is_first_launch": {"type": "boolean"},
-            "status": string(enum=["attributed", "organic", "reinstall", "rejected"]),
+            "status": string(enum=list(get_args(attribution.Status))),
             "af_status": string(enum=["Non-organic", "Organic"]),
             "media_source": string("`organic` when not attributed"),
             "original_media_source": string(nullable=True),
@@ -450,7 +497,7 @@ def install_schema() -> Schema:
             "platform": string(),
             "install_time": time_output(False),
             "received_at": time_output(False),
-            "status": string(enum=["attributed", "organic", "reinstall", "rejected"]),
+            "status": string(enum=list(get_args(attribution.Status))),
             "media_source": string(),
             "touch_time": time_output(),
             "conversion_data": ref("ConversionData"),
@@ -479,6 +526,18 @@ def event_request_schema() -> Schema:
                     "af_currency": string(
                         "ISO 4217; USD when af_revenue comes alone", pattern="^[A-Za-z]{3}$"
                     ),
+                    **{
+                        key: {
+                            "description": f"Sent as properties.contents[].{name}; "
+                            "one value or a list (one per content)",
+                            "type": ["string", "number", "array"],
+                        }
+                        for key, name in tiktok.CONTENT_PARAMS
+                    },
+                    **{
+                        key: string(f"Sent as properties.{name}")
+                        for key, name in tiktok.TEXT_PARAMS
+                    },
                 }
             ),
             "user": obj(
@@ -495,8 +554,26 @@ def event_answer_schema() -> Schema:
         {
             "event_id": string(),
             "media_source": string(),
-            "postback": string(
-                enum=["queued", "not_mapped", "outside_window", "not_attributed", "disabled"]
+            "postback": string(enum=list(get_args(rules.EventPostbackDecision))),
+            "conditions": array(
+                obj(
+                    {
+                        "param": string(),
+                        "op": string(),
+                        "value": {"type": ["string", "number"]},
+                        "actual": {
+                            "type": ["string", "number", "boolean", "null"],
+                            "description": "What the event sent",
+                        },
+                        "met": {"type": "boolean"},
+                    },
+                    ["param", "op", "value", "actual", "met"],
+                ),
+                description="Present when the mapping has conditions: each as evaluated",
+            ),
+            "flags": array(
+                string(enum=["contents_truncated", "property_truncated", "property_invalid"]),
+                description="Present when a TikTok property was cut or left out",
             ),
         },
         ["event_id", "media_source", "postback"],
@@ -535,7 +612,7 @@ def postback_schema() -> Schema:
             "payload": obj({}, description="The event as queued"),
             "sent_json": {
                 "type": ["object", "null"],
-                "description": "The request body last sent for it",
+                "description": "The request body last sent for it (dry_run: that would be sent)",
             },
             "attempt_log": array(attempt),
         },
@@ -571,7 +648,7 @@ def schemas() -> dict[str, Schema]:
         "Install": install_schema(),
         "EventRequest": event_request_schema(),
         "EventAnswer": event_answer_schema(),
-        "PostbackState": string(enum=["pending", "retrying", "sent", "failed", "dead"]),
+        "PostbackState": string(enum=["pending", "retrying", "sent", "failed", "dead", "dry_run"]),
         "Postback": postback_schema(),
     }
 
@@ -582,6 +659,11 @@ def shared_responses() -> dict[str, Schema]:
             "Invalid: `field` names the offending field (`invalid`, `invalid_json`)"
         ),
         "Unauthorized": error("No or unknown credentials (`unauthorized`)"),
+        "Forbidden": error(
+            "A session request without its X-CSRF-Token or from another site (`csrf`), a "
+            "viewer's request to configuration or a retry, or an app outside the user's "
+            "(`forbidden`)"
+        ),
         "NotFound": error("No such resource (`not_found`)"),
         "TooLarge": error(f"Body over {MAX_BODY // 1024} KiB (`too_large`)"),
         "UnsupportedMediaType": error("Not application/json (`unsupported_media_type`)"),
@@ -594,6 +676,14 @@ def security_schemes() -> dict[str, Schema]:
             "type": "http",
             "scheme": "bearer",
             "description": "An admin token, made with `python -m app token create`",
+        },
+        "consoleSession": {
+            "type": "apiKey",
+            "in": "cookie",
+            "name": "gw_session",
+            "description": "A console session (log in at /admin). POST, PUT and DELETE also "
+            "send the session's CSRF token as X-CSRF-Token. Answers are limited to the user's "
+            "apps; viewers may read installs and postbacks only",
         },
         "sdkKey": {
             "type": "http",
@@ -784,6 +874,45 @@ def app_operations() -> dict[tuple[str, str], Operation]:
     }
 
 
+def partner_events_schema() -> Schema:
+    return obj(
+        {
+            "partner": string(const=vocabulary.PARTNER),
+            "standard_events": array(
+                obj(
+                    {
+                        "name": string(),
+                        "revenue_allowed": {"type": "boolean"},
+                        "default_app_event": string(
+                            "The app event mapped to it by default", nullable=True
+                        ),
+                    },
+                    ["name", "revenue_allowed", "default_app_event"],
+                )
+            ),
+            "partner_identifiers": array(
+                obj(
+                    {
+                        "name": string(),
+                        "tiktok_event": string("What TikTok receives"),
+                        "revenue_allowed": {"type": "boolean"},
+                    },
+                    ["name", "tiktok_event", "revenue_allowed"],
+                )
+            ),
+            "custom_events": obj(
+                {
+                    "allowed": {"type": "boolean"},
+                    "pattern": string(),
+                    "revenue_allowed": {"type": "boolean"},
+                },
+                ["allowed", "pattern", "revenue_allowed"],
+            ),
+        },
+        ["partner", "standard_events", "partner_identifiers", "custom_events"],
+    )
+
+
 def owner_operations() -> dict[tuple[str, str], Operation]:
     tag = "owner"
     found = {**ADMIN_ERRORS, "404": shared("NotFound")}
@@ -818,6 +947,24 @@ def owner_operations() -> dict[tuple[str, str], Operation]:
             tag,
             ADMIN,
             {"204": gone, **found},
+            parameters=[APP_KEY],
+        ),
+        ("/api/v1/partners/" + vocabulary.PARTNER + "/events", "get"): op(
+            "What a mapping's partner_event may be",
+            tag,
+            ADMIN,
+            {
+                "200": ok(
+                    "TikTok's standard events and the partner identifiers", partner_events_schema()
+                ),
+                **ADMIN_ERRORS,
+            },
+        ),
+        ("/api/v1/apps/{app_key}/sdk_key/rotate", "post"): op(
+            "Give an app a new sdk_key (the old one stops working at once)",
+            tag,
+            ADMIN,
+            {"200": ok("The app with its new sdk_key", ref("App")), **found},
             parameters=[APP_KEY],
         ),
         (integration, "get"): op(
@@ -966,12 +1113,175 @@ def ops_operations() -> dict[tuple[str, str], Operation]:
     }
 
 
+# -- reports (`app.web.reports_api`) -----------------------------------------------------------
+
+_COUNTS = {"type": "integer"}
+_MONEY = string("A decimal amount")
+_NULLABLE_RATE = string("A decimal ratio, 4 places; null when its divisor is zero", nullable=True)
+
+
+def _figures() -> dict[str, Schema]:
+    return {
+        "impressions": _COUNTS,
+        "impressions_all": _COUNTS,
+        "clicks": _COUNTS,
+        "clicks_all": _COUNTS,
+        "installs": _COUNTS,
+        "attributed_installs": _COUNTS,
+        "installs_by_status": {"type": "object", "additionalProperties": _COUNTS},
+        "installs_by_match_type": {"type": "object", "additionalProperties": _COUNTS},
+        "reinstalls": _COUNTS,
+        "rejected": _COUNTS,
+        "events": {"type": "object", "additionalProperties": _COUNTS},
+        "revenue": {
+            "type": "object",
+            "description": "event name -> currency -> amount",
+            "additionalProperties": {"type": "object", "additionalProperties": _MONEY},
+        },
+        "revenue_in_report_currency": _MONEY,
+        "revenue_unconverted": array(string("A currency without a rate for some day")),
+        "report_currency": string(),
+        "cost": _MONEY,
+        "ecpi": _NULLABLE_RATE,
+        "roas": _NULLABLE_RATE,
+        "click_to_install_rate": _NULLABLE_RATE,
+    }
+
+
+def _range_params() -> list[Schema]:
+    return [
+        query("app_key", "The app", required=True),
+        query("from", "First day, YYYY-MM-DD in the report time zone (default: 6 days before to)"),
+        query("to", "Last day, inclusive (default: today)"),
+        query("timezone", "IANA zone for days (default: the app's report_timezone)"),
+    ]
+
+
+def reports_operations() -> dict[tuple[str, str], Operation]:
+    tag = "reports"
+    bad = {"400": shared("BadRequest"), **ADMIN_ERRORS, "404": shared("NotFound")}
+    figures = _figures()
+    row = obj(
+        {g: string() for g in GROUPS} | figures,
+        list(figures),
+        description="The group's values (those of group_by), then its figures",
+    )
+    totals = obj(figures, list(figures))
+    overview = obj(
+        {
+            "app_key": string(),
+            "from": string(format="date"),
+            "to": string(format="date"),
+            "timezone": string(),
+            "group_by": array(string(enum=list(GROUPS))),
+            "filters": {"type": "object", "additionalProperties": string()},
+            "rows": array(row),
+            "totals": totals,
+            "previous": obj(
+                {"from": string(format="date"), "to": string(format="date"), "totals": totals},
+                ["from", "to", "totals"],
+            ),
+        },
+        ["rows", "totals", "previous"],
+    )
+    upload = obj(
+        {
+            "imported": _COUNTS,
+            "changed": _COUNTS,
+            "rejected": array(obj({"line": _COUNTS, "error": string()}, ["line", "error"])),
+        },
+        ["imported", "changed", "rejected"],
+    )
+    csv_body: Schema = {
+        "required": True,
+        "description": "CSV (UTF-8, header row), as the body or as the `file` of a form",
+        "content": {
+            "text/csv": {"schema": string()},
+            "multipart/form-data": {
+                "schema": obj({"file": string(format="binary"), "app_key": string()}, ["file"])
+            },
+        },
+    }
+    upload_errors = {
+        **bad,
+        "413": error("File over 20 MiB (`too_large`)"),
+        "415": error("Not CSV or a multipart form (`unsupported_media_type`)"),
+    }
+    counts = obj({t: _COUNTS for t in ("installs", "events", "clicks", "impressions", "postbacks")})
+    return {
+        ("/api/v1/reports/overview", "get"): op(
+            "The overview: figures per group, totals and the previous period's totals",
+            tag,
+            ADMIN,
+            {"200": ok("The overview", overview), **bad},
+            parameters=[
+                *_range_params(),
+                query("group_by", f"Comma list of {', '.join(GROUPS)}"),
+                *(query(d, f"Only this {d}") for d in GROUPS if d != "date"),
+            ],
+            description=f"A range is at most {MAX_DAYS} days; ecpi and roas are null where cost "
+            "or installs are zero",
+        ),
+        ("/api/v1/raw/{kind}.csv", "get"): op(
+            "Raw data as streamed CSV",
+            tag,
+            ADMIN,
+            {
+                "200": ok(
+                    "CSV with a header row; Content-Disposition names the app and range",
+                    string(),
+                    "text/csv",
+                ),
+                **bad,
+            },
+            parameters=[
+                path_param(
+                    "kind", f"One of {', '.join(raw.KINDS)}", "^(" + "|".join(raw.KINDS) + ")$"
+                ),
+                *_range_params(),
+            ],
+        ),
+        ("/api/v1/cost", "post"): op(
+            "Upload cost (replaces rows with the same date, source and ids)",
+            tag,
+            ADMIN,
+            {"200": ok("What was imported and the lines refused", upload), **upload_errors},
+            parameters=[query("app_key", "The app (or the form's app_key)")],
+            body=csv_body,
+            description="Columns: date, media_source, campaign, campaign_id, adset, adset_id, "
+            "ad, ad_id, country, cost, currency",
+        ),
+        ("/api/v1/cost/rates", "post"): op(
+            "Upload currency rates to the app's report currency",
+            tag,
+            ADMIN,
+            {"200": ok("What was imported and the lines refused", upload), **upload_errors},
+            parameters=[query("app_key", "The app (or the form's app_key)")],
+            body=csv_body,
+            description="Columns: date, currency, rate_to_report_currency",
+        ),
+        ("/api/v1/privacy/erase", "post"): op(
+            "Erase a user's data: rows changed per table",
+            tag,
+            ADMIN,
+            {"200": ok("Rows changed", obj({"erased": counts}, ["erased"])), **bad, **BODY_ERRORS},
+            body=json_body(
+                obj(
+                    {"app_key": string(), "app_instance_id": string(), "ttclid": string()},
+                    description="app_key with app_instance_id, or ttclid alone",
+                )
+            ),
+        ),
+    }
+
+
 def operations() -> dict[tuple[str, str], Operation]:
     """Every documented operation by (path template, lower-case method)."""
     return {
         **tracking_operations(),
         **app_operations(),
         **owner_operations(),
+        **reports_operations(),
         **ops_operations(),
     }
 
@@ -989,7 +1299,7 @@ def operation_ids(routes: Iterable[BaseRoute]) -> dict[tuple[str, str], str]:
     answers several methods, since operation ids are unique in a document."""
     found: dict[tuple[str, str], str] = {}
     for route in routes:
-        if not isinstance(route, Route) or route.methods is None:
+        if not isinstance(route, Route) or route.methods is None or not route.include_in_schema:
             continue
         methods = sorted(m.lower() for m in route.methods - UNDOCUMENTED_METHODS)
         endpoint = route.endpoint

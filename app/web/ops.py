@@ -38,6 +38,12 @@ async def metrics(request: Request) -> Response:
             f"gangway_requests_total{_labels(route=route, status=status)} {n}"
             for (route, status), n in sorted(c.requests.items())
         ),
+        "# HELP gangway_client_disconnects_total Requests whose client left mid-body.",
+        "# TYPE gangway_client_disconnects_total counter",
+        *(
+            f"gangway_client_disconnects_total{_labels(route=route)} {n}"
+            for route, n in sorted(c.disconnects.items())
+        ),
         "# HELP gangway_touches_total Touches recorded.",
         "# TYPE gangway_touches_total counter",
         *(f"gangway_touches_total{_labels(kind=k)} {n}" for k, n in sorted(c.touches.items())),

@@ -121,12 +121,12 @@ def _hero_image(image_url: str | None, origin: str) -> str | None:
     return None
 
 
-def _click_url(page: PageRecord, app: AppRecord, origin: str, request: Request, pvid: str) -> str:
+def click_url_for(
+    page: PageRecord, app: AppRecord, origin: str, page_url: str, referrer: str, pvid: str
+) -> str:
     """The page view's click URL (no platform yet), built with the page's mapping from the
-    bounded landing query."""
-    incoming = params.from_query(request.url.query)
-    query = params.to_query(incoming.params)
-    page_url = f"{origin}{request.url.path}" + (f"?{query}" if query else "")
+    bounded landing query. `page_url` is the landing URL on our origin; the link doctor calls
+    this too, so what it shows is what the page renders."""
     base = click_base(origin, app.app_key)
     built = mapping.generate_one_link_url(
         {
@@ -135,7 +135,7 @@ def _click_url(page: PageRecord, app: AppRecord, origin: str, request: Request, 
             "ttclidSub": page.config.get("ttclid_sub") or DEFAULT_TTCLID_SUB,
         },
         page_url,
-        referrer=params.clean_header(request.headers.get("referer"), params.MAX_URL_BYTES) or "",
+        referrer=referrer,
         pvid=pvid,
         trusted_link=True,
     )
@@ -144,6 +144,35 @@ def _click_url(page: PageRecord, app: AppRecord, origin: str, request: Request, 
     # The mapping gives none when its media source resolves empty: the buttons must still lead
     # to the store, so they get the bare click link of this page view.
     return f"{base}?{urlencode({'pvid': pvid})}"
+
+
+def landing_url(origin: str, path: str, raw_query: str) -> str:
+    """The landing URL as the page reads it: our origin, the path, the bounded query."""
+    query = params.to_query(params.from_query(raw_query).params)
+    return f"{origin}{path}" + (f"?{query}" if query else "")
+
+
+def cta_buttons(
+    page: PageRecord, app: AppRecord, click_url: str, device: Device
+) -> list[dict[str, Any]]:
+    """The page's CTA buttons for this device, in display order, with their hrefs."""
+    destinations = app.config.get("destinations", {})
+    ctas = [c for c in page.config.get("ctas", []) if c in destinations]
+    order, own_first = cta_order(ctas, device)
+    buttons = []
+    for i, platform in enumerate(order):
+        wording = STORES.get(platform, StoreWording("Get it on", platform, "download"))
+        buttons.append(
+            {
+                "platform": platform,
+                "lead": wording.lead,
+                "name": wording.name,
+                "icon": wording.icon,
+                "href": mapping.cta_url(click_url, platform),
+                "primary": own_first and i == 0,
+            }
+        )
+    return buttons
 
 
 def _pixel_src(app: AppRecord, click_url: str) -> str:
@@ -162,24 +191,12 @@ async def landing_page(request: Request) -> Response:
 
     origin = own_origin(request, svc.settings)
     pvid = new_id()
-    click_url = _click_url(page, app, origin, request, pvid)
+    referrer = params.clean_header(request.headers.get("referer"), params.MAX_URL_BYTES) or ""
+    page_url = landing_url(origin, request.url.path, request.url.query)
+    click_url = click_url_for(page, app, origin, page_url, referrer, pvid)
     device = parse_user_agent(params.clean_user_agent(request.headers.get("user-agent"))[0])
-    destinations = app.config.get("destinations", {})
-    ctas = [c for c in page.config.get("ctas", []) if c in destinations]
-    order, own_first = cta_order(ctas, device)
-    buttons = []
-    for i, platform in enumerate(order):
-        wording = STORES.get(platform, StoreWording("Get it on", platform, "download"))
-        buttons.append(
-            {
-                "platform": platform,
-                "lead": wording.lead,
-                "name": wording.name,
-                "icon": wording.icon,
-                "href": mapping.cta_url(click_url, platform),
-                "primary": own_first and i == 0,
-            }
-        )
+    buttons = cta_buttons(page, app, click_url, device)
+    ctas = [b["platform"] for b in buttons]
 
     qr_src = None
     qr_target = click_url + "&af_ss_qr=true"

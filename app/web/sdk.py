@@ -19,7 +19,9 @@ Decisions where the spec is silent:
   IDFA, IDFV and GAID are UUIDs and stored lower-cased, so either case finds the device.
 - `att_status` takes the spec's spelling or Apple's (`notDetermined`); it is stored in the spec's.
 - `install_time` more than a day ahead of the server's clock is a 400: every touch would be in
-  its "past", so a broken device clock could claim clicks made after the install.
+  its "past", so a broken device clock could claim clicks made after the install. An
+  `event_time` is held to the same bound, and to at most a day before its install: an event
+  TikTok refuses would otherwise be queued, and take its batch down with it.
 - Identifiers (`app_instance_id`, `event_id`, device ids, the referrer) over their length limit
   or holding a NUL or a lone surrogate are a 400, not cut or cleaned: two different ids made
   one would merge two installs or two events. Descriptive text (user agent, model, language)
@@ -30,6 +32,12 @@ Decisions where the spec is silent:
   a plain decimal string as sent (`app.revenue` reads both, for the postback too).
 - A reinstall's events carry the first install's attribution, including its postback window and
   the TikTok touch the postback describes; the answer's `media_source` is that install's.
+- The prior install is looked up by device id however old it is: beyond the re-attribution
+  window of the device's first install, a matched touch makes the install `reattributed`.
+- A PC, console or TV client posts its store as `platform` (`steam`, `epic`, ...), with no
+  device ids or referrer; the desktop rule matches it (`app.attribution`).
+- An event's answer carries `conditions` (each as evaluated) when its mapping has some, and
+  `flags` when a TikTok property was cut or left out (`app.postbacks.tiktok.event_properties`).
 """
 
 from __future__ import annotations
@@ -49,6 +57,8 @@ from app.fields import FieldError
 from app.ids import new_id
 from app.params import MAX_USER_AGENT_BYTES, clean_text
 from app.plans import DEVICE_IDS, EventRequest, InstallRequest
+from app.reports.privacy import reported_attribution
+from app.reports.rollups import event_increments, install_increments
 from app.revenue import RevenueError, parse_revenue
 from app.services import Services, services
 from app.store.records import AppRecord, CandidateQuery, ClickAlreadyClaimed, IntegrationRecord
@@ -68,8 +78,12 @@ USER_FIELDS = ("email", "phone", "external_id")
 MAX_ID_CHARS = 128
 MAX_REFERRER_CHARS = 2048
 MAX_EVENT_NAME_CHARS = 100
-# How far ahead of the server's clock an install may say it happened (device clocks drift).
+# How far ahead of the server's clock an install or event may say it happened (device clocks
+# drift).
 MAX_FUTURE_SECONDS = 86_400
+# How long before its install an event may say it happened: the install time is the first
+# open's and device clocks drift, but an event a day older than its install is a broken clock.
+EVENT_BEFORE_INSTALL_SECONDS = 86_400
 ZERO_ID_RE = re.compile(r"^[0\-]*$")
 
 
@@ -180,16 +194,22 @@ async def post_install(request: Request) -> Response:
 
     integration = await store.configs.get_integration(app.app_key, PARTNER)
     settings = _attribution_settings(app, integration)
-    prior = await store.installs.prior_install(
-        app.app_key, req.device_ids, req.time - settings.reattribution_window_days * 86_400
+    # Every earlier install of the device, however old: one beyond the re-attribution window
+    # makes a touch's install a re-attribution rather than a new one. A device has a handful.
+    prior = await store.installs.prior_install(app.app_key, req.device_ids, 0.0)
+    first = (
+        await store.installs.get_install(prior.first_install_id)
+        if prior is not None and prior.first_install_id != prior.id
+        else None
     )
     verdict = bot_verdict(req.user_agent) if req.user_agent else None
     facts = plans.install_facts(
         req,
         prior,
         is_bot=verdict is not None and attribution.is_bot_install(req.user_agent, verdict.label),
+        first_install_time=first.time if first else None,
     )
-    clicks_range, impressions_range = attribution.candidate_ranges(settings, req.time)
+    clicks_range, impressions_range = attribution.candidate_ranges(settings, req.time, req.platform)
     found = await store.candidates.find_candidates(
         CandidateQuery(
             app_key=app.app_key,
@@ -218,7 +238,11 @@ async def post_install(request: Request) -> Response:
         )
         try:
             saved, created = await store.installs.record_install(
-                plan.install, claim_click=plan.claim_click, postbacks=plan.postbacks, now=now
+                plan.install,
+                claim_click=plan.claim_click,
+                postbacks=plan.postbacks,
+                now=now,
+                rollups=install_increments(plan.install),
             )
         except ClickAlreadyClaimed:
             assert plan.claim_click is not None
@@ -241,8 +265,11 @@ def _parse_event(svc: Services, body: dict[str, Any]) -> EventRequest:
     instance = fields.required_string(body, "app_instance_id", limit=MAX_ID_CHARS)
     event_name = fields.required_string(body, "event_name", limit=MAX_EVENT_NAME_CHARS)
     event_id = _id(body, "event_id")
-    event_time = fields.time(body, "event_time", svc.clock())
+    now = svc.clock()
+    event_time = fields.time(body, "event_time", now)
     assert event_time is not None  # it has a default
+    if event_time > now + MAX_FUTURE_SECONDS:
+        raise FieldError("event_time", "is more than a day in the future")
     value = dict(fields.optional_object(body, "event_value"))
     user_obj = dict(fields.optional_object(body, "user"))
     user = {k: v for k in USER_FIELDS if (v := _id(user_obj, k, "user", limit=256)) is not None}
@@ -273,6 +300,9 @@ async def post_event(request: Request) -> Response:
         raise ApiError(
             404, "unknown_install", "no install with this app_instance_id", "app_instance_id"
         )
+    if req.event_time < install.time - EVENT_BEFORE_INSTALL_SECONDS:
+        # TikTok refuses events whose time is nonsense, and would refuse their whole batch.
+        raise FieldError("event_time", "is more than a day before the install")
     event_id = req.event_id or new_id()
     stored = await store.events.event_by_id(app.app_key, event_id)
     if stored is not None:
@@ -280,7 +310,9 @@ async def post_event(request: Request) -> Response:
 
     # A reinstall's events belong to the first install's attribution (attribution.md 4).
     first = await store.installs.get_install(install.reinstall_of) if install.reinstall_of else None
-    attributed = attributing_install(install, first)
+    recorded = attributing_install(install, first)
+    # A retained install's later events are organic (reporting.md 5).
+    attributed = reported_attribution(recorded)
     integration = await store.configs.get_integration(app.app_key, PARTNER)
     config = integration.config if integration else None
     rule = plans.event_rule(attributed, config, req)
@@ -300,7 +332,14 @@ async def post_event(request: Request) -> Response:
         now=now,
         covered_states=svc.settings.ldu_states,
     )
-    saved, created = await store.events.record_event(plan.event, postbacks=plan.postbacks, now=now)
+    saved, created = await store.events.record_event(
+        plan.event,
+        postbacks=plan.postbacks,
+        now=now,
+        rollups=event_increments(
+            plan.event, recorded, rewrite_retained=svc.settings.retention_rewrite_aggregates
+        ),
+    )
     if created and plan.postbacks:
         svc.nudge_outbox()
     return JSONResponse(saved.answer, status_code=202)

@@ -23,14 +23,15 @@ from urllib.parse import urlsplit
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from app import destinations, params
+from app import destinations, mapping, params
 from app.devices import bot_verdict, parse_user_agent
 from app.ids import new_id
 from app.params import Incoming
+from app.reports.rollups import touch_increments
 from app.services import Services, services
-from app.store.records import AppRecord, TouchRecord
-from app.touches import Touch, TouchKind
-from app.vocabulary import DIRECT_PLATFORMS
+from app.store.records import AppRecord
+from app.touches import Touch, TouchKind, TouchRecord
+from app.vocabulary import DEFAULT_TTCLID_SUB, DIRECT_PLATFORMS
 from app.web.caller import request_ip
 from app.web.errors import ApiError, json_object, read_json
 from app.web.links import own_origin
@@ -59,18 +60,27 @@ def build_touch_record(
     platform: str | None = None,
     destination: str | None = None,
     touch_id: str | None = None,
+    ttclid_sub: str = DEFAULT_TTCLID_SUB,
 ) -> TouchRecord:
     """A touch from a request: device, verdict, location and params, plus what only storage
     needs (language, in-app browser, all params, flags).
 
     `user_agent` is the request's from `params.clean_user_agent`, its flags among `flags`: the
-    caller cleans it, once, since a click routes on it before it is recorded."""
+    caller cleans it, once, since a click routes on it before it is recorded.
+
+    `ttclid_sub` is the page's (`_ttclid_sub`): a touch whose URL carried a ttclid that no
+    af_subN holds gets it there, by the snippet's rule (`mapping.ttclid_slot`), so raw data and
+    conversion data show it whichever touch won, an impression as a click."""
     ip = request_ip(request, svc)
     now = svc.clock()
     device = parse_user_agent(user_agent)
     burst = ip is not None and svc.burst.hit(ip, now)
     verdict = bot_verdict(user_agent, method=request.method, burst=burst)
     location = svc.locator.locate(request.headers, ip)
+    campaign = incoming.campaign()
+    slot = mapping.ttclid_slot(campaign, incoming.ttclid, ttclid_sub)
+    if slot is not None and incoming.ttclid:
+        campaign[slot] = incoming.ttclid
     touch = Touch(
         id=touch_id or new_id(),
         kind=kind,
@@ -83,7 +93,7 @@ def build_touch_record(
         device_model=device.device_model,
         browser=device.browser,
         pid=incoming.pid,
-        params=incoming.campaign(),
+        params=campaign,
         ttclid=incoming.ttclid,
         original_url=original_url,
         referrer=referrer,
@@ -113,6 +123,15 @@ async def _app(svc: Services, app_key: str) -> AppRecord:
     if app is None:
         raise ApiError(404, "not_found", "unknown app", "app_key")
     return app
+
+
+async def _ttclid_sub(svc: Services, slug: str | None, incoming: Incoming) -> str:
+    """The af_subN the touch's page writes a ttclid to (`ttclid_sub`), else the default. The
+    page is read only when the touch has a ttclid that no af_subN holds yet."""
+    needed = mapping.ttclid_slot(incoming.campaign(), incoming.ttclid, DEFAULT_TTCLID_SUB)
+    page = await svc.store.configs.get_page(slug) if slug and needed else None
+    sub = page.config.get("ttclid_sub") if page else None
+    return sub if isinstance(sub, str) and sub else DEFAULT_TTCLID_SUB
 
 
 def _page_slug(url: str | None, origin: str) -> str | None:
@@ -225,6 +244,7 @@ async def impression(request: Request) -> Response:
         url, flags = params.clean_url(request.headers.get("referer"))
         referrer = None
     user_agent, ua_flags = params.clean_user_agent(request.headers.get("user-agent"))
+    slug = _page_slug(url, origin)
 
     record = build_touch_record(
         request,
@@ -235,12 +255,15 @@ async def impression(request: Request) -> Response:
         original_url=url,
         referrer=referrer,
         pvid=pvid,
-        page_slug=_page_slug(url, origin),
+        page_slug=slug,
         user_agent=user_agent,
         flags=flags | ua_flags,
+        ttclid_sub=await _ttclid_sub(svc, slug, incoming),
     )
     # A pvid seen before answers the first impression's id and stores nothing.
-    touch_id = await svc.store.touches.record_touch(record)
+    touch_id = await svc.store.touches.record_touch(
+        record, rollups=touch_increments(record.touch, svc.settings.unified_pids)
+    )
     if touch_id == record.touch.id:
         svc.counters.touches["impression"] += 1
     if request.method == "POST":
@@ -284,6 +307,7 @@ async def _click(
         original_url = view_url or referer
         if original_url is None:
             original_url = params.clean_text(_request_url(request, origin), params.MAX_URL_BYTES)[0]
+        slug = view_slug or _page_slug(referer, origin)
         record = build_touch_record(
             request,
             svc,
@@ -294,14 +318,17 @@ async def _click(
             original_url=original_url,
             referrer=referer_url,
             pvid=pvid,
-            page_slug=view_slug or _page_slug(referer, origin),
+            page_slug=slug,
             user_agent=user_agent,
             flags=referer_flags | set(dest.flags) | ua_flags,
             platform=dest.platform,
             destination=dest.url,
             touch_id=click_id,
+            ttclid_sub=await _ttclid_sub(svc, slug, incoming),
         )
-        await svc.store.touches.record_touch(record)
+        await svc.store.touches.record_touch(
+            record, rollups=touch_increments(record.touch, svc.settings.unified_pids)
+        )
         svc.counters.touches["click"] += 1
     return RedirectResponse(dest.url, status_code=302, headers=NO_STORE)
 

@@ -46,6 +46,9 @@ from app.postbacks.tiktok import MAX_EVENTS_PER_REQUEST, TRACK_PATH
 
 PARAMETER_ERROR = 40002
 HASHED_USER_FIELDS = ("email", "phone", "external_id")
+# Event properties: the content list (at most 50 items) and the plain text ones.
+MAX_CONTENTS = 50
+TEXT_PROPERTIES = ("query", "description", "order_id", "content_type")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _CURRENCY = re.compile(r"[A-Z]{3}")
 # Unix seconds from 2001-09-09 to 2286-11-20. Milliseconds of any recent date are ~1.7e12, far
@@ -171,6 +174,37 @@ def _check_event(event: object, index: int) -> None:
                 isinstance(currency, str) and _CURRENCY.fullmatch(currency) is not None,
                 f"{where}.properties.currency must be 3 uppercase letters, got {currency!r}",
             )
+        _check_contents(properties, where)
+        for key in TEXT_PROPERTIES:
+            if key in properties:
+                _require(
+                    isinstance(properties[key], str) and properties[key] != "",
+                    f"{where}.properties.{key} must be a non-empty string",
+                )
+
+
+def _check_contents(properties: dict[str, Any], where: str) -> None:
+    if "contents" not in properties:
+        return
+    contents = properties["contents"]
+    _require(
+        isinstance(contents, list) and 0 < len(contents) <= MAX_CONTENTS,
+        f"{where}.properties.contents must be a list of 1 to {MAX_CONTENTS} objects",
+    )
+    for i, item in enumerate(contents):
+        at = f"{where}.properties.contents[{i}]"
+        _require(isinstance(item, dict) and item != {}, f"{at} must be a non-empty object")
+        for key in ("content_id", "content_type"):
+            if key in item:
+                _require(isinstance(item[key], str) and item[key] != "", f"{at}.{key}: string")
+        if "quantity" in item:
+            quantity = item["quantity"]
+            _require(
+                isinstance(quantity, int) and not isinstance(quantity, bool) and quantity >= 0,
+                f"{at}.quantity must be a whole number, got {quantity!r}",
+            )
+        if "price" in item:
+            _require(_is_number(item["price"]), f"{at}.price must be a JSON number")
 
 
 def check_request(method: str, path: str, headers: Mapping[str, str], raw: bytes) -> dict[str, Any]:

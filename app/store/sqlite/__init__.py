@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import anyio.to_thread
 
+from app.sealing import TokenSealer
 from app.store.records import StoreStats
 from app.store.sqlite.candidates import SqliteCandidates
 from app.store.sqlite.configs import SqliteConfigs, SqliteTokens
 from app.store.sqlite.connections import Connections
+from app.store.sqlite.console import SqliteActivity, SqliteUsers
+from app.store.sqlite.cost import SqliteCost
 from app.store.sqlite.installs import SqliteEvents, SqliteInstalls
 from app.store.sqlite.outbox import SqliteOutbox
+from app.store.sqlite.privacy import SqlitePrivacy
+from app.store.sqlite.reports import SqliteReports
 from app.store.sqlite.touches import SqliteTouches
 
 __all__ = ["SqliteStore"]
@@ -31,10 +36,10 @@ class SqliteLeases:
 class SqliteStore:
     """Open with `await SqliteStore.open(path)` (or `open_sync`); close with `await close()`."""
 
-    def __init__(self, conns: Connections) -> None:
+    def __init__(self, conns: Connections, sealer: TokenSealer | None = None) -> None:
         self.path = conns.path
         self._conns = conns
-        self._configs = SqliteConfigs(conns)
+        self._configs = SqliteConfigs(conns, sealer)
         self._tokens = SqliteTokens(conns)
         self._touches = SqliteTouches(conns)
         self._candidates = SqliteCandidates(conns)
@@ -42,14 +47,25 @@ class SqliteStore:
         self._events = SqliteEvents(conns)
         self._outbox = SqliteOutbox(conns)
         self._leases = SqliteLeases()
+        self._users = SqliteUsers(conns)
+        self._activity = SqliteActivity(conns)
+        self._reports = SqliteReports(conns)
+        self._cost = SqliteCost(conns)
+        self._privacy = SqlitePrivacy(conns)
 
     @classmethod
-    def open_sync(cls, path: str, *, batch_max: int = 256) -> SqliteStore:
-        return cls(Connections.open_sync(path, batch_max=batch_max))
+    def open_sync(
+        cls, path: str, *, batch_max: int = 256, sealer: TokenSealer | None = None
+    ) -> SqliteStore:
+        return cls(Connections.open_sync(path, batch_max=batch_max), sealer)
 
     @classmethod
-    async def open(cls, path: str, *, batch_max: int = 256) -> SqliteStore:
-        return await anyio.to_thread.run_sync(lambda: cls.open_sync(path, batch_max=batch_max))
+    async def open(
+        cls, path: str, *, batch_max: int = 256, sealer: TokenSealer | None = None
+    ) -> SqliteStore:
+        return await anyio.to_thread.run_sync(
+            lambda: cls.open_sync(path, batch_max=batch_max, sealer=sealer)
+        )
 
     def close_sync(self) -> None:
         self._conns.close_sync()
@@ -98,6 +114,26 @@ class SqliteStore:
 
     async def upkeep(self, now: float) -> None:
         """Nothing to prepare: SQLite's tables need no partitions."""
+
+    @property
+    def users(self) -> SqliteUsers:
+        return self._users
+
+    @property
+    def activity(self) -> SqliteActivity:
+        return self._activity
+
+    @property
+    def reports(self) -> SqliteReports:
+        return self._reports
+
+    @property
+    def cost(self) -> SqliteCost:
+        return self._cost
+
+    @property
+    def privacy(self) -> SqlitePrivacy:
+        return self._privacy
 
     def stats(self) -> StoreStats:
         writer = self._conns.writer

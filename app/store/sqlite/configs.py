@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 from sqlite_utils import Database
 
 from app.ids import new_id, new_secret, token_hash
-from app.store.records import AppRecord, IntegrationRecord, PageRecord
+from app.sealing import SealError, TokenSealer, is_sealed
+from app.store.records import AppRecord, IntegrationRecord, PageRecord, TokenInfo
 from app.store.sqlite.connections import Connections
 
 # A token's last use is written at most this often: an admin's burst of requests writes once.
@@ -37,9 +39,26 @@ def _page(row: Mapping[str, Any]) -> PageRecord:
     )
 
 
+log = logging.getLogger("gangway.store")
+
+
 class SqliteConfigs:
-    def __init__(self, conns: Connections) -> None:
+    """`sealer` seals access tokens at rest; without one (tests, tools) they are kept as given."""
+
+    def __init__(self, conns: Connections, sealer: TokenSealer | None = None) -> None:
         self._conns = conns
+        self._sealer = sealer
+
+    def _open(self, app_key: str, stored: str | None) -> str | None:
+        if stored is None:
+            return None
+        if self._sealer is None:
+            return None if is_sealed(stored) else stored
+        try:
+            return self._sealer.open(stored)
+        except SealError as exc:
+            log.error("integration of app %s: %s", app_key, exc)
+            return None
 
     # -- apps --------------------------------------------------------------------------------
 
@@ -81,6 +100,20 @@ class SqliteConfigs:
 
         return await self._conns.write(write)
 
+    async def app_by_sdk_key(self, sdk_key: str) -> AppRecord | None:
+        row = await self._conns.one("SELECT * FROM apps WHERE sdk_key = ?", [sdk_key])
+        return _app(row) if row else None
+
+    async def rotate_sdk_key(self, app_key: str, now: float) -> AppRecord | None:
+        def write(db: Database) -> bool:
+            cursor = db.execute(
+                "UPDATE apps SET sdk_key = ?, updated_at = ? WHERE app_key = ?",
+                [new_secret(), now, app_key],
+            )
+            return cursor.rowcount > 0
+
+        return await self.get_app(app_key) if await self._conns.write(write) else None
+
     async def app_for_destination(self, platform: str, app_id: str) -> AppRecord | None:
         row = await self._conns.one(
             "SELECT * FROM apps WHERE json_extract(config, '$.destinations.' || ? || '.app_id') = ?"
@@ -101,7 +134,7 @@ class SqliteConfigs:
             app_key=row["app_key"],
             partner=row["partner"],
             config=json.loads(row["config"]),
-            access_token=row["access_token"],
+            access_token=self._open(row["app_key"], row["access_token"]),
             updated_at=row["updated_at"],
         )
 
@@ -113,6 +146,9 @@ class SqliteConfigs:
         access_token: str | None,
         now: float,
     ) -> IntegrationRecord:
+        if access_token is not None and self._sealer is not None:
+            access_token = self._sealer.seal(access_token)
+
         def write(db: Database) -> str | None:
             db.execute(
                 "INSERT INTO integrations (app_key, partner, config, access_token, updated_at) "
@@ -128,7 +164,7 @@ class SqliteConfigs:
             return row[0] if row else None
 
         token = await self._conns.write(write)
-        return IntegrationRecord(app_key, partner, dict(config), token, now)
+        return IntegrationRecord(app_key, partner, dict(config), self._open(app_key, token), now)
 
     async def delete_integration(self, app_key: str, partner: str) -> bool:
         def write(db: Database) -> bool:
@@ -136,6 +172,47 @@ class SqliteConfigs:
                 "DELETE FROM integrations WHERE app_key = ? AND partner = ?", [app_key, partner]
             )
             return cursor.rowcount > 0
+
+        return await self._conns.write(write)
+
+    async def seal_tokens(self, *, rotate: bool = False) -> int:
+        sealer = self._sealer
+        if sealer is None:
+            return 0
+        if not rotate:
+            # Every start asks: answered from a read connection, no write when all are sealed.
+            kept = await self._conns.all(
+                "SELECT access_token FROM integrations WHERE access_token IS NOT NULL"
+            )
+            if all(is_sealed(row["access_token"]) for row in kept):
+                return 0
+
+        def write(db: Database) -> int:
+            # Overwrite freed space: the clear value must not stay behind in the file's pages.
+            db.execute("PRAGMA secure_delete = ON")
+            try:
+                rows = db.execute(
+                    "SELECT app_key, partner, access_token FROM integrations "
+                    "WHERE access_token IS NOT NULL"
+                ).fetchall()
+                changed = 0
+                for app_key, partner, stored in rows:
+                    if is_sealed(stored) and not rotate:
+                        continue
+                    try:
+                        sealed = sealer.reseal(stored)
+                    except SealError as exc:
+                        log.error("integration of app %s: %s", app_key, exc)
+                        continue
+                    db.execute(
+                        "UPDATE integrations SET access_token = ? WHERE app_key = ? "
+                        "AND partner = ?",
+                        [sealed, app_key, partner],
+                    )
+                    changed += 1
+                return changed
+            finally:
+                db.execute("PRAGMA secure_delete = OFF")
 
         return await self._conns.write(write)
 
@@ -207,3 +284,15 @@ class SqliteTokens:
 
             await self._conns.write(write)
         return True
+
+    async def list_tokens(self) -> list[TokenInfo]:
+        rows = await self._conns.all(
+            "SELECT id, label, created_at, last_used_at FROM tokens ORDER BY created_at, id"
+        )
+        return [TokenInfo(**r) for r in rows]
+
+    async def revoke_token(self, token_id: str) -> bool:
+        def write(db: Database) -> bool:
+            return db.execute("DELETE FROM tokens WHERE id = ?", [token_id]).rowcount > 0
+
+        return await self._conns.write(write)

@@ -6,6 +6,7 @@ writes with `await conns.write(fn)` and reads with `await conns.read(fn)`, `one`
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
@@ -19,6 +20,20 @@ from app.store.sqlite.schema import migrate
 from app.store.sqlite.writer import Writer, connect
 
 T = TypeVar("T")
+
+
+def private_file(path: Path) -> None:
+    """Make sure the database file exists readable by its owner only (0600), in a folder made
+    0700 when we create it; SQLite gives its -wal and -shm files the database file's mode. A
+    file left readable by others by an older version is tightened."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        if path.stat().st_mode & 0o077:
+            os.chmod(path, 0o600)
+    else:
+        os.close(fd)
 
 
 class Connections:
@@ -40,7 +55,7 @@ class Connections:
     @classmethod
     def open_sync(cls, path: str, *, batch_max: int = 256) -> Connections:
         """Create the file and its folder if needed, apply migrations, start the writer."""
-        Path(path).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+        private_file(Path(path).expanduser().resolve())
         conns = cls(path, batch_max=batch_max)
         conns.writer.start()
         conns.writer.write_sync(migrate)

@@ -8,17 +8,22 @@ device id ride the partial indexes `installs_{idfa,idfv,gaid,android_id}`.
 
 from __future__ import annotations
 
+import json
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from sqlite_utils import Database
 
+from app.addresses import truncate_ip
 from app.conversions import Event, Install, PriorInstall
 from app.postbacks.postback import NewPostback
+from app.reports.rollups import Increment
 from app.store.columns import EVENT_COLUMNS, INSTALL_COLUMNS
 from app.store.records import ClickAlreadyClaimed
 from app.store.sqlite.connections import Connections
 from app.store.sqlite.outbox import queue_postbacks
+from app.store.sqlite.rollups import add_rollups
 from app.store.sqlite.rows import from_row, insert_sql, to_row
 
 DEVICE_ID_COLUMNS = ("idfa", "idfv", "gaid", "android_id")
@@ -50,9 +55,75 @@ def _named(cursor: sqlite3.Cursor) -> dict[str, object] | None:
     return dict(zip((d[0] for d in cursor.description), row, strict=True))
 
 
+# The tables of the touches an install can be credited to, by its `touch_type`.
+_TOUCH_TABLES = {"click": "clicks", "impression": "impressions"}
+
+
+def _mask_install(db: Database, install_id: str, touch: tuple[Any, Any]) -> None:
+    touch_type, touch_id = touch
+    table = _TOUCH_TABLES.get(touch_type or "")
+    if table and touch_id:
+        found = db.execute(f"SELECT ip FROM {table} WHERE id = ?", [touch_id]).fetchone()
+        if found and found[0]:
+            db.execute(f"UPDATE {table} SET ip = ? WHERE id = ?", [truncate_ip(found[0]), touch_id])
+    subjects = [install_id] + [
+        row[0] for row in db.execute("SELECT id FROM events WHERE install_id = ?", [install_id])
+    ]
+    marks = ", ".join("?" * len(subjects))
+    done = db.execute(
+        f"SELECT id, payload FROM postbacks WHERE subject_id IN ({marks}) "
+        "AND state NOT IN ('pending', 'retrying')",
+        subjects,
+    ).fetchall()
+    for postback_id, payload in done:
+        document = json.loads(payload)
+        user = document.get("user")
+        if isinstance(user, dict) and isinstance(user.get("ip"), str):
+            user["ip"] = truncate_ip(user["ip"])
+            db.execute(
+                "UPDATE postbacks SET payload = ? WHERE id = ?",
+                [json.dumps(document, ensure_ascii=False), postback_id],
+            )
+
+
+def _insert_with_effects(
+    db: Database,
+    insert: str,
+    row: dict[str, Any],
+    postbacks: Sequence[NewPostback],
+    rollups: Sequence[Increment],
+    now: float,
+) -> None:
+    """A new install or event, with what it causes: its postbacks queued and its rollups added,
+    in the caller's transaction (so all of it is on disk together, or none of it)."""
+    db.execute(insert, row)
+    queue_postbacks(db, postbacks, now)
+    add_rollups(db, rollups)
+
+
 class SqliteInstalls:
     def __init__(self, conns: Connections) -> None:
         self._conns = conns
+
+    async def mask_limited_installs(self, before: float, now: float, *, limit: int = 500) -> int:
+        def write(db: Database) -> int:
+            rows = db.execute(
+                "SELECT id, ip, touch_type, touch_id FROM installs "
+                "INDEXED BY installs_ldu_unmasked "
+                "WHERE is_limited_data_use = 1 AND masked_at IS NULL AND time < ? "
+                "ORDER BY time LIMIT ?",
+                [before, limit],
+            ).fetchall()
+            for install_id, ip, touch_type, touch_id in rows:
+                db.execute(
+                    "UPDATE installs SET ip = ?, gaid = NULL, android_id = NULL, idfa = NULL, "
+                    "masked_at = ? WHERE id = ?",
+                    [truncate_ip(ip) if ip else None, now, install_id],
+                )
+                _mask_install(db, install_id, (touch_type, touch_id))
+            return len(rows)
+
+        return await self._conns.write(write)
 
     async def install_by_instance(self, app_key: str, app_instance_id: str) -> Install | None:
         row = await self._conns.one(
@@ -89,9 +160,11 @@ class SqliteInstalls:
         claim_click: str | None,
         postbacks: Iterable[NewPostback] = (),
         now: float,
+        rollups: Iterable[Increment] = (),
     ) -> tuple[Install, bool]:
         row = to_row(install, INSTALL_COLUMNS)
         pending = list(postbacks)
+        counted = list(rollups)
 
         def write(db: Database) -> tuple[Install, bool]:
             existing = _named(
@@ -110,8 +183,7 @@ class SqliteInstalls:
                 ).rowcount
                 if not claimed:
                     raise ClickAlreadyClaimed(claim_click)
-            db.execute(_INSERT_INSTALL, row)
-            queue_postbacks(db, pending, now)
+            _insert_with_effects(db, _INSERT_INSTALL, row, pending, counted, now)
             return install, True
 
         return await self._conns.write(write)
@@ -128,10 +200,16 @@ class SqliteEvents:
         return _event(row) if row else None
 
     async def record_event(
-        self, event: Event, *, postbacks: Iterable[NewPostback] = (), now: float
+        self,
+        event: Event,
+        *,
+        postbacks: Iterable[NewPostback] = (),
+        now: float,
+        rollups: Iterable[Increment] = (),
     ) -> tuple[Event, bool]:
         row = to_row(event, EVENT_COLUMNS)
         pending = list(postbacks)
+        counted = list(rollups)
 
         def write(db: Database) -> tuple[Event, bool]:
             existing = _named(
@@ -142,8 +220,7 @@ class SqliteEvents:
             )
             if existing:
                 return _event(existing), False
-            db.execute(_INSERT_EVENT, row)
-            queue_postbacks(db, pending, now)
+            _insert_with_effects(db, _INSERT_EVENT, row, pending, counted, now)
             return event, True
 
         return await self._conns.write(write)

@@ -62,7 +62,7 @@ class SqliteOutbox:
             ") WHERE n <= ? ORDER BY next_attempt_at, seq LIMIT ?",
             params,
         )
-        return [_postback(r) for r in rows]
+        return [postback_from_row(r) for r in rows]
 
     async def claim_postbacks(
         self,
@@ -181,7 +181,7 @@ class SqliteOutbox:
                 "SELECT * FROM postback_attempts WHERE postback_id = ? ORDER BY id",
                 [postback_id],
             )
-            return PostbackDetail(_postback(row), [_attempt(a) for a in attempts])
+            return PostbackDetail(postback_from_row(row), [_attempt(a) for a in attempts])
 
         return await self._conns.read(run)
 
@@ -189,7 +189,7 @@ class SqliteOutbox:
         rows = await self._conns.all(
             "SELECT * FROM postbacks WHERE subject_id = ? ORDER BY created_at", [subject_id]
         )
-        return [_postback(r) for r in rows]
+        return [postback_from_row(r) for r in rows]
 
 
 def queue_postbacks(db: Database, postbacks: Sequence[NewPostback], now: float) -> None:
@@ -215,13 +215,13 @@ def queue_postbacks(db: Database, postbacks: Sequence[NewPostback], now: float) 
 def _restart(db: Database, where: str, params: list[Any], now: float) -> int:
     cursor = db.execute(
         "UPDATE postbacks SET state = 'pending', next_attempt_at = ?, retry_since = ?, "
-        f"retry_attempts = 0 WHERE state != 'sent' AND {where}",
+        f"retry_attempts = 0 WHERE state NOT IN ('sent', 'dropped') AND {where}",
         [now, now, *params],
     )
     return int(cursor.rowcount)
 
 
-def _postback(row: Mapping[str, Any]) -> PostbackRecord:
+def postback_from_row(row: Mapping[str, Any]) -> PostbackRecord:
     return PostbackRecord(
         id=row["id"],
         app_key=row["app_key"],

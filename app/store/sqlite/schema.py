@@ -255,3 +255,123 @@ def install_reinstall_of(db: Database) -> None:
     """A reinstall names the first install of its device (attribution.md section 4): its events
     carry that install's attribution. NULL for every install that is not a reinstall."""
     db.execute("ALTER TABLE installs ADD COLUMN reinstall_of TEXT")
+
+
+@migrations(name="0004_reporting")
+def reporting(db: Database) -> None:
+    """Reports (reporting.md): rollups by UTC hour (by every dimension, and by media source
+    alone for the headline figures, which then read a few rows an hour), cost with its source
+    and converted amount, the owner's currency rates, the privacy erase log, and the indexes
+    retention and erase look rows up by. The 0001 `rollups` and `cost` tables were never
+    written, so they are dropped and made again."""
+    dims = """
+        media_source TEXT NOT NULL DEFAULT '',
+        campaign TEXT NOT NULL DEFAULT '', campaign_id TEXT NOT NULL DEFAULT '',
+        adset TEXT NOT NULL DEFAULT '', adset_id TEXT NOT NULL DEFAULT '',
+        ad TEXT NOT NULL DEFAULT '', ad_id TEXT NOT NULL DEFAULT '',
+        country TEXT NOT NULL DEFAULT ''"""
+    _run(
+        db,
+        f"""
+        DROP TABLE rollups;
+        DROP TABLE cost;
+        CREATE TABLE rollups (
+            app_key TEXT NOT NULL,
+            hour INTEGER NOT NULL,
+            {dims},
+            platform TEXT NOT NULL DEFAULT '',
+            metric TEXT NOT NULL,
+            value INTEGER NOT NULL,
+            PRIMARY KEY (app_key, hour, media_source, campaign, campaign_id, adset, adset_id,
+                         ad, ad_id, country, platform, metric)
+        ) WITHOUT ROWID;
+        CREATE TABLE rollups_by_source (
+            app_key TEXT NOT NULL,
+            hour INTEGER NOT NULL,
+            media_source TEXT NOT NULL DEFAULT '',
+            metric TEXT NOT NULL,
+            value INTEGER NOT NULL,
+            PRIMARY KEY (app_key, hour, media_source, metric)
+        ) WITHOUT ROWID;
+        CREATE TABLE cost (
+            app_key TEXT NOT NULL,
+            date TEXT NOT NULL,
+            source TEXT NOT NULL,
+            {dims},
+            cost TEXT NOT NULL,
+            currency TEXT NOT NULL,
+            amount INTEGER NOT NULL,
+            report_currency TEXT NOT NULL,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (app_key, date, source, media_source, campaign, campaign_id, adset,
+                         adset_id, ad, ad_id, country)
+        ) WITHOUT ROWID;
+        CREATE TABLE cost_rates (
+            app_key TEXT NOT NULL,
+            date TEXT NOT NULL,
+            currency TEXT NOT NULL,
+            rate TEXT NOT NULL,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (app_key, date, currency)
+        ) WITHOUT ROWID;
+        CREATE TABLE privacy_erasures (
+            id TEXT PRIMARY KEY,
+            time REAL NOT NULL,
+            actor TEXT NOT NULL,
+            key_kind TEXT NOT NULL,
+            app_key TEXT,
+            counts TEXT NOT NULL
+        );
+        CREATE INDEX installs_ttclid ON installs(ttclid) WHERE ttclid IS NOT NULL;
+        CREATE INDEX installs_reinstall_of ON installs(reinstall_of) WHERE reinstall_of IS NOT NULL;
+        CREATE INDEX installs_retention ON installs(media_source, time)
+            WHERE is_retained_organic = 0;
+        CREATE INDEX clicks_ttclid ON clicks(ttclid) WHERE ttclid IS NOT NULL;
+        CREATE INDEX clicks_claimed_by ON clicks(app_key, claimed_by) WHERE claimed_by IS NOT NULL;
+        CREATE INDEX impressions_ttclid ON impressions(ttclid) WHERE ttclid IS NOT NULL
+        """,
+    )
+
+
+@migrations(name="0005_hardening")
+def hardening(db: Database) -> None:
+    """When a limited-data-use install had what attribution no longer needs masked (its IP cut,
+    its ad ids removed: `mask_limited_installs`); NULL until then. The partial index finds the
+    ones still to mask without reading the others."""
+    db.execute("ALTER TABLE installs ADD COLUMN masked_at REAL")
+    db.execute(
+        "CREATE INDEX installs_ldu_unmasked ON installs(time) "
+        "WHERE is_limited_data_use = 1 AND masked_at IS NULL"
+    )
+
+
+@migrations(name="0007_console")
+def console(db: Database) -> None:
+    """The console's accounts (console.md section 1): a user's role and the apps it is limited
+    to (NULL: all), server-side sessions (so logout revokes a cookie even if it is replayed)
+    and failed logins (throttling); the console lists an app's postbacks newest first."""
+    _run(
+        db,
+        """
+        ALTER TABLE users ADD COLUMN role TEXT NOT NULL DEFAULT 'admin';
+        ALTER TABLE users ADD COLUMN apps TEXT;
+        CREATE TABLE sessions (
+            id TEXT PRIMARY KEY,
+            username TEXT NOT NULL REFERENCES users(username) ON DELETE CASCADE,
+            csrf_token TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            last_seen_at REAL NOT NULL,
+            revoked_at REAL
+        );
+        CREATE INDEX sessions_user ON sessions(username);
+        CREATE TABLE login_failures (
+            id INTEGER PRIMARY KEY,
+            username TEXT NOT NULL,
+            ip TEXT,
+            time REAL NOT NULL
+        );
+        CREATE INDEX login_failures_user ON login_failures(username, time);
+        CREATE INDEX login_failures_ip ON login_failures(ip, time);
+        CREATE INDEX postbacks_app_created ON postbacks(app_key, created_at)
+        """,
+    )

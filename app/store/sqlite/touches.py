@@ -7,14 +7,17 @@ is on disk. The unique `(app_key, pvid)` index of impressions keeps one impressi
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from sqlite_utils import Database
 
+from app.reports.rollups import Increment
 from app.store.columns import CLICK_ONLY_FIELDS, TOUCH_COLUMNS
-from app.store.records import PageView, TouchRecord
+from app.store.records import PageView
 from app.store.sqlite.connections import Connections
-from app.touches import CAMPAIGN_PARAMS
+from app.store.sqlite.rollups import add_rollups
+from app.touches import CAMPAIGN_PARAMS, TouchRecord
 
 
 def touch_row(rec: TouchRecord) -> dict[str, Any]:
@@ -45,7 +48,8 @@ class SqliteTouches:
     def __init__(self, conns: Connections) -> None:
         self._conns = conns
 
-    async def record_touch(self, rec: TouchRecord) -> str:
+    async def record_touch(self, rec: TouchRecord, *, rollups: Iterable[Increment] = ()) -> str:
+        counted = list(rollups)
         table = "clicks" if rec.touch.kind == "click" else "impressions"
         row = touch_row(rec)
         columns = ", ".join(row)
@@ -60,6 +64,7 @@ class SqliteTouches:
                 if existing:
                     return str(existing[0])
             db.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", row)
+            add_rollups(db, counted)
             return rec.touch.id
 
         return await self._conns.write(write)

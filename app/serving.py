@@ -1,0 +1,115 @@
+"""How `python -m app serve` runs uvicorn: connection timeouts, header limits, the logs.
+
+Uvicorn closes a keep-alive connection `timeout_keep_alive` seconds after its last answer, but
+a connection that never finishes its request headers is never closed: one that sends nothing,
+or trickles a header a minute (slowloris), holds a socket and its memory for ever.
+`GuardedH11Protocol` closes a connection whose request line and headers have not all arrived
+within `header_timeout` seconds of its opening, or of the first byte of its next request.
+
+Logs: uvicorn's own access log prints every query string (a `ttclid` per click) and every
+client address; it is off unless `GANGWAY_UVICORN_ACCESS_LOG` turns it on. Gangway's access log
+(`app.web.middleware.AccessLog`, logger `gangway.access`) writes JSON lines instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import h11
+from starlette.types import ASGIApp
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from app.settings import Settings
+
+# The request line and headers together may not exceed this (h11's own default, stated).
+MAX_HEADER_BYTES = 16 * 1024
+
+
+class GuardedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with a deadline on reading each request's headers."""
+
+    header_timeout: float = 10.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._header_deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[arg-type]
+        self._arm_header_deadline()
+
+    def data_received(self, data: bytes) -> None:
+        before = self.cycle
+        if self._header_deadline is None and (before is None or before.response_complete):
+            # The first bytes of the next request on a kept-alive connection.
+            self._arm_header_deadline()
+        super().data_received(data)
+        if self.cycle is not before:
+            # Its headers are complete: the request is the application's now.
+            self._disarm_header_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_header_deadline()
+        super().connection_lost(exc)
+
+    def _arm_header_deadline(self) -> None:
+        self._disarm_header_deadline()
+        self._header_deadline = self.loop.call_later(self.header_timeout, self._headers_too_slow)
+
+    def _disarm_header_deadline(self) -> None:
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+            self._header_deadline = None
+
+    def _headers_too_slow(self) -> None:
+        self._header_deadline = None
+        if self.transport.is_closing():
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            return  # a request is being answered: not ours to cut
+        if self.conn.our_state is not h11.ERROR:
+            try:
+                self.conn.send(h11.ConnectionClosed())
+            except h11.LocalProtocolError:
+                pass
+        self.transport.close()
+
+
+def protocol_class(header_timeout: float) -> type[GuardedH11Protocol]:
+    return type("GangwayH11Protocol", (GuardedH11Protocol,), {"header_timeout": header_timeout})
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """What `serve` hands to `uvicorn.run` besides the app, host and port."""
+    return {
+        "http": protocol_class(settings.header_timeout_seconds),
+        "timeout_keep_alive": settings.keep_alive_seconds,
+        "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
+        "access_log": settings.uvicorn_access_log,
+        "log_level": settings.log_level,
+        # The server's own handlers stay: `serve` set up logging before starting.
+        "log_config": None,
+    }
+
+
+def configure_logging(settings: Settings) -> None:
+    """Plain lines for Gangway's and uvicorn's logs; the access log as bare JSON lines."""
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(levelname)s %(name)s %(message)s"
+    )
+    access = logging.getLogger("gangway.access")
+    access.propagate = False
+    access.setLevel(logging.INFO if settings.access_log else logging.CRITICAL + 1)
+    if not access.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        access.addHandler(handler)
+
+
+def serve(app: ASGIApp, settings: Settings, host: str, port: int) -> None:
+    import uvicorn
+
+    configure_logging(settings)
+    uvicorn.run(app, host=host, port=port, **uvicorn_options(settings))

@@ -1,0 +1,265 @@
+"""Retention and privacy erase in SQLite: each one transaction of the writer.
+
+What a row loses is decided by `app.reports.privacy.erase_row`; this module finds the rows,
+decodes their JSON documents for it and writes back only the columns that changed, so an erase
+that finds nothing left to erase reports zero.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from sqlite_utils import Database
+
+from app.conversions import Event, Install
+from app.ids import new_id
+from app.reports.privacy import (
+    ERASE_TABLES,
+    ERASED_PREFIX,
+    INSTALL_USER_COLUMNS,
+    TOUCH_USER_COLUMNS,
+    EraseKey,
+    RetainItem,
+    erase_row,
+    user_values,
+)
+from app.store.columns import EVENT_COLUMNS, INSTALL_COLUMNS
+from app.store.sqlite.connections import Connections
+from app.store.sqlite.rollups import add_rollups
+from app.store.sqlite.rows import from_row, json_text
+
+_JSON = frozenset({"receipt", "answer", "event_value", "params", "payload"})
+_TOUCH_TABLES = {"click": "clicks", "impression": "impressions"}
+_UNDELIVERED = ("pending", "retrying", "failed", "dead")
+
+
+def _rows(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+    cur = conn.execute(sql, params)
+    names = [d[0] for d in cur.description]
+    out = []
+    for raw in cur.fetchall():
+        row = dict(zip(names, raw, strict=True))
+        for column in _JSON & row.keys():
+            if isinstance(row[column], str):
+                row[column] = json.loads(row[column])
+        out.append(row)
+    return out
+
+
+def _update(conn: sqlite3.Connection, table: str, row_id: Any, changes: Mapping[str, Any]) -> int:
+    if not changes:
+        return 0
+    sets = ", ".join(f"{c} = ?" for c in changes)
+    values = [json_text(v) if c in _JSON else v for c, v in changes.items()]
+    conn.execute(f"UPDATE {table} SET {sets} WHERE id = ?", [*values, row_id])
+    return 1
+
+
+def _erase_touch(
+    conn: sqlite3.Connection,
+    table: str,
+    row: dict[str, Any],
+    secrets: set[str],
+    replace: Mapping[str, Any] | None = None,
+) -> int:
+    changes = erase_row(row, TOUCH_USER_COLUMNS, extra_secrets=secrets, replace=replace)
+    secrets |= user_values(row, TOUCH_USER_COLUMNS)
+    return _update(conn, table, row["id"], changes)
+
+
+class SqlitePrivacy:
+    def __init__(self, conns: Connections) -> None:
+        self._conns = conns
+
+    # -- retention -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _due_where(cutoffs: Mapping[str, float]) -> tuple[str, list[Any]]:
+        parts: list[str] = []
+        params: list[Any] = []
+        for source, cutoff in sorted(cutoffs.items()):
+            parts.append("((media_source = ? OR original_media_source = ?) AND time < ?)")
+            params += [source, source, cutoff]
+        where = " OR ".join(parts) or "0"
+        return f"is_retained_organic = 0 AND ({where})", params
+
+    async def retention_due(self, cutoffs: Mapping[str, float], *, limit: int) -> list[Install]:
+        where, params = self._due_where(cutoffs)
+        rows = await self._conns.all(
+            f"SELECT {', '.join(INSTALL_COLUMNS)} FROM installs WHERE {where} "
+            "ORDER BY time, id LIMIT ?",
+            [*params, limit],
+        )
+        return [from_row(Install, r, INSTALL_COLUMNS) for r in rows]
+
+    async def count_retention_due(self, cutoffs: Mapping[str, float]) -> int:
+        where, params = self._due_where(cutoffs)
+        row = await self._conns.one(f"SELECT COUNT(*) AS n FROM installs WHERE {where}", params)
+        return int(row["n"]) if row else 0
+
+    async def events_attributed_to(self, install_id: str) -> list[Event]:
+        rows = await self._conns.all(
+            f"SELECT {', '.join(EVENT_COLUMNS)} FROM events WHERE install_id = ? OR install_id "
+            "IN (SELECT id FROM installs WHERE reinstall_of = ?) ORDER BY event_time, id",
+            [install_id, install_id],
+        )
+        return [from_row(Event, r, EVENT_COLUMNS) for r in rows]
+
+    async def retain(self, items: Sequence[RetainItem], now: float) -> dict[str, int]:
+        work = list(items)
+
+        def write(db: Database) -> dict[str, int]:
+            conn = db.conn
+            counts = dict.fromkeys(("installs", "events", "clicks", "impressions"), 0)
+            for item in work:
+                found = _rows(
+                    conn,
+                    "SELECT * FROM installs WHERE id = ? AND is_retained_organic = 0",
+                    [item.install_id],
+                )
+                if not found:
+                    continue
+                install = found[0]
+                secrets = user_values(install, INSTALL_USER_COLUMNS)
+                changes = erase_row(install, INSTALL_USER_COLUMNS)
+                changes["is_retained_organic"] = 1
+                counts["installs"] += _update(conn, "installs", install["id"], changes)
+                counts |= self._erase_related(conn, install, secrets, counts, erase_id=False)
+                add_rollups(db, item.rollups)
+            return counts
+
+        return await self._conns.write(write)
+
+    def _erase_related(
+        self,
+        conn: sqlite3.Connection,
+        install: Mapping[str, Any],
+        secrets: set[str],
+        counts: dict[str, int],
+        *,
+        erase_id: bool,
+    ) -> dict[str, int]:
+        """Erase the install's attributed touch and events; answers `counts` updated."""
+        replace_id = {"app_instance_id": ERASED_PREFIX + install["id"]} if erase_id else None
+        if install["touch_type"] in _TOUCH_TABLES and install["touch_id"]:
+            table = _TOUCH_TABLES[install["touch_type"]]
+            for row in _rows(conn, f"SELECT * FROM {table} WHERE id = ?", [install["touch_id"]]):
+                claimed = (
+                    {"claimed_by": ERASED_PREFIX + install["id"]}
+                    if erase_id and row.get("claimed_by") == install["app_instance_id"]
+                    else None
+                )
+                counts[table] += _erase_touch(conn, table, row, secrets, claimed)
+        for row in _rows(conn, "SELECT * FROM events WHERE install_id = ?", [install["id"]]):
+            changes = erase_row(row, (), extra_secrets=secrets, replace=replace_id)
+            counts["events"] += _update(conn, "events", row["id"], changes)
+        return counts
+
+    # -- privacy erase -------------------------------------------------------------------------
+
+    async def erase(self, key: EraseKey, *, actor: str, now: float) -> dict[str, int]:
+        def write(db: Database) -> dict[str, int]:
+            conn = db.conn
+            counts = dict.fromkeys(ERASE_TABLES, 0)
+            secrets: set[str] = set()
+            subjects: list[str] = []
+            if key.ttclid:
+                installs = _rows(conn, "SELECT * FROM installs WHERE ttclid = ?", [key.ttclid])
+                secrets.add(key.ttclid)
+            else:
+                installs = _rows(
+                    conn,
+                    "SELECT * FROM installs WHERE app_key = ? AND app_instance_id = ?",
+                    [key.app_key, key.app_instance_id],
+                )
+                assert key.app_instance_id is not None
+                secrets.add(key.app_instance_id)
+            for install in installs:
+                secrets |= user_values(install, (*INSTALL_USER_COLUMNS, "app_instance_id"))
+            for install in installs:
+                changes = erase_row(
+                    install,
+                    INSTALL_USER_COLUMNS,
+                    extra_secrets=secrets,
+                    replace={"app_instance_id": ERASED_PREFIX + install["id"]},
+                )
+                counts["installs"] += _update(conn, "installs", install["id"], changes)
+                subjects.append(install["id"])
+                subjects += [
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT id FROM events WHERE install_id = ?", [install["id"]]
+                    )
+                ]
+                self._erase_related(conn, install, secrets, counts, erase_id=True)
+                # Clicks this user claimed (the attributed one is done above).
+                for row in _rows(
+                    conn,
+                    "SELECT * FROM clicks WHERE app_key = ? AND claimed_by = ?",
+                    [install["app_key"], install["app_instance_id"]],
+                ):
+                    counts["clicks"] += _erase_touch(
+                        conn, "clicks", row, secrets,
+                        {"claimed_by": ERASED_PREFIX + install["id"]},
+                    )  # fmt: skip
+            ttclids = {key.ttclid} if key.ttclid else {i["ttclid"] for i in installs if i["ttclid"]}
+            for ttclid in ttclids:
+                for table in ("clicks", "impressions"):
+                    for row in _rows(conn, f"SELECT * FROM {table} WHERE ttclid = ?", [ttclid]):
+                        counts[table] += _erase_touch(conn, table, row, secrets)
+            # Postbacks of other rows that describe this user's touch (a reinstall's events carry
+            # the first install's ttclid), found by the ttclid in the JSON.
+            apps = {i["app_key"] for i in installs} | ({key.app_key} if key.app_key else set())
+            for ttclid in ttclids:
+                pattern = (
+                    "%" + ttclid.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+                )
+                where = "payload LIKE ? ESCAPE '\\'"
+                params: list[Any] = [pattern]
+                if apps:
+                    where += f" AND app_key IN ({', '.join('?' * len(apps))})"
+                    params += sorted(apps)
+                subjects += [
+                    r[0]
+                    for r in conn.execute(
+                        f"SELECT DISTINCT subject_id FROM postbacks WHERE {where}", params
+                    )
+                ]
+            counts["postbacks"] += self._erase_postbacks(conn, dict.fromkeys(subjects), secrets)
+            conn.execute(
+                "INSERT INTO privacy_erasures (id, time, actor, key_kind, app_key, counts) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [new_id(), now, actor, key.kind, key.app_key, json.dumps(counts)],
+            )
+            return counts
+
+        return await self._conns.write(write)
+
+    @staticmethod
+    def _erase_postbacks(
+        conn: sqlite3.Connection, subjects: Iterable[str], secrets: set[str]
+    ) -> int:
+        changed = 0
+        for subject in subjects:
+            for row in _rows(conn, "SELECT * FROM postbacks WHERE subject_id = ?", [subject]):
+                if row["state"] in _UNDELIVERED:
+                    # Never sent: dropped, with nothing of the user left in it.
+                    conn.execute(
+                        "UPDATE postbacks SET state = 'dropped', payload = '{}' WHERE id = ?",
+                        [row["id"]],
+                    )
+                    changed += 1
+                else:
+                    changes = erase_row(row, (), extra_secrets=secrets)
+                    changed += _update(conn, "postbacks", row["id"], changes)
+        return changed
+
+    async def erasures(self) -> list[dict[str, Any]]:
+        rows = await self._conns.all(
+            "SELECT time, actor, key_kind, app_key, counts FROM privacy_erasures "
+            "ORDER BY time DESC, rowid DESC"
+        )
+        return [r | {"counts": json.loads(r["counts"])} for r in rows]
