@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 from app.ids import new_id, new_secret, token_hash
+from app.sealing import SealError, TokenSealer, is_sealed
 from app.store.postgres.connections import Conn, Database
-from app.store.records import AppRecord, IntegrationRecord, PageRecord
+from app.store.records import AppRecord, IntegrationRecord, PageRecord, TokenInfo
+
+log = logging.getLogger("gangway.store")
 
 # A token's last use is written at most this often: an admin's burst of requests writes once.
 TOKEN_USE_RESOLUTION_SECONDS = 60.0
@@ -36,8 +40,22 @@ def _page(row: Mapping[str, Any]) -> PageRecord:
 
 
 class PostgresConfigs:
-    def __init__(self, db: Database) -> None:
+    """`sealer` seals access tokens at rest; without one (tests, tools) they are kept as given."""
+
+    def __init__(self, db: Database, sealer: TokenSealer | None = None) -> None:
         self._db = db
+        self._sealer = sealer
+
+    def _open(self, app_key: str, stored: str | None) -> str | None:
+        if stored is None:
+            return None
+        if self._sealer is None:
+            return None if is_sealed(stored) else stored
+        try:
+            return self._sealer.open(stored)
+        except SealError as exc:
+            log.error("integration of app %s: %s", app_key, exc)
+            return None
 
     # -- apps --------------------------------------------------------------------------------
 
@@ -81,6 +99,21 @@ class PostgresConfigs:
 
         return await self._db.write(write)
 
+    async def app_by_sdk_key(self, sdk_key: str) -> AppRecord | None:
+        row = await self._db.one("SELECT * FROM apps WHERE sdk_key = %s", [sdk_key])
+        return _app(row) if row else None
+
+    async def rotate_sdk_key(self, app_key: str, now: float) -> AppRecord | None:
+        async def write(conn: Conn) -> dict[str, Any] | None:
+            cursor = await conn.execute(
+                "UPDATE apps SET sdk_key = %s, updated_at = %s WHERE app_key = %s RETURNING *",
+                [new_secret(), now, app_key],
+            )
+            return await cursor.fetchone()
+
+        row = await self._db.write(write)
+        return _app(row) if row else None
+
     async def app_for_destination(self, platform: str, app_id: str) -> AppRecord | None:
         row = await self._db.one(
             "SELECT * FROM apps WHERE (config::jsonb -> 'destinations' -> %s ->> 'app_id') = %s"
@@ -101,7 +134,7 @@ class PostgresConfigs:
             app_key=row["app_key"],
             partner=row["partner"],
             config=json.loads(row["config"]),
-            access_token=row["access_token"],
+            access_token=self._open(row["app_key"], row["access_token"]),
             updated_at=row["updated_at"],
         )
 
@@ -113,6 +146,9 @@ class PostgresConfigs:
         access_token: str | None,
         now: float,
     ) -> IntegrationRecord:
+        if access_token is not None and self._sealer is not None:
+            access_token = self._sealer.seal(access_token)
+
         async def write(conn: Conn) -> str | None:
             cursor = await conn.execute(
                 "INSERT INTO integrations (app_key, partner, config, access_token, updated_at) "
@@ -126,7 +162,7 @@ class PostgresConfigs:
             return row["access_token"] if row else None
 
         token = await self._db.write(write)
-        return IntegrationRecord(app_key, partner, dict(config), token, now)
+        return IntegrationRecord(app_key, partner, dict(config), self._open(app_key, token), now)
 
     async def delete_integration(self, app_key: str, partner: str) -> bool:
         async def write(conn: Conn) -> bool:
@@ -134,6 +170,44 @@ class PostgresConfigs:
                 "DELETE FROM integrations WHERE app_key = %s AND partner = %s", [app_key, partner]
             )
             return cursor.rowcount > 0
+
+        return await self._db.write(write)
+
+    async def seal_tokens(self, *, rotate: bool = False) -> int:
+        sealer = self._sealer
+        if sealer is None:
+            return 0
+        if not rotate:
+            # Every start asks: one read, no write when all are sealed.
+            kept = await self._db.all(
+                "SELECT access_token FROM integrations WHERE access_token IS NOT NULL"
+            )
+            if all(is_sealed(row["access_token"]) for row in kept):
+                return 0
+
+        async def write(conn: Conn) -> int:
+            # FOR UPDATE: nodes starting together seal each token once, not over each other.
+            cursor = await conn.execute(
+                "SELECT app_key, partner, access_token FROM integrations "
+                "WHERE access_token IS NOT NULL ORDER BY app_key, partner FOR UPDATE"
+            )
+            changed = 0
+            for row in await cursor.fetchall():
+                stored = row["access_token"]
+                if is_sealed(stored) and not rotate:
+                    continue
+                try:
+                    sealed = sealer.reseal(stored)
+                except SealError as exc:
+                    log.error("integration of app %s: %s", row["app_key"], exc)
+                    continue
+                await conn.execute(
+                    "UPDATE integrations SET access_token = %s WHERE app_key = %s "
+                    "AND partner = %s",
+                    [sealed, row["app_key"], row["partner"]],
+                )
+                changed += 1
+            return changed
 
         return await self._db.write(write)
 
@@ -201,3 +275,17 @@ class PostgresTokens:
 
             await self._db.write(write)
         return True
+
+    async def list_tokens(self) -> list[TokenInfo]:
+        rows = await self._db.all(
+            "SELECT id, label, created_at, last_used_at FROM tokens "
+            'ORDER BY created_at, id COLLATE "C"'
+        )
+        return [TokenInfo(**r) for r in rows]
+
+    async def revoke_token(self, token_id: str) -> bool:
+        async def write(conn: Conn) -> bool:
+            cursor = await conn.execute("DELETE FROM tokens WHERE id = %s", [token_id])
+            return cursor.rowcount > 0
+
+        return await self._db.write(write)

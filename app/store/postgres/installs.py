@@ -13,13 +13,18 @@ Races between nodes are settled by constraints, not by reading first:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
+from app.addresses import truncate_ip
 from app.conversions import Event, Install, PriorInstall
 from app.postbacks.postback import NewPostback
+from app.reports.rollups import Increment
 from app.store.columns import EVENT_COLUMNS, INSTALL_COLUMNS
 from app.store.postgres.connections import Conn, Database, Rollback
 from app.store.postgres.outbox import queue_postbacks
+from app.store.postgres.rollups import add_rollups
 from app.store.postgres.rows import from_row, insert_sql, to_row
 from app.store.records import ClickAlreadyClaimed
 
@@ -45,9 +50,69 @@ def _event(row: Mapping[str, object]) -> Event:
     return from_row(Event, row, EVENT_COLUMNS)
 
 
+# The tables of the touches an install can be credited to, by its `touch_type`.
+_TOUCH_TABLES = {"click": "clicks", "impression": "impressions"}
+
+
+async def _mask_install(conn: Conn, install_id: str, touch_type: Any, touch_id: Any) -> None:
+    """Cut the IP of the install's credited touch and of its finished postbacks' JSON."""
+    table = _TOUCH_TABLES.get(touch_type or "")
+    if table and touch_id:
+        cursor = await conn.execute(f"SELECT ip FROM {table} WHERE id = %s", [touch_id])
+        found = await cursor.fetchone()
+        if found and found["ip"]:
+            await conn.execute(
+                f"UPDATE {table} SET ip = %s WHERE id = %s", [truncate_ip(found["ip"]), touch_id]
+            )
+    cursor = await conn.execute(
+        "SELECT id, payload FROM postbacks WHERE (subject_id = %s OR subject_id IN "
+        "(SELECT id FROM events WHERE install_id = %s)) AND state NOT IN ('pending', 'retrying')",
+        [install_id, install_id],
+    )
+    for row in await cursor.fetchall():
+        document = json.loads(row["payload"])
+        user = document.get("user")
+        if isinstance(user, dict) and isinstance(user.get("ip"), str):
+            user["ip"] = truncate_ip(user["ip"])
+            await conn.execute(
+                "UPDATE postbacks SET payload = %s WHERE id = %s",
+                [json.dumps(document, ensure_ascii=False), row["id"]],
+            )
+
+
+async def _effects(
+    conn: Conn, postbacks: Sequence[NewPostback], rollups: Sequence[Increment], now: float
+) -> None:
+    """What a new install or event causes, in its own transaction: its postbacks queued and its
+    rollups added (so all of it is committed together, or none of it)."""
+    await queue_postbacks(conn, postbacks, now)
+    await add_rollups(conn, rollups)
+
+
 class PostgresInstalls:
     def __init__(self, db: Database) -> None:
         self._db = db
+
+    async def mask_limited_installs(self, before: float, now: float, *, limit: int = 500) -> int:
+        async def write(conn: Conn) -> int:
+            # SKIP LOCKED: two nodes masking at once take different installs.
+            cursor = await conn.execute(
+                "SELECT id, ip, touch_type, touch_id FROM installs "
+                "WHERE is_limited_data_use AND masked_at IS NULL AND time < %s "
+                "ORDER BY time LIMIT %s FOR UPDATE SKIP LOCKED",
+                [before, limit],
+            )
+            rows = await cursor.fetchall()
+            for row in rows:
+                await conn.execute(
+                    "UPDATE installs SET ip = %s, gaid = NULL, android_id = NULL, idfa = NULL, "
+                    "masked_at = %s WHERE id = %s",
+                    [truncate_ip(row["ip"]) if row["ip"] else None, now, row["id"]],
+                )
+                await _mask_install(conn, row["id"], row["touch_type"], row["touch_id"])
+            return len(rows)
+
+        return await self._db.write(write)
 
     async def install_by_instance(self, app_key: str, app_instance_id: str) -> Install | None:
         row = await self._db.one(
@@ -86,9 +151,11 @@ class PostgresInstalls:
         claim_click: str | None,
         postbacks: Iterable[NewPostback] = (),
         now: float,
+        rollups: Iterable[Increment] = (),
     ) -> tuple[Install, bool]:
         row = to_row(install, INSTALL_COLUMNS)
         pending = list(postbacks)
+        counted = list(rollups)
 
         async def write(conn: Conn) -> tuple[Install, bool]:
             cursor = await conn.execute(_INSERT_INSTALL, row)
@@ -113,7 +180,7 @@ class PostgresInstalls:
                     "UPDATE clicks SET claimed_by = %s, claimed_at = %s WHERE id = %s",
                     [install.app_instance_id, now, claim_click],
                 )
-            await queue_postbacks(conn, pending, now)
+            await _effects(conn, pending, counted, now)
             return install, True
 
         return await self._db.write(write)
@@ -130,10 +197,16 @@ class PostgresEvents:
         return _event(row) if row else None
 
     async def record_event(
-        self, event: Event, *, postbacks: Iterable[NewPostback] = (), now: float
+        self,
+        event: Event,
+        *,
+        postbacks: Iterable[NewPostback] = (),
+        now: float,
+        rollups: Iterable[Increment] = (),
     ) -> tuple[Event, bool]:
         row = to_row(event, EVENT_COLUMNS)
         pending = list(postbacks)
+        counted = list(rollups)
 
         async def write(conn: Conn) -> tuple[Event, bool]:
             cursor = await conn.execute(_INSERT_EVENT, row)
@@ -146,7 +219,7 @@ class PostgresEvents:
                 if existing is None:  # only the id was taken: not a repeat of this event
                     raise RuntimeError(f"event id {event.id} is taken by another event")
                 return _event(existing), False
-            await queue_postbacks(conn, pending, now)
+            await _effects(conn, pending, counted, now)
             return event, True
 
         return await self._db.write(write)

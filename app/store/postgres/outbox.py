@@ -75,7 +75,7 @@ class PostgresOutbox:
             "ORDER BY d.next_attempt_at, d.seq",
             params,  # type: ignore[arg-type]
         )
-        return [_postback(r) for r in rows]
+        return [postback_from_row(r) for r in rows]
 
     async def claim_postbacks(
         self,
@@ -107,7 +107,7 @@ class PostgresOutbox:
 
         rows = await self._db.write(write)
         rows.sort(key=lambda r: (r["next_attempt_at"], r["seq"]))
-        return [_postback(r) for r in rows]
+        return [postback_from_row(r) for r in rows]
 
     async def next_postback_due(self) -> float | None:
         row = await self._db.one(
@@ -210,13 +210,13 @@ class PostgresOutbox:
         attempts = await self._db.all(
             "SELECT * FROM postback_attempts WHERE postback_id = %s ORDER BY id", [postback_id]
         )
-        return PostbackDetail(_postback(row), [_attempt(a) for a in attempts])
+        return PostbackDetail(postback_from_row(row), [_attempt(a) for a in attempts])
 
     async def postbacks_for(self, subject_id: str) -> list[PostbackRecord]:
         rows = await self._db.all(
             "SELECT * FROM postbacks WHERE subject_id = %s ORDER BY created_at, seq", [subject_id]
         )
-        return [_postback(r) for r in rows]
+        return [postback_from_row(r) for r in rows]
 
 
 async def queue_postbacks(conn: Conn, postbacks: Sequence[NewPostback], now: float) -> None:
@@ -248,13 +248,14 @@ async def queue_postbacks(conn: Conn, postbacks: Sequence[NewPostback], now: flo
 async def _restart(conn: Conn, where: str, params: list[Any], now: float) -> int:
     cursor = await conn.execute(
         "UPDATE postbacks SET state = 'pending', next_attempt_at = %s, retry_since = %s, "
-        f"retry_attempts = 0, lease_until = NULL WHERE state != 'sent' AND {where}",
+        "retry_attempts = 0, lease_until = NULL "
+        f"WHERE state NOT IN ('sent', 'dropped') AND {where}",
         [now, now, *params],
     )
     return int(cursor.rowcount)
 
 
-def _postback(row: Mapping[str, Any]) -> PostbackRecord:
+def postback_from_row(row: Mapping[str, Any]) -> PostbackRecord:
     return PostbackRecord(
         id=row["id"],
         app_key=row["app_key"],

@@ -8,17 +8,20 @@ conflict and answers the first impression's id, writing nothing.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import psycopg.errors
 
+from app.reports.rollups import Increment
 from app.store.columns import CLICK_ONLY_FIELDS, TOUCH_COLUMNS
 from app.store.jsontext import json_text
 from app.store.postgres.connections import Conn, Database
 from app.store.postgres.partitions import day_of, ensure_days
+from app.store.postgres.rollups import add_rollups
 from app.store.postgres.rows import clean
-from app.store.records import PageView, TouchRecord
-from app.touches import CAMPAIGN_PARAMS
+from app.store.records import PageView
+from app.touches import CAMPAIGN_PARAMS, TouchRecord
 
 _CAMPAIGN = frozenset(CAMPAIGN_PARAMS)
 
@@ -57,7 +60,8 @@ class PostgresTouches:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def record_touch(self, rec: TouchRecord) -> str:
+    async def record_touch(self, rec: TouchRecord, *, rollups: Iterable[Increment] = ()) -> str:
+        counted = list(rollups)
         t = rec.touch
         table = "clicks" if t.kind == "click" else "impressions"
         row = touch_row(rec)
@@ -82,6 +86,8 @@ class PostgresTouches:
                     assert existing is not None
                     return str(existing["impression_id"])
             await conn.execute(insert, row)
+            # Only a new touch counts: a repeated page view answered above adds nothing.
+            await add_rollups(conn, counted)
             return t.id
 
         async def repair(conn: Conn, error: Exception) -> bool:
