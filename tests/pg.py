@@ -23,10 +23,14 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
+from app.store.backends import open_store
 from app.store.urls import with_database
+from tests.aio import run_async
+from tests.fixtures import seed
 
 
 def bindir() -> Path:
@@ -159,3 +163,92 @@ class ThrowawayPostgres:
             return ""
         path = self.folder / "server.log"
         return path.read_text(errors="replace") if path.exists() else ""
+
+
+def _migrate(url: str) -> None:
+    async def run() -> None:
+        store = await open_store(url)
+        await store.close()
+
+    run_async(run())
+
+
+class PgDatabases:
+    """Databases on the session's server, handed to one test at a time and emptied (or reset to
+    the seeded demo) before each: DELETE of a handful of rows takes milliseconds where CREATE
+    DATABASE takes half a second on a busy machine. Each is made from the migrated template."""
+
+    TEMPLATE = "gangway_template"
+
+    def __init__(self, server: ThrowawayPostgres) -> None:
+        self.server = server
+        self.free: list[str] = []
+        self.made = 0
+        _migrate(server.create_database(self.TEMPLATE))
+        with psycopg.connect(server.database_url(self.TEMPLATE)) as conn:
+            self.tables = [
+                str(row[0])
+                for row in conn.execute(
+                    "SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace "
+                    "AND relkind IN ('r', 'p') AND NOT relispartition "
+                    "AND relname <> 'gangway_migrations'"
+                )
+            ]
+        # The demo, seeded once; its rows are put back into every seeded database.
+        seeded_url = self.take()
+        self.credentials = seed(seeded_url)
+        self.seed_rows: dict[str, tuple[list[str], list[tuple[Any, ...]]]] = {}
+        with psycopg.connect(seeded_url) as conn:
+            for table in self.tables:
+                cursor = conn.execute(f"SELECT * FROM {table}")  # type: ignore[arg-type]
+                rows = cursor.fetchall()
+                if rows:
+                    columns = [c.name for c in cursor.description or ()]
+                    self.seed_rows[table] = (columns, rows)
+        self.give_back(seeded_url)
+
+    def take(self, *, seeded: bool = False) -> str:
+        if self.free:
+            name = self.free.pop()
+        else:
+            self.made += 1
+            name = f"gangway_test_{self.made}"
+            self.server.create_database(name, template=self.TEMPLATE)
+        url = self.server.database_url(name)
+        with psycopg.connect(url) as conn, conn.transaction():
+            # Tables a test made beside the schema (the copy's progress) go too.
+            extra = conn.execute(
+                "SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace "
+                "AND relkind IN ('r', 'p') AND NOT relispartition "
+                "AND relname <> ALL(%s) AND relname <> 'gangway_migrations'",
+                [self.tables],
+            ).fetchall()
+            for (table,) in extra:
+                conn.execute(f'DROP TABLE "{table}"')  # type: ignore[arg-type]
+            for table in self.tables:
+                conn.execute(f"DELETE FROM {table}")  # type: ignore[arg-type]
+            if seeded:
+                for table, (columns, rows) in self.seed_rows.items():
+                    marks = ", ".join(["%s"] * len(columns))
+                    with conn.cursor() as cursor:
+                        cursor.executemany(
+                            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})",
+                            rows,
+                        )
+        return url
+
+    def give_back(self, url: str) -> None:
+        self.free.append(url.rsplit("/", 1)[1])
+
+
+class TakenDatabases:
+    """The databases one test took; given back when it ends."""
+
+    def __init__(self, pool: PgDatabases) -> None:
+        self.pool = pool
+        self.taken: list[str] = []
+
+    def new(self, *, seeded: bool = False) -> str:
+        url = self.pool.take(seeded=seeded)
+        self.taken.append(url)
+        return url

@@ -17,8 +17,7 @@ from app.paths import ROOT
 from app.server import create_app
 from app.store.copy import TABLES, Interrupted, copy_database
 from tests.aio import run_async
-from tests.conftest import make_settings
-from tests.test_installs import OTHER_IP, PHONE_IP, open_gangway
+from tests.fixtures import OTHER_IP, PHONE_IP, make_settings, open_gangway
 
 Installation = tuple[str, dict[str, str], dict[str, str], list[str], list[str]]
 

@@ -26,10 +26,10 @@ import httpx
 import pytest
 
 from tests import dbq
-from tests import test_postbacks_e2e as e2e
-from tests.conftest import PgDatabases, seed
 from tests.fakes.tiktok_api import FakeTikTok
+from tests.fixtures import postback_journey, seed
 from tests.live import LiveServer
+from tests.pg import PgDatabases
 
 ANDROID_UA = (
     "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -185,7 +185,7 @@ def wait_for(condition: Any, timeout: float, what: str) -> None:
 
 def test_the_whole_journey_runs_on_a_postgresql_node(nodes: Cluster) -> None:
     """Page, impression, click, install, events and their postbacks, checked whole by the same
-    test as on SQLite (`test_postbacks_e2e.py`), served by a node on PostgreSQL."""
+    checks as on SQLite (`test_postbacks_e2e.py`), served by a node on PostgreSQL."""
     a, _ = nodes.nodes
     a.sdk_key = nodes.sdk_key  # type: ignore[attr-defined]
     a.admin_token = nodes.token  # type: ignore[attr-defined]
@@ -199,7 +199,7 @@ def test_the_whole_journey_runs_on_a_postgresql_node(nodes: Cluster) -> None:
     )
     assert beacon.status_code == 202, beacon.text
     assert dbq.query(nodes.db, "SELECT pvid FROM impressions WHERE pvid = ?", ("pv-journey",))
-    e2e.test_install_and_mapped_events_reach_tiktok_exactly_as_specified(a, nodes.fake)
+    postback_journey(a, nodes.fake)
 
 
 def test_installs_on_both_nodes_claiming_one_click_leave_it_to_one(nodes: Cluster) -> None:

@@ -15,8 +15,8 @@ from app.store.postgres import PostgresStore
 from app.store.postgres.candidates import CLICKS_SQL
 from app.store.postgres.partitions import DAY, day_of, partition_name
 from app.store.postgres.schema import MIGRATIONS, SchemaTooNew
-from app.store.records import ClickAlreadyClaimed, TouchRecord
-from app.touches import Touch
+from app.store.records import ClickAlreadyClaimed
+from app.touches import Touch, TouchRecord
 from tests.aio import run_async
 from tests.records import make_event, make_install
 

@@ -51,6 +51,4 @@ def ldu_masking(store: Store, clock: Clock, settings: Settings) -> Periodic:
         return await mask_limited_data(store, clock, settings.ldu_mask_after_days)
 
     # Leased: on several nodes over one database it runs once per period, not once per node.
-    return Periodic(
-        "ldu-mask", PERIOD_SECONDS, run, delay=60.0, leases=store.leases, clock=clock
-    )
+    return Periodic("ldu-mask", PERIOD_SECONDS, run, delay=60.0, leases=store.leases, clock=clock)

@@ -1,7 +1,9 @@
 """`python -m app copy --from <sqlite file> --to <postgresql url>`: move an installation over.
 
 Every table, ids unchanged, in batches. Each batch is one PostgreSQL transaction holding its
-rows and the table's progress (`gangway_copy`: the last SQLite rowid copied), so an interrupted
+rows and the table's progress (`gangway_copy`: the last SQLite rowid copied; for the tables
+SQLite keeps WITHOUT ROWID, the rollups, cost and rates, the rows copied so far in primary key
+order, the source not changing while it is copied), so an interrupted
 copy (Ctrl-C, a lost connection, a reboot) resumes after the last batch that committed, and no
 row is copied twice (inserts also skip rows already there: `ON CONFLICT DO NOTHING`). At the
 end every table's rows are counted on both sides; a difference fails the command.
@@ -34,6 +36,8 @@ TABLES = (
     "pages",
     "tokens",
     "users",
+    "sessions",
+    "login_failures",
     "impressions",
     "clicks",
     "installs",
@@ -41,12 +45,15 @@ TABLES = (
     "postbacks",
     "postback_attempts",
     "cost",
+    "cost_rates",
     "rollups",
+    "rollups_by_source",
+    "privacy_erasures",
 )
 TOUCH_TABLES = frozenset({"impressions", "clicks"})
 DEFAULT_BATCH = 5_000
 # Identity columns whose counters must continue after the copied values.
-IDENTITIES = (("postbacks", "seq"), ("postback_attempts", "id"))
+IDENTITIES = (("postbacks", "seq"), ("postback_attempts", "id"), ("login_failures", "id"))
 
 
 @dataclass
@@ -119,7 +126,9 @@ async def copy_database(
             results = []
             for table in TABLES:
                 kinds = await _column_kinds(conn, table)
-                columns = [r[1] for r in src.execute(f"PRAGMA table_info({table})")]
+                info = src.execute(f"PRAGMA table_info({table})").fetchall()
+                columns = [r[1] for r in info]
+                select = _batch_select(src, table, columns, info)
                 missing = [c for c in columns if c not in kinds]
                 if missing:
                     raise RuntimeError(f"{table}: the target has no column {missing}")
@@ -133,11 +142,7 @@ async def copy_database(
                 if progress:
                     progress(table, min(copied, total), total)
                 while True:
-                    rows = src.execute(
-                        f"SELECT rowid, {', '.join(columns)} FROM {table} "
-                        "WHERE rowid > ? ORDER BY rowid LIMIT ?",
-                        [last, batch],
-                    ).fetchall()
+                    rows = src.execute(select, [last, batch]).fetchall()
                     if not rows:
                         break
                     if stop_after_batches is not None and batches >= stop_after_batches:
@@ -161,6 +166,23 @@ async def copy_database(
     finally:
         src.close()
         await store.close()
+
+
+def _batch_select(
+    src: sqlite3.Connection, table: str, columns: Sequence[str], info: Sequence[Any]
+) -> str:
+    """The SELECT of the next batch after `last` (a rowid, or for a WITHOUT ROWID table the
+    rows already copied): its first column is the new `last`."""
+    names = ", ".join(columns)
+    try:
+        src.execute(f"SELECT rowid FROM {table} LIMIT 0")
+    except sqlite3.OperationalError:  # WITHOUT ROWID: in primary key order, by position
+        key = ", ".join(r[1] for r in sorted((r for r in info if r[5]), key=lambda r: r[5]))
+        return (
+            f"SELECT ROW_NUMBER() OVER (ORDER BY {key}), {names} FROM {table} "
+            f"ORDER BY {key} LIMIT ?2 OFFSET ?1"
+        )
+    return f"SELECT rowid, {names} FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT ?"
 
 
 async def _column_kinds(conn: Conn, table: str) -> dict[str, str]:

@@ -202,8 +202,7 @@ class PostgresConfigs:
                     log.error("integration of app %s: %s", row["app_key"], exc)
                     continue
                 await conn.execute(
-                    "UPDATE integrations SET access_token = %s WHERE app_key = %s "
-                    "AND partner = %s",
+                    "UPDATE integrations SET access_token = %s WHERE app_key = %s AND partner = %s",
                     [sealed, row["app_key"], row["partner"]],
                 )
                 changed += 1

@@ -184,8 +184,7 @@ class PostgresPrivacy:
             else:
                 installs = await _rows(
                     conn,
-                    "SELECT * FROM installs WHERE app_key = %s AND app_instance_id = %s "
-                    "FOR UPDATE",
+                    "SELECT * FROM installs WHERE app_key = %s AND app_instance_id = %s FOR UPDATE",
                     [key.app_key, key.app_instance_id],
                 )
                 assert key.app_instance_id is not None

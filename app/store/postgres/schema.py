@@ -3,8 +3,8 @@
 Same names, same order (`0001_initial`, `0002_outbox_delivery`, `0003_install_reinstall_of`,
 `0004_reporting`, `0005_hardening`, `0007_console`), recorded in `gangway_migrations`; a
 database that has run a migration this code does not know is newer than the code, and the store
-refuses to open it (an old node must not write into a schema it does not understand). Nodes starting together take an advisory lock, so one of them
-migrates and the others find it done.
+refuses to open it (an old node must not write into a schema it does not understand). Nodes
+starting together take an advisory lock, so one of them migrates and the others find it done.
 
 Where PostgreSQL needs another shape for the same promise, 0001 says so:
 - touches (`impressions`, `clicks`) are partitioned by day on `time` (UTC days of Unix
