@@ -131,10 +131,12 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
 
-    async def nothing(store: Store) -> None:
-        return None
+    async def migrate() -> None:
+        # Opening migrates; no token is read or written, so no secret key is needed.
+        store = await open_store(settings.db)
+        await store.close()
 
-    asyncio.run(_with_store(settings, nothing))
+    asyncio.run(migrate())
     print(f"{redacted(settings.db)}: schema up to date")
     return 0
 

@@ -199,6 +199,13 @@ class Settings:
         directory, generated on first use so signed values survive restarts."""
         if self.secret_key:
             return self
+        if "://" in self.db:
+            # Several nodes share the database: a key of each node's own would let none of
+            # them open a token another sealed, nor verify a session cookie another signed.
+            raise ValueError(
+                f"{PREFIX}SECRET_KEY: required with a database URL (every node on one database "
+                "must have the same key)"
+            )
         path = self.data_dir / SECRET_FILE
         # The data directory holds the database and this key: its owner's alone.
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -46,16 +47,52 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(getattr(request, "param", "sqlite"))
 
 
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[ThrowawayPostgres]:
+# The session's PostgreSQL server and its databases, made on a thread of their own as soon as
+# the collected tests show one is needed: initdb, start-up, migrating the template and seeding
+# take seconds, mostly in subprocesses, so they overlap the SQLite tests that run first.
+_PG_FIXTURES = frozenset({"postgres", "pg_pool", "pg_databases", "pg_database"})
+_pg_ready: Future[tuple[ThrowawayPostgres, PgDatabases]] | None = None
+
+
+def _needs_postgres(item: pytest.Item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    params = callspec.params.values() if callspec is not None else ()
+    return bool(_PG_FIXTURES & set(getattr(item, "fixturenames", ()))) or "postgresql" in params
+
+
+def _start_postgres() -> tuple[ThrowawayPostgres, PgDatabases]:
     server = ThrowawayPostgres().start()
-    yield server
+    try:
+        return server, PgDatabases(server)
+    except BaseException:
+        server.stop()
+        raise
+
+
+@pytest.hookimpl(trylast=True)  # after -k and -m have deselected what will not run
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    global _pg_ready
+    if _pg_ready is None and any(_needs_postgres(item) for item in items):
+        pool = ThreadPoolExecutor(1, thread_name_prefix="gangway-pg")
+        _pg_ready = pool.submit(_start_postgres)
+        pool.shutdown(wait=False)  # the start goes on; nothing else is submitted
+
+
+@pytest.fixture(scope="session")
+def _postgres_and_pool() -> Iterator[tuple[ThrowawayPostgres, PgDatabases]]:
+    server, pool = _pg_ready.result(timeout=120) if _pg_ready is not None else _start_postgres()
+    yield server, pool
     server.stop()
 
 
 @pytest.fixture(scope="session")
-def pg_pool(postgres: ThrowawayPostgres) -> PgDatabases:
-    return PgDatabases(postgres)
+def postgres(_postgres_and_pool: tuple[ThrowawayPostgres, PgDatabases]) -> ThrowawayPostgres:
+    return _postgres_and_pool[0]
+
+
+@pytest.fixture(scope="session")
+def pg_pool(_postgres_and_pool: tuple[ThrowawayPostgres, PgDatabases]) -> PgDatabases:
+    return _postgres_and_pool[1]
 
 
 @pytest.fixture()

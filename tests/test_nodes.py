@@ -242,12 +242,13 @@ def test_one_event_id_sent_to_both_nodes_is_one_row_and_one_postback(nodes: Clus
     assert rows == [(1,)]
 
 
-def test_a_thousand_postbacks_queued_across_both_nodes_are_each_delivered_once(
+def test_hundreds_of_postbacks_queued_across_both_nodes_are_each_delivered_once(
     nodes: Cluster,
 ) -> None:
     a, b = nodes.nodes
     instance = attributed_instance(nodes, "buyer-many")
-    numbers = list(range(1000))
+    # Enough for both workers to claim batches side by side, few enough for the suite's time.
+    numbers = list(range(300))
 
     def send(chunk: list[int]) -> None:
         with httpx.Client() as client:
@@ -257,8 +258,8 @@ def test_a_thousand_postbacks_queued_across_both_nodes_are_each_delivered_once(
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(send, [numbers[i::8] for i in range(8)]))
     ids = set(stored_ids(nodes, "bulk-"))
-    assert len(ids) == 1000
-    wait_for(lambda: len(delivered(nodes.fake, ids)) == 1000, 60, "1,000 postbacks delivered")
+    assert len(ids) == 300
+    wait_for(lambda: len(delivered(nodes.fake, ids)) == 300, 60, "300 postbacks delivered")
     time.sleep(1.5)
     counts = delivered(nodes.fake, ids)
     assert set(counts.values()) == {1}, [k for k, v in counts.items() if v > 1][:10]

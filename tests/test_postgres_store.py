@@ -248,9 +248,13 @@ def test_the_settings_listing_hides_a_database_password() -> None:
     assert shown["GANGWAY_DB"] == "postgresql://u:***@h/g"
 
 
-def test_migrate_and_token_create_take_a_url(
-    pg_database: str, capsys: pytest.CaptureFixture[str]
+def test_every_command_with_a_database_takes_a_url(
+    pg_database: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """migrate, token create, demo, user create, secrets rotate, rollups rebuild and retention
+    run on a postgresql:// URL; the password in the URL never shows, and without a shared
+    secret key a node on a database URL refuses to seal or open anything."""
+    import io
     from concurrent.futures import ThreadPoolExecutor
 
     from app.__main__ import main
@@ -261,10 +265,36 @@ def test_migrate_and_token_create_take_a_url(
         with ThreadPoolExecutor(1) as pool:
             return pool.submit(main, list(argv)).result()
 
+    def rows(sql: str) -> list[tuple[object, ...]]:
+        with psycopg.connect(pg_database) as conn:
+            return conn.execute(sql).fetchall()  # type: ignore[arg-type]
+
     password_url = pg_database.replace("postgres@", "postgres:hunter2@")
     assert command("migrate", "--db", password_url) == 0
     out = capsys.readouterr().out
     assert "schema up to date" in out and "hunter2" not in out
+
+    monkeypatch.delenv("GANGWAY_SECRET_KEY", raising=False)
+    assert command("token", "create", "--db", pg_database) == 2
+    assert "GANGWAY_SECRET_KEY: required with a database URL" in capsys.readouterr().err
+
+    monkeypatch.setenv("GANGWAY_SECRET_KEY", "key-one")
     assert command("token", "create", "--db", pg_database, "--label", "ops") == 0
-    with psycopg.connect(pg_database) as conn:
-        assert conn.execute("SELECT label FROM tokens").fetchall() == [("ops",)]
+    assert rows("SELECT label FROM tokens") == [("ops",)]
+    assert command("demo", "--db", pg_database) == 0
+    [(sealed,)] = rows("SELECT access_token FROM integrations")
+    assert "demo-access-token" not in str(sealed)
+    monkeypatch.setattr("sys.stdin", io.StringIO("a long enough password\n"))
+    args = ("--email", "ops@example.com", "--role", "viewer", "--apps", "demo")
+    assert command("user", "create", *args, "--password-stdin", "--db", pg_database) == 0
+    assert rows("SELECT username, role, apps FROM users") == [
+        ("ops@example.com", "viewer", '["demo"]')
+    ]
+    monkeypatch.setenv("GANGWAY_SECRET_KEY", "key-two")
+    assert command("secrets", "rotate", "--old-key", "key-one", "--db", pg_database) == 0
+    assert "1 access token(s) sealed" in capsys.readouterr().out
+    assert rows("SELECT access_token FROM integrations") != [(sealed,)]
+    assert command("rollups", "rebuild", "--db", pg_database) == 0
+    assert command("retention", "run", "--db", pg_database) == 0
+    out = capsys.readouterr().out
+    assert "rollups rebuilt for every app: 0 rows" in out and "retention as of" in out
