@@ -100,9 +100,14 @@ async def _with_store(
     settings: Settings,
     work: Callable[[Store], Awaitable[T]],
     *,
+    sealed: bool = False,
     old_secrets: Sequence[str] = (),
 ) -> T:
-    store = await open_store(settings.db, sealer=token_sealer(settings, old_secrets))
+    """`sealed`: the work reads or writes integration access tokens, so the store gets the
+    secret key's sealer (on a database URL the key must be configured: `Settings.with_secret`);
+    other commands need no key."""
+    sealer = token_sealer(settings, old_secrets) if sealed else None
+    store = await open_store(settings.db, sealer=sealer)
     try:
         return await work(store)
     finally:
@@ -110,7 +115,7 @@ async def _with_store(
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    asyncio.run(_with_store(_settings(args), seed_demo))
+    asyncio.run(_with_store(_settings(args), seed_demo, sealed=True))
     return 0
 
 
@@ -179,7 +184,7 @@ def cmd_secrets_rotate(args: argparse.Namespace) -> int:
         return await store.configs.seal_tokens(rotate=True)
 
     settings = _settings(args)
-    count = asyncio.run(_with_store(settings, rotate, old_secrets=[old]))
+    count = asyncio.run(_with_store(settings, rotate, sealed=True, old_secrets=[old]))
     print(f"{count} access token(s) sealed under the current secret key")
     return 0
 
