@@ -37,12 +37,13 @@ UPSERT_RATE = (
 
 
 async def _upsert_each(conn: Conn, sql: str, rows: Sequence[Sequence[object]]) -> int:
-    changed = 0
-    # In key order: two uploads of overlapping rows lock them in the same order.
-    for row in sorted(rows, key=repr):
-        cursor = await conn.execute(sql, row)
-        changed += cursor.rowcount
-    return changed
+    if not rows:
+        return 0
+    async with conn.cursor() as cursor:
+        # In key order: two uploads of overlapping rows lock them in the same order. After
+        # executemany, rowcount is the sum over the statements (pipelined, one round trip).
+        await cursor.executemany(sql, sorted(rows, key=repr))
+        return max(cursor.rowcount, 0)
 
 
 class PostgresCost:

@@ -173,7 +173,9 @@ class PostgresOutbox:
                     "retry_attempts = retry_attempts + 1, last_attempt_at = %s, "
                     "last_http_status = %s, last_code = %s, last_message = %s, "
                     "last_request_id = %s, next_attempt_at = %s, lease_until = NULL, "
-                    "sent_at = CASE WHEN %s = 'sent' THEN %s ELSE sent_at END WHERE id = %s",
+                    "sent_at = CASE WHEN %s = 'sent' THEN %s ELSE sent_at END WHERE id = %s "
+                    # Erased while another node was sending it: it stays dropped.
+                    "AND state <> 'dropped'",
                     updates,
                 )
 
