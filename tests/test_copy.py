@@ -4,21 +4,28 @@ sees the same install receipts and postbacks."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
+from urllib.parse import urlencode
 
 import psycopg
 import pytest
 from starlette.testclient import TestClient
 
-from app.paths import ROOT
+from app.__main__ import main
 from app.server import create_app
+from app.store.backends import open_store
 from app.store.copy import TABLES, Interrupted, copy_database
+from app.store.records import UserRecord
 from tests.aio import run_async
-from tests.fixtures import OTHER_IP, PHONE_IP, make_settings, open_gangway
+from tests.fixtures import OTHER_IP, PHONE_IP, START, make_settings, open_gangway
 
+COST_CSV = (
+    "date,media_source,campaign,campaign_id,adset,adset_id,ad,ad_id,country,cost,currency\n"
+    "2026-11-21,tiktokweb_int,summer,1700,,,,,,20,EUR\n"
+)
+RATES_CSV = "date,currency,rate_to_report_currency\n2026-11-21,EUR,1.10\n"
 Installation = tuple[str, dict[str, str], dict[str, str], list[str], list[str]]
 
 
@@ -44,8 +51,27 @@ def make_installation(tmp_path: Path) -> Installation:
     assert event.status_code == 202, event.text
     ids = [a["install_id"] for a in installs] + [organic["install_id"]]
     postbacks = [p["id"] for i in ids for p in gw.record(i)["postbacks"]]
+    # Cost and rates, and an erased user: the report tables have rows too.
+    csv = {"Content-Type": "text/csv"}
+    for path, body in (("/api/v1/cost/rates", RATES_CSV), ("/api/v1/cost", COST_CSV)):
+        answer = gw.http.post(f"{path}?app_key=demo", content=body, headers=gw.admin | csv)
+        assert answer.status_code == 200 and answer.json()["changed"] == 1, answer.text
+    erase = {"app_key": "demo", "app_instance_id": "phone-organic"}
+    answer = gw.http.post("/api/v1/privacy/erase", json=erase, headers=gw.admin)
+    assert answer.status_code == 200, answer.text
     admin, sdk, db = gw.admin, gw.sdk, gw.db
     gen.close()
+
+    async def console_rows() -> None:
+        store = await open_store(db)
+        try:
+            await store.users.create_user("ops@example.com", "hash", "viewer", ["demo"], START)
+            await store.users.create_session("session-1", "ops@example.com", "csrf", START)
+            await store.users.record_login_failure("ops@example.com", PHONE_IP, START)
+        finally:
+            await store.close()
+
+    run_async(console_rows())
     return db, admin, sdk, ids, postbacks
 
 
@@ -53,13 +79,24 @@ def owner_views(
     client: TestClient, admin: dict[str, str], installs: list[str], postbacks: list[str]
 ) -> list[object]:
     views: list[object] = []
-    for path in [f"/api/v1/installs/{i}" for i in installs] + [
-        f"/api/v1/postbacks/{p}" for p in postbacks
-    ]:
+    day = {"app_key": "demo", "from": "2026-11-21", "to": "2026-11-21"}
+    for path in (
+        [f"/api/v1/installs/{i}" for i in installs]
+        + [f"/api/v1/postbacks/{p}" for p in postbacks]
+        + [f"/api/v1/reports/overview?{urlencode(day | {'group_by': 'media_source'})}"]
+    ):
         answer = client.get(path, headers=admin)
         assert answer.status_code == 200, answer.text
         views.append(answer.json())
     return views
+
+
+async def _user(db: str) -> UserRecord | None:
+    store = await open_store(db)
+    try:
+        return await store.users.get_user("ops@example.com")
+    finally:
+        await store.close()
 
 
 def test_copy_resumes_after_an_interruption_and_serves_the_same_receipts(
@@ -81,6 +118,10 @@ def test_copy_resumes_after_an_interruption_and_serves_the_same_receipts(
     # The second run went on from where the first stopped: nothing was copied twice.
     assert sum(r.copied for r in results) == sum(r.source_rows for r in results)
     assert ("clicks", 3, 3) in seen
+    copied = {r.table: r.source_rows for r in results}
+    for table in ("users", "sessions", "login_failures", "cost", "cost_rates", "rollups",
+                  "rollups_by_source", "privacy_erasures"):  # fmt: skip
+        assert copied[table] > 0, table
 
     with psycopg.connect(pg_database) as conn:
         claims = conn.execute("SELECT COUNT(*) FROM click_claims").fetchone()
@@ -89,28 +130,32 @@ def test_copy_resumes_after_an_interruption_and_serves_the_same_receipts(
 
     pg_settings = replace(settings, db=pg_database)
     with TestClient(create_app(pg_settings, run_jobs=False)) as c:
+        # Receipts, postbacks and the day's overview (rollups, cost, rates) read the same.
         assert owner_views(c, admin, installs, postbacks) == before
+        user = run_async(_user(pg_database))
+        assert user is not None and (user.role, user.apps) == ("viewer", ("demo",))
         # The copied installation goes on: a new event of a copied install, with its postback.
         event = {"app_key": "demo", "app_instance_id": "phone-1", "event_name": "af_purchase"}
         fresh = c.post("/api/v1/events", json=event | {"event_id": "ev-2"}, headers=sdk)
         assert fresh.status_code == 202, fresh.text
 
 
-def test_the_copy_command_says_what_it_did(tmp_path: Path, pg_database: str) -> None:
+def test_the_copy_command_says_what_it_did(
+    tmp_path: Path, pg_database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     db, *_ = make_installation(tmp_path)
-    command = [sys.executable, "-m", "app", "copy", "--from", db, "--to", pg_database]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert "every table has the same row count" in done.stdout
-    assert "installs" in done.stdout and "ok" in done.stdout
+
+    def command(*argv: str) -> int:
+        # In process, on a thread of its own (the command runs its own event loop): a
+        # subprocess would cost a second of start-up per run.
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(main, list(argv)).result()
+
+    assert command("copy", "--from", db, "--to", pg_database) == 0
+    out = capsys.readouterr().out
+    assert "every table has the same row count" in out
+    assert "installs" in out and "rollups" in out and "ok" in out and "DIFFERENT" not in out
     # Run again: nothing left to copy, the counts still agree.
-    again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert again.returncode == 0 and "done: 0 rows copied" in again.stdout
-    wrong = subprocess.run(
-        [sys.executable, "-m", "app", "copy", "--from", pg_database, "--to", db],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert wrong.returncode == 2
+    assert command("copy", "--from", db, "--to", pg_database) == 0
+    assert "done: 0 rows copied" in capsys.readouterr().out
+    assert command("copy", "--from", pg_database, "--to", db) == 2

@@ -262,8 +262,10 @@ async def _count(conn: Conn, table: str) -> int:
     return int(row["n"]) if row else 0
 
 
-def report(results: Sequence[TableResult], out: TextIO = sys.stdout) -> bool:
-    """Print the verification table; answers whether every table matched."""
+def report(results: Sequence[TableResult], out: TextIO | None = None) -> bool:
+    """Print the verification table (on standard output unless `out`); answers whether every
+    table matched."""
+    out = out or sys.stdout  # looked up now: whatever sys.stdout is when the command runs
     print(f"{'table':<18} {'sqlite':>12} {'postgresql':>12}", file=out)
     for r in results:
         mark = "ok" if r.ok else "DIFFERENT"
