@@ -182,7 +182,6 @@ def test_an_event_without_an_id_is_stored_under_a_fresh_one(gw: Gangway) -> None
         (" -4.50 ", ("-4.50", "USD")),  # a refund
     ],
 )
-@pytest.mark.both_backends
 def test_revenue_is_kept_as_the_decimal_that_was_sent(
     gw: Gangway, value: object, stored: tuple[str, str]
 ) -> None:
