@@ -94,7 +94,8 @@ class Settings:
     )
     secret_key: Secret = _setting(
         Secret(""),
-        "Key for signed values (cookies, tokens); empty: generated once into the data directory",
+        "Key for signed values (cookies, tokens); empty: generated once into the data "
+        "directory (with a postgresql:// database it must be set, the same on every node)",
         Secret,
     )
     public_url: str = _setting(
