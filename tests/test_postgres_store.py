@@ -1,7 +1,7 @@
 """The PostgreSQL backend's own promises (what every backend promises is
 `test_store_contract.py`): named migrations and the refusal of a newer schema, day partitions
 made ahead and pruned by the candidate lookups, postback leases, job leases, and races between
-two stores on one database (two nodes) settled by constraints."""
+two stores on one database (two nodes) settled by constraints, rollups exact under both."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from app.postbacks.postback import NewPostback, PostbackAttempt
+from app.reports.rollups import Increment, RollupKey
 from app.store.postgres import PostgresStore
 from app.store.postgres.candidates import CLICKS_SQL
 from app.store.postgres.partitions import DAY, day_of, partition_name
@@ -239,6 +240,37 @@ def test_one_page_view_sent_to_two_nodes_at_once_is_one_impression(pg_database: 
     assert len(set(answers)) == 1
     with psycopg.connect(pg_database) as conn:
         assert conn.execute("SELECT COUNT(*) FROM impressions").fetchone() == (1,)
+
+
+def test_rollups_stay_exact_under_writers_on_two_nodes(pg_database: str) -> None:
+    """Touches written at once through two stores each add to the same two rollups (and, in
+    the other order, to a second pair): every increment counts, and no writer deadlocks."""
+    keys = [RollupKey("demo", 497_222, "tiktokweb_int", *[""] * 7, "", m) for m in "ab"]
+
+    async def scenario() -> dict[RollupKey, int]:
+        nodes = [await PostgresStore.open(pg_database, max_size=6) for _ in range(2)]
+        try:
+            touches = [
+                Touch(id=f"c{n}", kind="click", app_key="demo", time=T0 + n) for n in range(40)
+            ]
+            await asyncio.gather(
+                *(
+                    nodes[n % 2].touches.record_touch(
+                        TouchRecord(t),
+                        rollups=[Increment(k, 1) for k in (keys if n % 2 else keys[::-1])],
+                    )
+                    for n, t in enumerate(touches)
+                )
+            )
+            return await nodes[0].reports.rollup_values("demo")
+        finally:
+            for node in nodes:
+                await node.close()
+
+    assert run_async(scenario()) == {keys[0]: 40, keys[1]: 40}
+    with psycopg.connect(pg_database) as conn:
+        by_source = conn.execute("SELECT metric, value FROM rollups_by_source ORDER BY metric")
+        assert by_source.fetchall() == [("a", 40), ("b", 40)]
 
 
 def test_the_settings_listing_hides_a_database_password() -> None:
