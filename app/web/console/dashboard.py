@@ -172,6 +172,7 @@ _METRICS: tuple[tuple[str, str, str], ...] = (
 )
 _LOWER_IS_BETTER = frozenset({"ecpi", "cost"})
 _NEUTRAL = frozenset({"cost"})
+_RATES = frozenset({"click_to_install_rate", "ecpi", "roas"})
 
 
 def _metric(totals: Mapping[str, Any], key: str) -> Decimal | None:
@@ -207,7 +208,8 @@ def headline(report: Mapping[str, Any]) -> list[Headline]:
         elif now and not then:
             change, trend = "new", "up"
         good: bool | None = None
-        if trend != "flat" and key not in _NEUTRAL:
+        # A rate that had no divisor before is new, neither better nor worse.
+        if trend != "flat" and key not in _NEUTRAL and not (change == "new" and key in _RATES):
             good = (trend == "up") != (key in _LOWER_IS_BETTER)
         unit = currency if kind == "money" else "%" if kind == "percent" else ""
         out.append(
