@@ -237,6 +237,7 @@ def test_filters_and_the_drill_down_narrow_every_number(rig: Rig) -> None:
     ios = client.get("/admin", params={"app": "demo", "platform": "ios"} | WEEK).text
     assert metrics(ios)["installs"] == "0" and metrics(ios)["cost"] == "0.00"
     assert "a platform filter leaves it out" in ios
+    assert "No clicks, installs or cost" in ios and "<svg" not in ios
     # The filter offers what the range holds.
     assert "<option selected>ios</option>" in ios and "<option>android</option>" in ios
     one_day = client.get("/admin", params={"app": "demo", "period": "1"}).text

@@ -110,6 +110,10 @@ class Overview:
     downloads: list[tuple[str, str]]
     api_url: str
 
+    @property
+    def has_chart_data(self) -> bool:
+        return any(bar.height for series in self.chart for bar in series.bars)
+
 
 @dataclass(frozen=True)
 class Dashboard:
