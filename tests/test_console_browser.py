@@ -347,6 +347,8 @@ def test_a_viewers_journey(browser: Any, live_server: Any, artifacts_dir: Any) -
     dark_page = dark.new_page()
     dark_page.goto(live_server.url + "/admin/postbacks")
     dark_page.screenshot(path=str(artifacts_dir / "console-postbacks-dark-desktop.png"))
+    dark_page.goto(live_server.url + "/admin?app=journey")
+    dark_page.screenshot(path=str(artifacts_dir / "console-dashboard-dark-desktop.png"))
     dark.close()
     # The five refusals above answered 403, as they should: nothing else went wrong.
     assert [e for e in viewer.errors if "status of 403" not in e] == []
