@@ -254,6 +254,9 @@ def test_a_bad_filter_is_shown_next_to_its_field(rig: Rig) -> None:
     assert metrics(page.text)["installs"]  # the rest of the dashboard is still there
     late = client.get("/admin", params={"app": "demo", "from": "2026-11-22", "to": "2026-11-21"})
     assert late.status_code == 400 and 'data-field="from"' in late.text
+    every = client.get("/admin", params={"to": "yesterday"})  # all apps: one line each
+    assert every.status_code == 400 and 'data-field="to"' in every.text
+    assert every.text.count('data-field="to"') == 1 and "<tr data-app=" in every.text
 
 
 def test_downloads_work_with_the_console_session(rig: Rig) -> None:
@@ -276,6 +279,8 @@ def test_all_apps_show_a_line_each_and_a_limited_user_sees_only_theirs(rig: Rig)
     lines = dict(re.findall(r'<tr data-app="(\w+)">(.*?)</tr>', everything, re.S))
     assert set(lines) == {"demo", OTHER_APP}
     assert 'data-sort="4"' in lines["demo"] and "Other Secret Game" in everything
+    # Money sorts as a number: the table script takes "64.5", never "64.50", for one.
+    assert 'data-sort="64.5">64.50' in lines["demo"]
 
     client = rig.as_user(LIMITED)
     for path in ("/admin", f"/admin?app={OTHER_APP}", f"/admin/cost?app={OTHER_APP}"):

@@ -23,6 +23,7 @@ from app.reports.rollups import REVENUE_SCALE
 from app.store.records import AppRecord
 from app.web import owner_service as ops
 from app.web import report_service
+from app.web.console.dashboard import sort_key
 from app.web.console.guard import Screen, field_errors, screen
 from app.web.errors import ApiError
 
@@ -112,6 +113,7 @@ async def _context(s: Screen, app_key: str | None) -> dict[str, Any]:
         "rate_columns": cost_rules.RATE_COLUMNS,
         "pulled": cost_rules.PULLED,
         "result": None,
+        "sort_key": sort_key,
     }
 
 

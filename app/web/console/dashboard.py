@@ -158,6 +158,17 @@ def _percent(value: Any) -> str:
     return "–" if d is None else f"{d * 100:.1f}"
 
 
+def sort_key(value: Any) -> str:
+    """A number as a sortable table's script reads it (its `String(parseFloat(x)) === x` test):
+    "64.5" for 64.50, "4" for 4.0; "" for none."""
+    d = _dec(value)
+    if d is None or not d.is_finite():
+        return ""
+    if d == d.to_integral_value():
+        return str(int(d))
+    return repr(float(d))
+
+
 def _events(totals: Mapping[str, Any]) -> int:
     return sum(int(n) for n in totals["events"].values())
 
@@ -364,7 +375,7 @@ def _cells(totals: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
     out = {}
     for key, _, kind in _METRICS:
         value = _metric(totals, key)
-        out[key] = (_shown(value, kind), "" if value is None else str(value))
+        out[key] = (_shown(value, kind), sort_key(value))
     return out
 
 
@@ -489,6 +500,8 @@ async def _summaries(
     for app in apps[:MAX_APP_SUMMARIES]:
         params = _api_params(app, form)
         report = await _checked_overview(svc, app, params, errors)
+        if errors:  # the range every line fell back to, shown in the form
+            form["from"], form["to"] = report["from"], report["to"]
         cells = _cells(report["totals"])
         cells["currency"] = (str(report["totals"]["report_currency"]),) * 2
         out.append(AppSummary(app, dashboard_link(form, app=app.app_key), cells))
