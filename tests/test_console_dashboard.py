@@ -240,6 +240,10 @@ def test_filters_and_the_drill_down_narrow_every_number(rig: Rig) -> None:
     assert "No clicks, installs or cost" in ios and "<svg" not in ios
     # The filter offers what the range holds.
     assert "<option selected>ios</option>" in ios and "<option>android</option>" in ios
+    # A country is typed; the form keeps it, upper-cased as the reports store it.
+    fr = client.get("/admin", params={"app": "demo", "country": "fr"} | WEEK).text
+    assert 'name="country" value="FR"' in fr and metrics(fr)["installs"] == "0"
+    assert rig.api(**WEEK, country="FR")["totals"]["installs"] == 0
     one_day = client.get("/admin", params={"app": "demo", "period": "1"}).text
     today = rig.api(**{"from": "2026-11-21", "to": "2026-11-21"})["totals"]
     assert metrics(one_day)["installs"] == str(today["installs"]) == "3"

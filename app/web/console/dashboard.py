@@ -26,6 +26,7 @@ from app.reports import raw
 from app.reports.overview import zone_of
 from app.services import Services
 from app.store.records import ActivityItem, AppRecord
+from app.vocabulary import DIRECT_PLATFORMS, MOBILE_PLATFORMS
 from app.web import owner_service, report_service
 from app.web.errors import ApiError
 
@@ -315,6 +316,7 @@ def _today(svc: Services, app: AppRecord | None) -> date:
 def _form(query: Mapping[str, str], today: date) -> dict[str, str]:
     """The form's values: an explicit range, else a preset's (the default: the last 7 days)."""
     form = {name: _clean(query.get(name)) for name in ("app", "from", "to", *FILTERS, *DRILL)}
+    form["country"] = form["country"].upper()
     if not form["from"] and not form["to"]:
         period = query.get("period") if query.get("period") in PERIODS else DEFAULT_PERIOD
         form["from"] = (today - timedelta(days=int(period or DEFAULT_PERIOD) - 1)).isoformat()
@@ -433,16 +435,20 @@ def _crumbs(form: Mapping[str, str], level: str) -> list[tuple[str, str | None]]
     return crumbs
 
 
-def _options(report: Mapping[str, Any], form: Mapping[str, str]) -> dict[str, list[str]]:
-    options: dict[str, set[str]] = {name: set() for name in FILTERS}
-    for row in report["rows"]:
-        for name in FILTERS:
-            if row.get(name):
-                options[name].add(str(row[name]))
-    for name in FILTERS:  # what is chosen stays offered, seen in the range or not
+def _options(
+    app: AppRecord, table: Mapping[str, Any], form: Mapping[str, str]
+) -> dict[str, list[str]]:
+    """The values offered by the media source and platform filters: the media sources of the
+    campaign table (no query of their own: a grouping by the wide dimensions costs as much as
+    the table), the phones and the platforms the app has a destination for; what is chosen
+    stays offered. Countries are typed (two letters)."""
+    sources = {str(r["media_source"]) for r in table["rows"] if r.get("media_source")}
+    destinations = app.config.get("destinations") or {}
+    platforms = {p for p in DIRECT_PLATFORMS if p in MOBILE_PLATFORMS or p in destinations}
+    for name, values in (("media_source", sources), ("platform", platforms)):
         if form.get(name):
-            options[name].add(form[name])
-    return {name: sorted(values) for name, values in options.items()}
+            values.add(form[name])
+    return {"media_source": sorted(sources), "platform": sorted(platforms)}
 
 
 def _link(path: str, params: Mapping[str, str]) -> str:
@@ -463,17 +469,6 @@ async def _overview(
     table_report = await report_service.overview(
         svc, app, table_params | {"group_by": ",".join(LEVELS[level])}
     )
-    # The values each filter can take in this range, whatever is chosen.
-    seen = await report_service.overview(
-        svc,
-        app,
-        {
-            "app_key": app.app_key,
-            "from": report["from"],
-            "to": report["to"],
-            "group_by": ",".join(FILTERS),
-        },
-    )
     rows, more = _table(table_report, form, level)
     span = {"app_key": app.app_key, "from": report["from"], "to": report["to"]}
     downloads = [(kind, _link(f"/api/v1/raw/{kind}.csv", span)) for kind in raw.KINDS]
@@ -487,7 +482,7 @@ async def _overview(
         crumbs=_crumbs(form, level),
         rows=rows,
         more_rows=more,
-        options=_options(seen, form),
+        options=_options(app, table_report, form),
         downloads=downloads,
         api_url=_link("/api/v1/reports/overview", table_params),
     )
