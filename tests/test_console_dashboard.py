@@ -319,6 +319,8 @@ def test_the_cost_screen_shows_sources_and_superseded_rows(rig: Rig) -> None:
     assert superseded == ["upload"]  # summer's uploaded 10 USD on the 21st
     assert "pulled from TikTok" in page.text and "1 uploaded row superseded" in page.text
     assert "2026-11-21</td><td>EUR</td>" in page.text.replace("\n", "")
+    bad = client.get("/admin/cost", params={"app": "demo", "from": "13/11/2026"})
+    assert bad.status_code == 400 and 'data-field="from"' in bad.text
     # A viewer reads cost and is refused the uploads.
     assert 'action="/admin/cost/upload"' not in page.text
     for path in ("/admin/cost/upload", "/admin/cost/rates"):
