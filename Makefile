@@ -55,7 +55,7 @@ postgresql:
 	fi
 
 test: env chromium postgresql
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 lint: env
 	$(BIN)/ruff check .

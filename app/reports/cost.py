@@ -78,6 +78,17 @@ class Rejected:
     line: int
     error: str
 
+    @property
+    def field(self) -> str | None:
+        """The column the error is about (each message starts with it), for a screen to show
+        it in place; None for an error of the whole row."""
+        if self.error.startswith("no rate for "):
+            return "currency"
+        first = self.error.split(" ", 1)[0]
+        if first == "rate":
+            return "rate_to_report_currency"
+        return first if first in COST_COLUMNS or first in RATE_COLUMNS else None
+
 
 @dataclass(frozen=True)
 class Rate:
