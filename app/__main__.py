@@ -1,5 +1,5 @@
 """Command line: `python -m app serve|demo|token create|user create|secrets rotate|settings|
-rollups rebuild|retention run`."""
+rollups rebuild|retention run|migrate|copy`."""
 
 from __future__ import annotations
 
@@ -68,6 +68,9 @@ DEMO_PAGE = {
 }
 
 
+DB_HELP = "database file, or a postgresql:// URL (GANGWAY_DB)"
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     settings = Settings.from_env()
     if getattr(args, "db", None):
@@ -97,9 +100,14 @@ async def _with_store(
     settings: Settings,
     work: Callable[[Store], Awaitable[T]],
     *,
+    sealed: bool = False,
     old_secrets: Sequence[str] = (),
 ) -> T:
-    store = await open_store(settings.db, sealer=token_sealer(settings, old_secrets))
+    """`sealed`: the work reads or writes integration access tokens, so the store gets the
+    secret key's sealer (on a database URL the key must be configured: `Settings.with_secret`);
+    other commands need no key."""
+    sealer = token_sealer(settings, old_secrets) if sealed else None
+    store = await open_store(settings.db, sealer=sealer)
     try:
         return await work(store)
     finally:
@@ -107,7 +115,7 @@ async def _with_store(
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    asyncio.run(_with_store(_settings(args), seed_demo))
+    asyncio.run(_with_store(_settings(args), seed_demo, sealed=True))
     return 0
 
 
@@ -120,6 +128,45 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     token = asyncio.run(_with_store(_settings(args), create))
     print("Admin token (shown once; send it as Authorization: Bearer <token>):")
     print(token)
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from app.store.urls import redacted
+
+    settings = _settings(args)
+
+    async def migrate() -> None:
+        # Opening migrates; no token is read or written, so no secret key is needed.
+        store = await open_store(settings.db)
+        await store.close()
+
+    asyncio.run(migrate())
+    print(f"{redacted(settings.db)}: schema up to date")
+    return 0
+
+
+def cmd_copy(args: argparse.Namespace) -> int:
+    from app.store.copy import Bar, copy_database, report
+    from app.store.urls import is_postgres_url, redacted
+
+    if is_postgres_url(args.source) or not is_postgres_url(args.target):
+        print("error: copy goes --from a SQLite file --to a postgresql:// URL", file=sys.stderr)
+        return 2
+    print(f"copying {args.source} to {redacted(args.target)} in batches of {args.batch:,}")
+    try:
+        results = asyncio.run(
+            copy_database(args.source, args.target, batch=args.batch, progress=Bar(sys.stderr))
+        )
+    except KeyboardInterrupt:
+        print("\ninterrupted: run the same command again to resume", file=sys.stderr)
+        return 130
+    ok = report(results)
+    copied = sum(r.this_run for r in results)
+    if not ok:
+        print("row counts differ: see the tables marked DIFFERENT", file=sys.stderr)
+        return 1
+    print(f"done: {copied:,} rows copied this run; every table has the same row count")
     return 0
 
 
@@ -137,7 +184,7 @@ def cmd_secrets_rotate(args: argparse.Namespace) -> int:
         return await store.configs.seal_tokens(rotate=True)
 
     settings = _settings(args)
-    count = asyncio.run(_with_store(settings, rotate, old_secrets=[old]))
+    count = asyncio.run(_with_store(settings, rotate, sealed=True, old_secrets=[old]))
     print(f"{count} access token(s) sealed under the current secret key")
     return 0
 
@@ -190,8 +237,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from app.serving import serve
 
     settings = _settings(args)
-    # One process: it owns the SQLite writer (http-api.md; a second process would be a second
-    # writer fighting for the lock). Timeouts and logs: app/serving.py.
+    # One process: on SQLite it owns the writer (http-api.md; a second process would be a
+    # second writer fighting for the lock). Several nodes share a PostgreSQL database instead.
+    # Timeouts and logs: app/serving.py.
     serve(create_app(settings), settings, args.host or settings.host, args.port or settings.port)
     return 0
 
@@ -245,30 +293,42 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python -m app", description="Gangway")
     sub = top.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", help="serve the web app (one process)")
+    serve = sub.add_parser("serve", help="serve the web app (one process; one node)")
     serve.add_argument("--host", help="address to listen on (GANGWAY_HOST)")
     serve.add_argument("--port", type=int, help="port to listen on (GANGWAY_PORT)")
-    serve.add_argument("--db", help="database file (GANGWAY_DB)")
+    serve.add_argument("--db", help=DB_HELP)
     serve.set_defaults(fn=cmd_serve)
 
     demo = sub.add_parser("demo", help="seed the demo app, its TikTok integration and page")
-    demo.add_argument("--db", help="database file (GANGWAY_DB)")
+    demo.add_argument("--db", help=DB_HELP)
     demo.set_defaults(fn=cmd_demo)
 
     token = sub.add_parser("token", help="admin tokens")
     token_sub = token.add_subparsers(dest="token_command", required=True)
     create = token_sub.add_parser("create", help="make an admin token and print it once")
-    create.add_argument("--db", help="database file (GANGWAY_DB)")
+    create.add_argument("--db", help=DB_HELP)
     create.add_argument("--label", default="", help="a note to recognise the token by")
     create.set_defaults(fn=cmd_token_create)
 
+    migrate = sub.add_parser("migrate", help="bring the database's schema up to date")
+    migrate.add_argument("--db", help=DB_HELP)
+    migrate.set_defaults(fn=cmd_migrate)
+
+    copy = sub.add_parser(
+        "copy",
+        help="copy a SQLite installation into PostgreSQL (resumable; verifies row counts)",
+    )
+    copy.add_argument("--from", dest="source", required=True, help="the SQLite database file")
+    copy.add_argument("--to", dest="target", required=True, help="a postgresql:// URL")
+    copy.add_argument("--batch", type=int, default=5000, help="rows per transaction")
+    copy.set_defaults(fn=cmd_copy)
     secrets = sub.add_parser("secrets", help="secrets at rest (docs/secrets.md)")
     secrets_sub = secrets.add_subparsers(dest="secrets_command", required=True)
     rotate = secrets_sub.add_parser(
         "rotate",
         help="re-seal the access tokens under the current GANGWAY_SECRET_KEY (server stopped)",
     )
-    rotate.add_argument("--db", help="database file (GANGWAY_DB)")
+    rotate.add_argument("--db", help=DB_HELP)
     old = rotate.add_mutually_exclusive_group(required=True)
     old.add_argument("--old-key", help="the previous secret key (shows in the process list)")
     old.add_argument("--old-key-file", help="a file holding the previous secret key")
@@ -284,20 +344,20 @@ def parser() -> argparse.ArgumentParser:
     user_create.add_argument(
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
-    user_create.add_argument("--db", help="database file (GANGWAY_DB)")
+    user_create.add_argument("--db", help=DB_HELP)
     user_create.set_defaults(fn=cmd_user_create)
     rollups = sub.add_parser("rollups", help="report rollups")
     rollups_sub = rollups.add_subparsers(dest="rollups_command", required=True)
     rebuild = rollups_sub.add_parser("rebuild", help="recompute the rollups from the raw rows")
     rebuild.add_argument("--app", help="only this app_key (default: every app)")
-    rebuild.add_argument("--db", help="database file (GANGWAY_DB)")
+    rebuild.add_argument("--db", help=DB_HELP)
     rebuild.set_defaults(fn=cmd_rollups_rebuild)
 
     retention = sub.add_parser("retention", help="user-level data retention (GANGWAY_RETENTION)")
     retention_sub = retention.add_subparsers(dest="retention_command", required=True)
     run = retention_sub.add_parser("run", help="erase user-level data past its retention")
     run.add_argument("--as-of", help="run as of this day, YYYY-MM-DD (default: today, UTC)")
-    run.add_argument("--db", help="database file (GANGWAY_DB)")
+    run.add_argument("--db", help=DB_HELP)
     run.set_defaults(fn=cmd_retention_run)
 
     settings = sub.add_parser("settings", help="print every GANGWAY_ setting")

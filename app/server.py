@@ -26,7 +26,7 @@ from app.clock import Clock, system_clock
 from app.devices import parse_networks, warm_up
 from app.fields import FieldError
 from app.geo import GeoIPDatabase, Locator
-from app.jobs import Jobs
+from app.jobs import Jobs, Periodic
 from app.jobs.outbox import OutboxWorker
 from app.jobs.privacy import ldu_masking
 from app.jobs.retention import retention_job
@@ -62,6 +62,7 @@ log = logging.getLogger("gangway")
 
 # Every outbound call has an explicit timeout; TikTok's own is a setting.
 CONNECT_TIMEOUT = 5.0
+UPKEEP_PERIOD_SECONDS = 6 * 3600.0
 
 
 def routes() -> list[Route]:
@@ -163,6 +164,16 @@ def create_app(
             jobs = Jobs(
                 [
                     OutboxWorker(store, http, clock, settings, wake=svc.outbox_wake),
+                    # The store readies the days ahead at open; this keeps a long-running
+                    # cluster ready, one node per period doing it.
+                    Periodic(
+                        "store-upkeep",
+                        UPKEEP_PERIOD_SECONDS,
+                        lambda: store.upkeep(clock()),
+                        delay=UPKEEP_PERIOD_SECONDS,
+                        leases=store.leases,
+                        clock=clock,
+                    ),
                     ldu_masking(store, clock, settings),
                     retention_job(store, settings, clock),
                 ]

@@ -7,6 +7,7 @@ the table. Secrets never show in a repr or a log line: they are wrapped in `Secr
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -86,10 +87,15 @@ def _setting(default: Any, help: str, parse: Callable[[str], Any] | None = None)
 
 @dataclass(frozen=True)
 class Settings:
-    db: str = _setting(DEFAULT_DB, "SQLite database file; its folder is the data directory")
+    db: str = _setting(
+        DEFAULT_DB,
+        "SQLite database file (its folder is the data directory), or a postgresql:// URL for "
+        "several nodes on one database (docs/scale.md)",
+    )
     secret_key: Secret = _setting(
         Secret(""),
-        "Key for signed values (cookies, tokens); empty: generated once into the data directory",
+        "Key for signed values (cookies, tokens); empty: generated once into the data "
+        "directory (with a postgresql:// database it must be set, the same on every node)",
         Secret,
     )
     public_url: str = _setting(
@@ -137,6 +143,11 @@ class Settings:
         False, "Move retained installs to organic in past daily rollups too", _bool
     )
     writer_batch_max: int = _setting(256, "Most writes committed together in one group commit", int)
+    outbox_lease_seconds: float = _setting(
+        60.0,
+        "How long a node holds the postbacks it is sending; a dead node's go to another after it",
+        float,
+    )
     host: str = _setting("127.0.0.1", "Address `serve` listens on")
     port: int = _setting(8000, "Port `serve` listens on", int)
     log_level: str = _setting("info", "Log level: debug, info, warning, error")
@@ -180,13 +191,22 @@ class Settings:
 
     @property
     def data_dir(self) -> Path:
-        return Path(self.db).expanduser().resolve().parent
+        # A database URL names no folder: the default one holds what the node keeps locally.
+        db = DEFAULT_DB if "://" in self.db else self.db
+        return Path(db).expanduser().resolve().parent
 
     def with_secret(self) -> Settings:
         """This object with a secret key: the configured one, else the one kept in the data
         directory, generated on first use so signed values survive restarts."""
         if self.secret_key:
             return self
+        if "://" in self.db:
+            # Several nodes share the database: a key of each node's own would let none of
+            # them open a token another sealed, nor verify a session cookie another signed.
+            raise ValueError(
+                f"{PREFIX}SECRET_KEY: required with a database URL (every node on one database "
+                "must have the same key)"
+            )
         path = self.data_dir / SECRET_FILE
         # The data directory holds the database and this key: its owner's alone.
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -215,5 +235,7 @@ def describe(settings: Settings) -> list[tuple[str, str, str]]:
             shown = "(set)" if value else "(generated into the data directory)"
         else:
             shown = str(value)
+        if f.name == "db":  # a database URL's password stays out of the listing
+            shown = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", shown)
         rows.append((PREFIX + f.name.upper(), shown, f.metadata["help"]))
     return rows

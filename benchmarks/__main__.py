@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import attribution, reports, snippet_size, touches
+from benchmarks import attribution, nodes, reports, snippet_size, touches
 
 
 def main() -> int:
@@ -25,6 +25,8 @@ def main() -> int:
     failed |= attribution.main([])
     print("== benchmarks.touches", flush=True)
     failed |= touches.main([])
+    print("== benchmarks.nodes", flush=True)
+    failed |= nodes.main([])
     print("== benchmarks.reports", flush=True)
     failed |= reports.main([])
     return 1 if failed else 0

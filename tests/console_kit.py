@@ -11,7 +11,7 @@ from starlette.testclient import TestClient
 from app.__main__ import DEMO_APP, DEMO_INTEGRATION, DEMO_PAGE
 from app.accounts import hash_password
 from app.configs import validate_app, validate_integration, validate_page
-from app.store.sqlite import SqliteStore
+from app.store.backends import open_store
 from app.vocabulary import PARTNER
 from tests.aio import run_async
 
@@ -32,7 +32,7 @@ def add_users_and_other_app(db: str) -> str:
     other app's sdk_key."""
 
     async def run() -> str:
-        store = await SqliteStore.open(db)
+        store = await open_store(db)
         try:
             hashed = hash_password(PASSWORD)
             await store.users.create_user(ADMIN, hashed, "admin", None, 0.0)

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import atexit
 import functools
-import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
@@ -32,7 +31,8 @@ from starlette.testclient import TestClient
 from app.__main__ import DEMO_APP, DEMO_INTEGRATION, seed_demo
 from app.server import create_app
 from app.settings import Secret, Settings
-from app.store.sqlite import SqliteStore
+from app.store.backends import open_store
+from tests import dbq
 from tests.aio import run_async
 
 # -- user agents -----------------------------------------------------------------------------------
@@ -81,7 +81,7 @@ def seed(db: str) -> tuple[str, str]:
     """Seed the demo into `db`; answer (admin token, demo sdk_key)."""
 
     async def run() -> tuple[str, str]:
-        store = await SqliteStore.open(db)
+        store = await open_store(db)
         try:
             # Live, not the demo's dry run: the suite delivers to the fake TikTok.
             await seed_demo(store, dry_run=False)
@@ -199,16 +199,14 @@ class Gangway:
         return str(self.sql(f"SELECT id FROM {table} ORDER BY rowid DESC LIMIT 1")[0][0])
 
     def sql(self, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True)
-        try:
-            return conn.execute(query, params).fetchall()
-        finally:
-            conn.close()
+        return dbq.query(self.db, query, params)
 
 
-def open_gangway(tmp_path: Path) -> Iterator[Gangway]:
+def open_gangway(tmp_path: Path, db: str | None = None) -> Iterator[Gangway]:
     """A seeded Gangway whose test client is a trusted proxy (so X-Forwarded-For sets the IP)."""
     settings = make_settings(tmp_path, trusted_proxies="127.0.0.1")
+    if db is not None:  # the backend under test's fresh database (`backend_db`)
+        settings = replace(settings, db=db)
     token, sdk_key = seed(settings.db)
     clock = FakeClock(START)
     # These tests read what is queued in the outbox; delivering it is `test_outbox.py`'s, so
@@ -363,3 +361,83 @@ def run_cli(argv: list[str]) -> int:
 
     with ThreadPoolExecutor(1) as pool:
         return pool.submit(cli_main, argv).result()
+
+
+# -- the postback journey, shared by the SQLite and PostgreSQL live tests ------------------------
+
+
+def postback_journey(live_server: Any, fake_tiktok: Any) -> None:
+    """Visit, click, install and in-app events through HTTP on a live server; what reaches the
+    fake TikTok is compared whole with what the spec says it must be (the SQLite journey of
+    `test_postbacks_e2e.py`, and the same on a PostgreSQL node in `test_nodes.py`)."""
+    ttclid = "E.C.P.e2e-Cs1ABC"
+    v = visit(live_server.url, ttclid)
+    installed = install(live_server, "e2e-device-1", v.install_referrer)
+    assert installed["status"] == "attributed"
+
+    fake_tiktok.wait_for_events(1)
+    [request] = fake_tiktok.requests
+    touch_user = {"ttclid": ttclid, "ip": "127.0.0.1", "user_agent": ANDROID_UA}
+    page = {"url": v.landing_url}
+    assert request.headers["access-token"] == "demo-access-token"
+    assert request.body == {
+        "event_source": "web",
+        "event_source_id": DEMO_INTEGRATION["pixel_code"],
+        "partner_name": "Gangway",
+        # The demo integration is in test mode.
+        "test_event_code": "TEST00000",
+        "data": [
+            {
+                "event": "Download",
+                "event_time": installed["install_time"],
+                "event_id": installed["install_id"],
+                "limited_data_use": False,
+                "user": touch_user,
+                "page": page,
+            }
+        ],
+    }
+
+    t = installed["install_time"]
+    unmapped = event(live_server, "e2e-device-1", "af_level_achieved", event_time=t + 60)
+    assert unmapped["postback"] == "not_mapped"
+    purchase_fields = {
+        "event_time": t + 120,
+        "event_id": "order-1",
+        "event_value": {"af_revenue": "9.99", "af_currency": "USD", "af_content_id": "sku-1"},
+        "user": {"email": " ALICE_abc@gmail.com ", "phone": "(+1)2133734253"},
+    }
+    assert event(live_server, "e2e-device-1", "af_purchase", **purchase_fields) == {
+        "event_id": "order-1",
+        "media_source": "tiktokglobal_int",
+        "postback": "queued",
+    }
+    # The app sends the same purchase again (a retry after a lost answer): stored once.
+    event(live_server, "e2e-device-1", "af_purchase", **purchase_fields)
+    registered = event(live_server, "e2e-device-1", "af_complete_registration", event_time=t + 180)
+    assert registered["postback"] == "queued"
+
+    events = fake_tiktok.wait_for_events(3)
+    # Nothing from the unmapped event nor from the repeated purchase.
+    assert len(events) == 3
+    _, purchase, registration = events
+    assert purchase == {
+        "event": "Purchase",
+        "event_time": t + 120,
+        "event_id": purchase["event_id"],
+        "limited_data_use": False,
+        "user": touch_user | {"email": EMAIL_VECTOR, "phone": PHONE_VECTOR},
+        "page": page,
+        "properties": {"value": 9.99, "currency": "USD", "contents": [{"content_id": "sku-1"}]},
+    }
+    assert registration == {
+        "event": "CompleteRegistration",
+        "event_time": t + 180,
+        "event_id": registration["event_id"],
+        "limited_data_use": False,
+        "user": touch_user,
+        "page": page,
+    }
+    ids = {installed["install_id"], purchase["event_id"], registration["event_id"]}
+    assert len(ids) == 3, "every install and event has its own event_id"
+    assert fake_tiktok.violations == []

@@ -29,11 +29,14 @@ def free_port() -> int:
 
 
 class LiveServer:
-    def __init__(self, db: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, db: str, env: dict[str, str] | None = None, *, log_path: Path | None = None
+    ) -> None:
+        """`db` is a file or a postgresql:// URL; a URL's server needs `log_path`."""
         self.db = db
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = Path(db).with_suffix(".log")
+        self.log_path = log_path or Path(db).with_suffix(".log")
         self.env = {
             **os.environ,
             "GANGWAY_DB": db,

@@ -17,7 +17,8 @@ from app.configs import validate_app, validate_integration
 from app.jobs.outbox import OutboxWorker
 from app.postbacks import tiktok
 from app.postbacks.postback import NewPostback
-from app.store.sqlite import SqliteStore
+from app.store.backends import open_store
+from app.store.interfaces import Store
 from app.touches import Touch
 from app.vocabulary import PARTNER
 from tests.fakes.tiktok_api import FakeTikTok
@@ -63,7 +64,7 @@ def install_event(subject: str) -> dict[str, object]:
 
 @dataclass
 class Rig:
-    store: SqliteStore
+    store: Store
     worker: OutboxWorker
     clock: FakeClock
     fake: FakeTikTok
@@ -92,10 +93,13 @@ class Rig:
 
 
 @contextlib.asynccontextmanager
-async def rig(tmp_path: Path, fake: FakeTikTok, *, timeout: float = 2.0) -> AsyncIterator[Rig]:
+async def rig(
+    tmp_path: Path, fake: FakeTikTok, *, timeout: float = 2.0, db: str | None = None
+) -> AsyncIterator[Rig]:
+    """A worker on a fresh store: `db` (the backend under test's), else a SQLite file."""
     clock = FakeClock()
     settings = make_settings(tmp_path, tiktok_api_url=fake.base_url)
-    store = await SqliteStore.open(settings.db)
+    store = await open_store(db or settings.db)
     integration, _ = validate_integration(DEMO_INTEGRATION)
     for app_key, pixel in (("demo", DEMO_PIXEL), ("other", OTHER_PIXEL)):
         await store.configs.put_app(app_key, validate_app(DEMO_APP), START)

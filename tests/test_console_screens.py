@@ -42,7 +42,8 @@ def errors_of(html: str) -> dict[str, str]:
     return dict(re.findall(r'class="field-error" role="alert" data-field="([^"]+)">([^<]+)<', html))
 
 
-def test_creating_an_app_shows_the_sdk_key_once(console: TestClient) -> None:
+@pytest.mark.both_backends
+def test_creating_an_app_shows_the_sdk_key_once(console: TestClient, backend: str) -> None:
     token = csrf_of(console, "/admin/apps")
     answer = console.post("/admin/apps", data=APP_FORM | {"csrf_token": token})
     assert answer.status_code == 200
@@ -188,8 +189,9 @@ def test_empty_states_tell_a_new_owner_what_to_do(tmp_path: Path) -> None:
         assert "No installs yet" in home and "link builder" in home
 
 
+@pytest.mark.both_backends
 def test_tokens_are_listed_with_their_last_use_and_revoked(
-    console: TestClient, admin: dict[str, str]
+    console: TestClient, admin: dict[str, str], backend: str
 ) -> None:
     console.get("/api/v1/apps", headers=admin)
     screen = console.get("/admin/users").text

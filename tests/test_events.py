@@ -18,8 +18,8 @@ from tests.fixtures import OTHER_IP, START, Gangway, open_gangway
 
 
 @pytest.fixture()
-def gw(tmp_path: Path) -> Iterator[Gangway]:
-    yield from open_gangway(tmp_path)
+def gw(tmp_path: Path, backend_db: str) -> Iterator[Gangway]:
+    yield from open_gangway(tmp_path, backend_db)
 
 
 def tiktok_install(gw: Gangway, instance: str, **body: Any) -> dict[str, Any]:
@@ -59,6 +59,7 @@ def event_postbacks(gw: Gangway) -> list[dict[str, Any]]:
     return [{"event": event, "payload": json.loads(payload)} for event, payload in rows]
 
 
+@pytest.mark.both_backends
 def test_a_purchase_of_a_tiktok_install_is_queued_with_its_revenue(gw: Gangway) -> None:
     install = tiktok_install(gw, "phone-1")
     answer = sent(
@@ -89,6 +90,7 @@ def test_a_purchase_of_a_tiktok_install_is_queued_with_its_revenue(gw: Gangway) 
     assert postback["payload"]["properties"]["currency"] == "EUR"
 
 
+@pytest.mark.both_backends
 def test_the_same_event_id_is_stored_once(gw: Gangway) -> None:
     tiktok_install(gw, "phone-1")
     first = sent(gw, "phone-1", "af_purchase", event_id="order-1", event_value={"af_revenue": 5})
@@ -135,6 +137,7 @@ def test_every_postback_decision_is_answered_and_stored(gw: Gangway) -> None:
     assert event_postbacks(gw) == []
 
 
+@pytest.mark.both_backends
 def test_a_reinstalls_events_carry_the_first_installs_attribution(gw: Gangway) -> None:
     device = {"gaid": "38400000-8cf0-11bd-b23e-10b96e40000d"}
     tiktok_install(gw, "phone-1", device=device)
@@ -257,6 +260,7 @@ def test_events_need_the_apps_sdk_key(gw: Gangway) -> None:
 
 
 @pytest.mark.parametrize("name", ["af_purchase", "af_complete_registration"])
+@pytest.mark.both_backends
 def test_a_content_id_with_a_lone_surrogate_is_queued_repaired(gw: Gangway, name: str) -> None:
     """JSON lets an app send "\\ud800": the postback could not be written to the outbox and
     the whole event was a 500. The event is kept as sent; TikTok gets U+FFFD."""

@@ -70,8 +70,8 @@ ANSWER_KEYS = {
 
 
 @pytest.fixture()
-def gw(tmp_path: Path) -> Iterator[Gangway]:
-    yield from open_gangway(tmp_path)
+def gw(tmp_path: Path, backend_db: str) -> Iterator[Gangway]:
+    yield from open_gangway(tmp_path, backend_db)
 
 
 def tier(record: dict[str, Any], name: str) -> dict[str, Any]:
@@ -89,6 +89,7 @@ def losers(record: dict[str, Any]) -> dict[str, str]:
 # --- the answer: conversion data ---------------------------------------------------------------
 
 
+@pytest.mark.both_backends
 def test_a_play_referrer_install_gets_its_campaign_under_the_unified_pid(gw: Gangway) -> None:
     click_id, referrer = gw.android_click()
     gw.later(60)
@@ -135,6 +136,7 @@ def test_an_install_nothing_led_to_is_organic_with_nulls(gw: Gangway) -> None:
     assert record["postbacks"] == []
 
 
+@pytest.mark.both_backends
 def test_the_same_app_instance_id_is_the_same_install(gw: Gangway) -> None:
     _, referrer = gw.android_click()
     gw.later(60)
@@ -167,6 +169,7 @@ def test_an_install_time_may_be_unix_seconds_and_defaults_to_now(gw: Gangway) ->
 # --- probabilistic matching through the endpoint -----------------------------------------------
 
 
+@pytest.mark.both_backends
 def test_an_iphone_install_from_the_clicks_ip_takes_that_click(gw: Gangway) -> None:
     click_id = gw.click(ua=IPHONE_UA)
     gw.later(120)
@@ -197,6 +200,7 @@ def test_an_iphone_install_from_the_clicks_ip_takes_that_click(gw: Gangway) -> N
     assert elsewhere["status"] == "organic"
 
 
+@pytest.mark.both_backends
 def test_a_click_is_claimed_by_one_install_and_the_next_hears_why(gw: Gangway) -> None:
     click_id = gw.click()
     gw.later(60)
@@ -291,6 +295,7 @@ def test_ios_probabilistic_matching_follows_att_and_the_app_setting(gw: Gangway)
     assert gw.record(on["install_id"])["att_status"] == "not_determined"
 
 
+@pytest.mark.both_backends
 def test_the_receipt_explains_every_loser_and_the_windows(gw: Gangway) -> None:
     stale = gw.click()  # 25 hours before the install: just outside the 24 h window
     gw.later(3600)
@@ -329,6 +334,7 @@ def test_a_referrer_naming_an_unknown_click_is_organic_with_a_note(gw: Gangway) 
 # --- reinstalls --------------------------------------------------------------------------------
 
 
+@pytest.mark.both_backends
 def test_a_known_device_is_a_reinstall_of_its_first_install(gw: Gangway) -> None:
     _, referrer = gw.android_click()
     gw.later(60)
@@ -476,6 +482,7 @@ def test_bodies_no_parser_or_column_takes_are_a_clear_4xx(
     assert gw.sql("SELECT COUNT(*) FROM installs") == [(0,)]
 
 
+@pytest.mark.both_backends
 def test_install_receipts_are_for_the_owner_only(gw: Gangway) -> None:
     answer = gw.installed("phone-1")
     url = f"/api/v1/installs/{answer['install_id']}"

@@ -93,7 +93,69 @@ def test_the_lifespan_runs_the_outbox_and_can_leave_it_to_another_process(
     tmp_path: Path,
 ) -> None:
     settings = make_settings(tmp_path)
-    for run_jobs, names in ((True, ["outbox", "ldu-mask", "retention"]), (False, [])):
+    for run_jobs, names in (
+        (True, ["outbox", "store-upkeep", "ldu-mask", "retention"]),
+        (False, []),
+    ):
         with TestClient(create_app(settings, run_jobs=run_jobs)) as client:
             assert client.app_state["jobs"].names == names
             assert client.get("/healthz").status_code == 200
+
+
+def test_a_periodic_job_on_two_nodes_runs_once_per_period_and_survives_its_holder(
+    pg_database: str,
+) -> None:
+    """Two nodes' copies of one job on one PostgreSQL database, ticking in turn each period:
+    one runs, the other skips; when the running node is gone, the other takes over."""
+    from app.store.postgres import PostgresStore
+
+    now = [1_790_000_000.0]
+    ran: list[str] = []
+
+    async def scenario() -> tuple[Periodic, Periodic]:
+        store = await PostgresStore.open(pg_database)
+        ticks = {"a": asyncio.Queue[None](), "b": asyncio.Queue[None]()}
+
+        def make(node: str) -> Periodic:
+            async def sleep(seconds: float) -> None:
+                await ticks[node].get()
+
+            async def work() -> None:
+                ran.append(node)
+
+            return Periodic(
+                "retention", 60.0, work, sleep=sleep, leases=store.leases,
+                clock=lambda: now[0], holder=node,
+            )  # fmt: skip
+
+        jobs = {node: make(node) for node in ticks}
+
+        async def tick(node: str) -> None:
+            job = jobs[node]
+            before = job.runs + job.skipped
+            ticks[node].put_nowait(None)
+            for _ in range(500):
+                if job.runs + job.skipped > before:
+                    return
+                await asyncio.sleep(0.01)
+            raise AssertionError(f"node {node} did not tick")
+
+        try:
+            for job in jobs.values():
+                job.start()
+            for _ in range(4):
+                await tick("a")
+                await tick("b")
+                now[0] += 60.0
+            await jobs["a"].stop()  # node A is gone
+            for _ in range(2):
+                await tick("b")
+                now[0] += 60.0
+            await jobs["b"].stop()
+            return jobs["a"], jobs["b"]
+        finally:
+            await store.close()
+
+    a, b = run_async(scenario())
+    assert ran == ["a"] * 4 + ["b"] * 2
+    assert (a.runs, a.skipped, b.runs, b.skipped) == (4, 0, 2, 4)

@@ -38,9 +38,12 @@ from tests.outbox_rig import (
 from tests.records import make_install
 
 
-def test_due_events_of_one_pixel_share_one_request(tmp_path: Path, fake_tiktok: FakeTikTok) -> None:
+@pytest.mark.both_backends
+def test_due_events_of_one_pixel_share_one_request(
+    tmp_path: Path, fake_tiktok: FakeTikTok, backend_db: str
+) -> None:
     async def scenario() -> None:
-        async with rig(tmp_path, fake_tiktok) as r:
+        async with rig(tmp_path, fake_tiktok, db=backend_db) as r:
             demo = await r.queue(3, "demo", "d")
             other = await r.queue(2, "other", "o")
             assert await r.worker.deliver_due() == 5
@@ -62,9 +65,12 @@ def test_due_events_of_one_pixel_share_one_request(tmp_path: Path, fake_tiktok: 
     run_async(scenario())
 
 
-def test_1500_due_postbacks_go_in_two_requests(tmp_path: Path, fake_tiktok: FakeTikTok) -> None:
+@pytest.mark.both_backends
+def test_1500_due_postbacks_go_in_two_requests(
+    tmp_path: Path, fake_tiktok: FakeTikTok, backend_db: str
+) -> None:
     async def scenario() -> None:
-        async with rig(tmp_path, fake_tiktok) as r:
+        async with rig(tmp_path, fake_tiktok, db=backend_db) as r:
             ids = await r.queue(1500)
             assert await r.worker.deliver_due() == 1500
             sizes = [len(q.body["data"]) for q in fake_tiktok.requests]
@@ -82,11 +88,12 @@ def test_1500_due_postbacks_go_in_two_requests(tmp_path: Path, fake_tiktok: Fake
 # --- answers ----------------------------------------------------------------------------------
 
 
+@pytest.mark.both_backends
 def test_rate_limited_three_times_then_delivered_once(
-    tmp_path: Path, fake_tiktok: FakeTikTok
+    tmp_path: Path, fake_tiktok: FakeTikTok, backend_db: str
 ) -> None:
     async def scenario() -> None:
-        async with rig(tmp_path, fake_tiktok) as r:
+        async with rig(tmp_path, fake_tiktok, db=backend_db) as r:
             fake_tiktok.script(code=40100, message="Too many requests", times=3)
             [postback_id] = await r.queue()
             waits = []
@@ -116,9 +123,10 @@ def test_rate_limited_three_times_then_delivered_once(
     run_async(scenario())
 
 
-def test_an_outage_loses_nothing(tmp_path: Path, fake_tiktok: FakeTikTok) -> None:
+@pytest.mark.both_backends
+def test_an_outage_loses_nothing(tmp_path: Path, fake_tiktok: FakeTikTok, backend_db: str) -> None:
     async def scenario() -> None:
-        async with rig(tmp_path, fake_tiktok) as r:
+        async with rig(tmp_path, fake_tiktok, db=backend_db) as r:
             fake_tiktok.script(http_status=503, times=None)
             first = await r.queue(20, prefix="early")
             for _ in range(6):
@@ -192,11 +200,12 @@ def test_a_request_hanging_past_the_timeout_is_retried(
     run_async(scenario())
 
 
+@pytest.mark.both_backends
 def test_retries_end_dead_after_24_hours_and_the_owner_can_revive(
-    tmp_path: Path, fake_tiktok: FakeTikTok
+    tmp_path: Path, fake_tiktok: FakeTikTok, backend_db: str
 ) -> None:
     async def scenario() -> None:
-        async with rig(tmp_path, fake_tiktok) as r:
+        async with rig(tmp_path, fake_tiktok, db=backend_db) as r:
             fake_tiktok.script(code=50000, message="Internal error", times=None)
             [postback_id] = await r.queue()
             while (await r.postback(postback_id))["state"] != "dead":
@@ -264,11 +273,12 @@ def test_a_broken_integration_fails_its_postbacks_until_the_owner_fixes_it(
 # --- in flight --------------------------------------------------------------------------------
 
 
+@pytest.mark.both_backends
 def test_rows_in_flight_are_not_sent_again_and_what_queues_meanwhile_goes_next(
-    tmp_path: Path, fake_tiktok: FakeTikTok
+    tmp_path: Path, fake_tiktok: FakeTikTok, backend_db: str
 ) -> None:
     async def scenario() -> None:
-        async with rig(tmp_path, fake_tiktok) as r:
+        async with rig(tmp_path, fake_tiktok, db=backend_db) as r:
             fake_tiktok.script(hang_seconds=0.5, times=1)
             await r.queue(1, prefix="first")
             slow = asyncio.create_task(r.worker.deliver_due())

@@ -13,19 +13,15 @@ from typing import Any
 
 from tests.fakes.tiktok_api import FakeTikTok
 from tests.fixtures import (
-    ANDROID_UA,
-    EMAIL_VECTOR,
-    PHONE_VECTOR,
     event,
     http,
     install,
     install_postback,
     owner,
+    postback_journey,
     put_integration,
     visit,
 )
-
-DEMO_PIXEL = "DEMOPIXEL0000000000"
 
 # --- the journey ------------------------------------------------------------------------------
 
@@ -33,77 +29,7 @@ DEMO_PIXEL = "DEMOPIXEL0000000000"
 def test_install_and_mapped_events_reach_tiktok_exactly_as_specified(
     live_server: Any, fake_tiktok: FakeTikTok
 ) -> None:
-    ttclid = "E.C.P.e2e-Cs1ABC"
-    v = visit(live_server.url, ttclid)
-    installed = install(live_server, "e2e-device-1", v.install_referrer)
-    assert installed["status"] == "attributed"
-
-    fake_tiktok.wait_for_events(1)
-    [request] = fake_tiktok.requests
-    touch_user = {"ttclid": ttclid, "ip": "127.0.0.1", "user_agent": ANDROID_UA}
-    page = {"url": v.landing_url}
-    assert request.headers["access-token"] == "demo-access-token"
-    assert request.body == {
-        "event_source": "web",
-        "event_source_id": DEMO_PIXEL,
-        "partner_name": "Gangway",
-        # The demo integration is in test mode.
-        "test_event_code": "TEST00000",
-        "data": [
-            {
-                "event": "Download",
-                "event_time": installed["install_time"],
-                "event_id": installed["install_id"],
-                "limited_data_use": False,
-                "user": touch_user,
-                "page": page,
-            }
-        ],
-    }
-
-    t = installed["install_time"]
-    unmapped = event(live_server, "e2e-device-1", "af_level_achieved", event_time=t + 60)
-    assert unmapped["postback"] == "not_mapped"
-    purchase_fields = {
-        "event_time": t + 120,
-        "event_id": "order-1",
-        "event_value": {"af_revenue": "9.99", "af_currency": "USD", "af_content_id": "sku-1"},
-        "user": {"email": " ALICE_abc@gmail.com ", "phone": "(+1)2133734253"},
-    }
-    assert event(live_server, "e2e-device-1", "af_purchase", **purchase_fields) == {
-        "event_id": "order-1",
-        "media_source": "tiktokglobal_int",
-        "postback": "queued",
-    }
-    # The app sends the same purchase again (a retry after a lost answer): stored once.
-    event(live_server, "e2e-device-1", "af_purchase", **purchase_fields)
-    registered = event(live_server, "e2e-device-1", "af_complete_registration", event_time=t + 180)
-    assert registered["postback"] == "queued"
-
-    events = fake_tiktok.wait_for_events(3)
-    # Nothing from the unmapped event nor from the repeated purchase.
-    assert len(events) == 3
-    _, purchase, registration = events
-    assert purchase == {
-        "event": "Purchase",
-        "event_time": t + 120,
-        "event_id": purchase["event_id"],
-        "limited_data_use": False,
-        "user": touch_user | {"email": EMAIL_VECTOR, "phone": PHONE_VECTOR},
-        "page": page,
-        "properties": {"value": 9.99, "currency": "USD", "contents": [{"content_id": "sku-1"}]},
-    }
-    assert registration == {
-        "event": "CompleteRegistration",
-        "event_time": t + 180,
-        "event_id": registration["event_id"],
-        "limited_data_use": False,
-        "user": touch_user,
-        "page": page,
-    }
-    ids = {installed["install_id"], purchase["event_id"], registration["event_id"]}
-    assert len(ids) == 3, "every install and event has its own event_id"
-    assert fake_tiktok.violations == []
+    postback_journey(live_server, fake_tiktok)
 
 
 def test_without_a_test_event_code_postbacks_carry_none(

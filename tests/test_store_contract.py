@@ -24,6 +24,7 @@ from app.reports.privacy import EraseKey, RetainItem
 from app.reports.rollups import Increment, RollupFold, RollupKey
 from app.sealing import TokenSealer
 from app.store.interfaces import Store
+from app.store.postgres import PostgresStore
 from app.store.records import CandidateQuery, ClickAlreadyClaimed
 from app.store.sqlite import SqliteStore
 from app.touches import Touch, TouchRecord
@@ -36,14 +37,21 @@ IP = "203.0.113.7"
 DEMO_APP = {"name": "Demo", "destinations": {"steam": {"app_id": "440", "store_url": "x"}}}
 
 StoreOpener = Callable[..., Awaitable[Store]]
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "postgresql"]
 
 
 @pytest.fixture(params=BACKENDS)
 def store_opener(request: pytest.FixtureRequest, tmp_path: Path) -> StoreOpener:
     """Opens a fresh, empty store of the backend under test (the same one each call), with the
-    `TokenSealer` given, if any."""
-    assert request.param == "sqlite"
+    `TokenSealer` given, if any: a new SQLite file, or a new database (from a migrated
+    template) on the session's throwaway PostgreSQL server."""
+    if request.param == "postgresql":
+        url = str(request.getfixturevalue("pg_database"))
+
+        async def open_postgres(sealer: TokenSealer | None = None) -> Store:
+            return await PostgresStore.open(url, sealer=sealer)
+
+        return open_postgres
     path = str(tmp_path / "contract.db")
 
     async def open_sqlite(sealer: TokenSealer | None = None) -> Store:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import json
 import re
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from starlette.testclient import TestClient
 from app.__main__ import DEMO_APP, DEMO_PAGE
 from app.server import create_app
 from app.settings import Settings
+from tests import dbq
 from tests.fixtures import ANDROID_UA, DESKTOP_UA, IPHONE_UA, make_settings, seed
 
 ORIGIN = "https://gangway.test"
@@ -52,13 +52,7 @@ def web(settings: Settings, seeded: tuple[str, str]) -> Iterator[TestClient]:
 
 
 def rows(settings: Settings, table: str, where: str = "1", *args: Any) -> list[dict[str, Any]]:
-    conn = sqlite3.connect(settings.db)
-    conn.row_factory = sqlite3.Row
-    try:
-        found = conn.execute(f"SELECT * FROM {table} WHERE {where}", args).fetchall()
-        return [dict(r) for r in found]
-    finally:
-        conn.close()
+    return dbq.query_dicts(settings.db, f"SELECT * FROM {table} WHERE {where}", args)
 
 
 def beacon(pvid: str = "pv-1", **extra: Any) -> str:
@@ -148,6 +142,7 @@ def test_the_page_has_no_inline_style_or_script_and_loads_only_our_files(web: Te
         assert answer.headers["cache-control"] == "public, max-age=31536000, immutable"
 
 
+@pytest.mark.both_backends
 def test_cta_hrefs_are_click_urls_built_with_the_tiktok_preset(web: TestClient) -> None:
     query = urlencode(
         {"pid": "tiktokweb_int", "c": "summer", "af_c_id": "17", "af_adset": "a", "ttclid": TTCLID}
@@ -271,6 +266,7 @@ def test_static_files_are_ours_and_cacheable(web: TestClient) -> None:
 # -- impressions -----------------------------------------------------------------------------
 
 
+@pytest.mark.both_backends
 def test_a_beacon_records_one_impression_with_everything(
     web: TestClient, settings: Settings
 ) -> None:
@@ -301,6 +297,7 @@ def test_json_beacons_work_too(web: TestClient, settings: Settings) -> None:
     assert len(rows(settings, "impressions")) == 1
 
 
+@pytest.mark.both_backends
 def test_the_same_pvid_is_one_impression(web: TestClient, settings: Settings) -> None:
     first = post_beacon(web, beacon("pv-same")).json()["id"]
     again = post_beacon(web, beacon("pv-same", params={"pid": "other"})).json()["id"]
@@ -494,6 +491,7 @@ def test_cdn_location_headers_count_only_when_trusted(tmp_path: Path) -> None:
 # -- clicks ----------------------------------------------------------------------------------
 
 
+@pytest.mark.both_backends
 def test_an_iphone_click_goes_to_the_app_store_and_is_recorded(
     web: TestClient, settings: Settings
 ) -> None:
@@ -512,6 +510,7 @@ def test_an_iphone_click_goes_to_the_app_store_and_is_recorded(
     assert re.fullmatch(r"[A-Za-z0-9_-]{22,}", row["id"])
 
 
+@pytest.mark.both_backends
 def test_an_android_click_hands_its_id_to_play(web: TestClient, settings: Settings) -> None:
     answer = web.get(
         "/c/demo?pid=tiktokweb_int&c=summer&af_c_id=17&af_adset=a&af_ad_id=9",
@@ -559,6 +558,7 @@ def test_af_r_is_followed_only_to_a_configured_host(web: TestClient, settings: S
     assert flags == ["redirect_rejected", ""]
 
 
+@pytest.mark.both_backends
 def test_a_click_s_original_url_is_its_page_view_s_landing_url(
     web: TestClient, settings: Settings
 ) -> None:
@@ -577,6 +577,7 @@ def test_a_click_s_original_url_is_its_page_view_s_landing_url(
 # -- direct click URLs -----------------------------------------------------------------------
 
 
+@pytest.mark.both_backends
 def test_a_direct_click_is_recorded_under_our_names_and_redirected(
     web: TestClient, settings: Settings
 ) -> None:

@@ -8,7 +8,11 @@ a test drives it without the web app.
 
 `Periodic` is the shape of the scheduled ones: a function run every `period` seconds. A run that
 raises is logged and the next one comes at its time; a slow run delays the next rather than
-overlapping it.
+overlapping it. Given the store's job leases (`Store.leases`), a periodic job runs once per
+period across every node on one database: at each tick a node runs it only if it takes the
+job's lease for the period, so on several nodes one of them runs it and the others skip (a node
+that dies holding it leaves it to expire, and another runs the next period). On SQLite one
+process owns the file and every lease is granted.
 """
 
 from __future__ import annotations
@@ -19,6 +23,10 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import Protocol
+
+from app.clock import Clock, system_clock
+from app.ids import new_id
+from app.store.interfaces import JobLeaseStore
 
 log = logging.getLogger("gangway.jobs")
 
@@ -46,6 +54,9 @@ class Periodic:
         *,
         delay: float = 0.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        leases: JobLeaseStore | None = None,
+        clock: Clock = system_clock,
+        holder: str | None = None,
     ) -> None:
         if period <= 0:
             raise ValueError("a periodic job needs a period above zero")
@@ -53,6 +64,11 @@ class Periodic:
         self.period = period
         self.runs = 0
         self.failures = 0
+        # Ticks at which another node held the lease, so this one did not run.
+        self.skipped = 0
+        self._leases = leases
+        self._clock = clock
+        self.holder = holder or new_id()
         self._run = run
         self._delay = delay
         self._sleep = sleep
@@ -72,12 +88,25 @@ class Periodic:
         await self._sleep(self._delay)
         while True:
             try:
-                await self._run()
+                if await self._take_lease():
+                    await self._run()
+                    self.runs += 1
+                else:
+                    self.skipped += 1
             except Exception:  # one bad run must not end the schedule
                 self.failures += 1
+                self.runs += 1
                 log.exception("job %s failed; next run in %.0f s", self.name, self.period)
-            self.runs += 1
             await self._sleep(self.period)
+
+    async def _take_lease(self) -> bool:
+        if self._leases is None:
+            return True
+        # One period from now: every other node's tick within it finds the lease held, and this
+        # node's own next tick (a period after the run ends) finds it expired, so two runs
+        # anywhere in the cluster are at least a period apart.
+        now = self._clock()
+        return await self._leases.acquire(self.name, self.holder, now, self.period)
 
 
 class Jobs:

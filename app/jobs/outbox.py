@@ -23,9 +23,13 @@ within moments of its install or event; the end of a request starts another roun
 meanwhile goes next, grouped); otherwise the worker sleeps until the next retry falls due, and at
 most IDLE_POLL_SECONDS, in case something queued without nudging.
 
-Nothing is marked "being sent" on disk: a process killed mid-request leaves its rows due, and
-they are sent again after restart. TikTok drops a repeated `event` + `event_id` within 48 hours,
-so at-least-once delivery is exactly-once in effect.
+Several nodes on one database (PostgreSQL) each run this worker: a round *claims* its rows
+(`OutboxStore.claim_postbacks`), leasing them to this node for `outbox_lease_seconds`, so no
+other node sends them meanwhile; recording the attempts ends the lease. A node killed
+mid-request leaves its rows leased until the lease expires, then another node sends them. On
+SQLite nothing is marked on disk (one process owns the file): a process killed mid-request leaves
+its rows due, and they are sent again after restart. Either way TikTok drops a repeated `event` +
+`event_id` within 48 hours, so at-least-once delivery is exactly-once in effect.
 """
 
 from __future__ import annotations
@@ -90,6 +94,11 @@ class OutboxWorker:
         self._http = http
         self._clock = clock
         self._api_url = settings.tiktok_api_url.rstrip("/") + tiktok.TRACK_PATH
+        # Longer than a request can take (its timeout, then recording the attempts), so a live
+        # node never loses the rows it is sending to another node.
+        self._lease_seconds = max(
+            settings.outbox_lease_seconds, settings.tiktok_timeout_seconds + 5
+        )
         self._rand = rand or random.Random()
         self._wake = wake or asyncio.Event()
         self._claim_lock = asyncio.Lock()
@@ -170,10 +179,11 @@ class OutboxWorker:
         """The due rows of every integration not in flight, grouped, and those integrations
         marked in flight; and whether the round was full (more may be due)."""
         async with self._claim_lock:
-            due = await self._store.outbox.due_postbacks(
+            due = await self._store.outbox.claim_postbacks(
                 self._clock(),
                 per_integration=tiktok.MAX_EVENTS_PER_REQUEST,
                 limit=ROUND_LIMIT,
+                lease_seconds=self._lease_seconds,
                 exclude=tuple(self._in_flight),
             )
             groups: dict[IntegrationKey, list[PostbackRecord]] = {}

@@ -50,4 +50,5 @@ def ldu_masking(store: Store, clock: Clock, settings: Settings) -> Periodic:
     async def run() -> int:
         return await mask_limited_data(store, clock, settings.ldu_mask_after_days)
 
-    return Periodic("ldu-mask", PERIOD_SECONDS, run, delay=60.0)
+    # Leased: on several nodes over one database it runs once per period, not once per node.
+    return Periodic("ldu-mask", PERIOD_SECONDS, run, delay=60.0, leases=store.leases, clock=clock)

@@ -77,4 +77,7 @@ def retention_job(store: Store, settings: Settings, clock: Clock) -> Periodic:
         )
         log.info("retention: %s", ", ".join(f"{k} {v}" for k, v in counts.items()))
 
-    return Periodic("retention", DAY_SECONDS, run, delay=FIRST_RUN_DELAY)
+    # Leased: on several nodes over one database it runs once per day, not once per node.
+    return Periodic(
+        "retention", DAY_SECONDS, run, delay=FIRST_RUN_DELAY, leases=store.leases, clock=clock
+    )

@@ -11,6 +11,7 @@ Who uses what:
 - `CandidateStore`: install attribution (the three index lookups) and event postbacks.
 - `InstallStore`, `EventStore`: the app surface and the owner's install receipts.
 - `OutboxStore`: the postback worker and the owner's view and retries of postbacks.
+- `JobLeaseStore`: scheduled jobs (`app.jobs.Periodic`), so one runs once per period per cluster.
 - `UserStore`: the console's accounts, sessions and login throttling.
 - `ActivityStore`: the console's lists (latest installs and events, postbacks by state) and
   the counts the dashboard gets cheaply.
@@ -26,6 +27,9 @@ Promises every backend keeps:
   record, created=False, and writes nothing;
 - secrets at rest: a store opened with a `TokenSealer` (`app.sealing`) keeps integration access
   tokens sealed and answers them clear; a token it cannot open is answered as None.
+These hold across processes too where a backend allows several (PostgreSQL: `docs/scale.md`):
+the click claim and idempotency are settled by constraints, so a race between nodes has one
+winner, and a postback being sent is leased to one node.
 """
 
 from __future__ import annotations
@@ -209,7 +213,24 @@ class OutboxStore(Protocol):
         exclude: Collection[tuple[str, str]] = (),
     ) -> list[PostbackRecord]:
         """Postbacks due at `now`, oldest due first: at most `per_integration` of each
-        (app_key, partner), at most `limit` in all, none of the integrations in `exclude`."""
+        (app_key, partner), at most `limit` in all, none of the integrations in `exclude`.
+        Reads only: the owner's view and tests; the worker claims with `claim_postbacks`."""
+        ...
+
+    async def claim_postbacks(
+        self,
+        now: float,
+        *,
+        per_integration: int,
+        limit: int,
+        lease_seconds: float,
+        exclude: Collection[tuple[str, str]] = (),
+    ) -> list[PostbackRecord]:
+        """The postbacks `due_postbacks` would answer, taken for delivery: until `now +
+        lease_seconds` (or until `record_attempts` moves them) no other claim answers them,
+        from this process or any other on the same database. A lease that expires (its holder
+        died) makes them due again. A backend that one process owns may keep no lease at all:
+        that process's worker already excludes what it has in flight."""
         ...
 
     async def next_postback_due(self) -> float | None: ...
@@ -230,6 +251,14 @@ class OutboxStore(Protocol):
 
     async def get_postback(self, postback_id: str) -> PostbackDetail | None: ...
     async def postbacks_for(self, subject_id: str) -> list[PostbackRecord]: ...
+
+
+class JobLeaseStore(Protocol):
+    async def acquire(self, name: str, holder: str, now: float, seconds: float) -> bool:
+        """Take job `name`'s lease for `holder` until `now + seconds`, when no other holder's
+        lease runs at `now`; answers whether it was taken. A scheduled job runs only when its
+        node takes the lease, so it runs once per period across every node on one database."""
+        ...
 
 
 class UserStore(Protocol):
@@ -396,6 +425,8 @@ class Store(Protocol):
     @property
     def outbox(self) -> OutboxStore: ...
     @property
+    def leases(self) -> JobLeaseStore: ...
+    @property
     def users(self) -> UserStore: ...
     @property
     def activity(self) -> ActivityStore: ...
@@ -407,4 +438,9 @@ class Store(Protocol):
     def privacy(self) -> PrivacyStore: ...
 
     def stats(self) -> StoreStats: ...
+    async def upkeep(self, now: float) -> None:
+        """Keep the store ready for what comes (PostgreSQL: the touch partitions of the days
+        ahead); idempotent, run by the `store-upkeep` job once per period per cluster."""
+        ...
+
     async def close(self) -> None: ...

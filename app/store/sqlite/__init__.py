@@ -25,6 +25,14 @@ from app.store.sqlite.touches import SqliteTouches
 __all__ = ["SqliteStore"]
 
 
+class SqliteLeases:
+    """Job leases of a store one process owns: that process's jobs are the only ones, so every
+    lease is granted."""
+
+    async def acquire(self, name: str, holder: str, now: float, seconds: float) -> bool:
+        return True
+
+
 class SqliteStore:
     """Open with `await SqliteStore.open(path)` (or `open_sync`); close with `await close()`."""
 
@@ -38,6 +46,7 @@ class SqliteStore:
         self._installs = SqliteInstalls(conns)
         self._events = SqliteEvents(conns)
         self._outbox = SqliteOutbox(conns)
+        self._leases = SqliteLeases()
         self._users = SqliteUsers(conns)
         self._activity = SqliteActivity(conns)
         self._reports = SqliteReports(conns)
@@ -98,6 +107,13 @@ class SqliteStore:
     @property
     def outbox(self) -> SqliteOutbox:
         return self._outbox
+
+    @property
+    def leases(self) -> SqliteLeases:
+        return self._leases
+
+    async def upkeep(self, now: float) -> None:
+        """Nothing to prepare: SQLite's tables need no partitions."""
 
     @property
     def users(self) -> SqliteUsers:

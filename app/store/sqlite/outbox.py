@@ -64,6 +64,21 @@ class SqliteOutbox:
         )
         return [postback_from_row(r) for r in rows]
 
+    async def claim_postbacks(
+        self,
+        now: float,
+        *,
+        per_integration: int,
+        limit: int,
+        lease_seconds: float,
+        exclude: Collection[tuple[str, str]] = (),
+    ) -> list[PostbackRecord]:
+        """`due_postbacks`, with no lease written: one process owns the file, and its worker
+        excludes the integrations it has in flight; after a crash the rows are due at once."""
+        return await self.due_postbacks(
+            now, per_integration=per_integration, limit=limit, exclude=exclude
+        )
+
     async def next_postback_due(self) -> float | None:
         row = await self._conns.one(
             "SELECT MIN(next_attempt_at) AS t FROM postbacks WHERE state IN ('pending', 'retrying')"

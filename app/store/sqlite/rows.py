@@ -7,20 +7,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from app.store.columns import BOOLEAN_COLUMNS, JSON_COLUMNS
+from app.store.jsontext import json_text
 
 T = TypeVar("T")
 
-
-def json_text(value: object) -> str:
-    """JSON as stored: readable UTF-8, unless the value holds a lone surrogate ("\\ud800", which
-    a client may send and no UTF-8 column can hold); then escaped ASCII, which reads back the
-    same."""
-    text = json.dumps(value, ensure_ascii=False)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return json.dumps(value)
-    return text
+__all__ = ["from_row", "insert_sql", "json_text", "to_row"]
 
 
 def to_row(value: object, columns: Sequence[str]) -> dict[str, Any]:

@@ -1,0 +1,279 @@
+"""Retention and privacy erase in PostgreSQL: each one transaction.
+
+What a row loses is decided by `app.reports.privacy.erase_row`; this module finds the rows,
+decodes their JSON documents for it and writes back only the columns that changed, so an erase
+that finds nothing left to erase reports zero. Beside SQLite's tables, PostgreSQL keeps two
+copies of touch values (`schema.py`): an impression's page view holds its landing URL, and a
+claimed click's claim holds the `app_instance_id`; both are erased with their touch.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from app.conversions import Event, Install
+from app.ids import new_id
+from app.reports.privacy import (
+    ERASE_TABLES,
+    ERASED_PREFIX,
+    INSTALL_USER_COLUMNS,
+    TOUCH_USER_COLUMNS,
+    EraseKey,
+    RetainItem,
+    erase_row,
+    user_values,
+)
+from app.store.columns import EVENT_COLUMNS, INSTALL_COLUMNS
+from app.store.jsontext import json_text
+from app.store.postgres.connections import Conn, Database
+from app.store.postgres.rollups import add_rollups
+from app.store.postgres.rows import from_row
+
+_JSON = frozenset({"receipt", "answer", "event_value", "params", "payload"})
+_TOUCH_TABLES = {"click": "clicks", "impression": "impressions"}
+_UNDELIVERED = ("pending", "retrying", "failed", "dead")
+
+
+async def _rows(conn: Conn, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+    cursor = await conn.execute(sql, params)
+    out = []
+    for row in await cursor.fetchall():
+        for column in _JSON & row.keys():
+            if isinstance(row[column], str):
+                row[column] = json.loads(row[column])
+        out.append(row)
+    return out
+
+
+async def _update(conn: Conn, table: str, row_id: Any, changes: Mapping[str, Any]) -> int:
+    if not changes:
+        return 0
+    sets = ", ".join(f"{c} = %s" for c in changes)
+    values = [json_text(v) if c in _JSON else v for c, v in changes.items()]
+    await conn.execute(f"UPDATE {table} SET {sets} WHERE id = %s", [*values, row_id])
+    return 1
+
+
+async def _erase_touch(
+    conn: Conn,
+    table: str,
+    row: dict[str, Any],
+    secrets: set[str],
+    replace: Mapping[str, Any] | None = None,
+) -> int:
+    changes = erase_row(row, TOUCH_USER_COLUMNS, extra_secrets=secrets, replace=replace)
+    secrets |= user_values(row, TOUCH_USER_COLUMNS)
+    if "original_url" in changes and table == "impressions":
+        await conn.execute(
+            "UPDATE page_views SET original_url = %s WHERE impression_id = %s",
+            [changes["original_url"], row["id"]],
+        )
+    if "claimed_by" in changes and table == "clicks":
+        await conn.execute(
+            "UPDATE click_claims SET claimed_by = %s WHERE click_id = %s",
+            [changes["claimed_by"], row["id"]],
+        )
+    return await _update(conn, table, row["id"], changes)
+
+
+class PostgresPrivacy:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    # -- retention -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _due_where(cutoffs: Mapping[str, float]) -> tuple[str, list[Any]]:
+        parts: list[str] = []
+        params: list[Any] = []
+        for source, cutoff in sorted(cutoffs.items()):
+            parts.append("((media_source = %s OR original_media_source = %s) AND time < %s)")
+            params += [source, source, cutoff]
+        where = " OR ".join(parts) or "false"
+        return f"NOT is_retained_organic AND ({where})", params
+
+    async def retention_due(self, cutoffs: Mapping[str, float], *, limit: int) -> list[Install]:
+        where, params = self._due_where(cutoffs)
+        rows = await self._db.all(
+            f"SELECT {', '.join(INSTALL_COLUMNS)} FROM installs WHERE {where} "
+            'ORDER BY time, id COLLATE "C" LIMIT %s',
+            [*params, limit],
+        )
+        return [from_row(Install, r, INSTALL_COLUMNS) for r in rows]
+
+    async def count_retention_due(self, cutoffs: Mapping[str, float]) -> int:
+        where, params = self._due_where(cutoffs)
+        row = await self._db.one(f"SELECT COUNT(*) AS n FROM installs WHERE {where}", params)
+        return int(row["n"]) if row else 0
+
+    async def events_attributed_to(self, install_id: str) -> list[Event]:
+        rows = await self._db.all(
+            f"SELECT {', '.join(EVENT_COLUMNS)} FROM events WHERE install_id = %s OR install_id "
+            "IN (SELECT id FROM installs WHERE reinstall_of = %s) "
+            'ORDER BY event_time, id COLLATE "C"',
+            [install_id, install_id],
+        )
+        return [from_row(Event, r, EVENT_COLUMNS) for r in rows]
+
+    async def retain(self, items: Sequence[RetainItem], now: float) -> dict[str, int]:
+        work = list(items)
+
+        async def write(conn: Conn) -> dict[str, int]:
+            counts = dict.fromkeys(("installs", "events", "clicks", "impressions"), 0)
+            for item in work:
+                # FOR UPDATE: a retention run on another node waits, then finds it retained.
+                found = await _rows(
+                    conn,
+                    "SELECT * FROM installs WHERE id = %s AND NOT is_retained_organic FOR UPDATE",
+                    [item.install_id],
+                )
+                if not found:
+                    continue
+                install = found[0]
+                secrets = user_values(install, INSTALL_USER_COLUMNS)
+                changes = erase_row(install, INSTALL_USER_COLUMNS)
+                changes["is_retained_organic"] = True
+                counts["installs"] += await _update(conn, "installs", install["id"], changes)
+                counts |= await self._erase_related(conn, install, secrets, counts, erase_id=False)
+                await add_rollups(conn, item.rollups)
+            return counts
+
+        return await self._db.write(write)
+
+    async def _erase_related(
+        self,
+        conn: Conn,
+        install: Mapping[str, Any],
+        secrets: set[str],
+        counts: dict[str, int],
+        *,
+        erase_id: bool,
+    ) -> dict[str, int]:
+        """Erase the install's attributed touch and events; answers `counts` updated."""
+        replace_id = {"app_instance_id": ERASED_PREFIX + install["id"]} if erase_id else None
+        if install["touch_type"] in _TOUCH_TABLES and install["touch_id"]:
+            table = _TOUCH_TABLES[install["touch_type"]]
+            for row in await _rows(
+                conn, f"SELECT * FROM {table} WHERE id = %s", [install["touch_id"]]
+            ):
+                claimed = (
+                    {"claimed_by": ERASED_PREFIX + install["id"]}
+                    if erase_id and row.get("claimed_by") == install["app_instance_id"]
+                    else None
+                )
+                counts[table] += await _erase_touch(conn, table, row, secrets, claimed)
+        for row in await _rows(conn, "SELECT * FROM events WHERE install_id = %s", [install["id"]]):
+            changes = erase_row(row, (), extra_secrets=secrets, replace=replace_id)
+            counts["events"] += await _update(conn, "events", row["id"], changes)
+        return counts
+
+    # -- privacy erase -------------------------------------------------------------------------
+
+    async def erase(self, key: EraseKey, *, actor: str, now: float) -> dict[str, int]:
+        async def write(conn: Conn) -> dict[str, int]:
+            counts = dict.fromkeys(ERASE_TABLES, 0)
+            secrets: set[str] = set()
+            subjects: list[str] = []
+            if key.ttclid:
+                installs = await _rows(
+                    conn, "SELECT * FROM installs WHERE ttclid = %s FOR UPDATE", [key.ttclid]
+                )
+                secrets.add(key.ttclid)
+            else:
+                installs = await _rows(
+                    conn,
+                    "SELECT * FROM installs WHERE app_key = %s AND app_instance_id = %s FOR UPDATE",
+                    [key.app_key, key.app_instance_id],
+                )
+                assert key.app_instance_id is not None
+                secrets.add(key.app_instance_id)
+            for install in installs:
+                secrets |= user_values(install, (*INSTALL_USER_COLUMNS, "app_instance_id"))
+            for install in installs:
+                changes = erase_row(
+                    install,
+                    INSTALL_USER_COLUMNS,
+                    extra_secrets=secrets,
+                    replace={"app_instance_id": ERASED_PREFIX + install["id"]},
+                )
+                counts["installs"] += await _update(conn, "installs", install["id"], changes)
+                subjects.append(install["id"])
+                cursor = await conn.execute(
+                    "SELECT id FROM events WHERE install_id = %s", [install["id"]]
+                )
+                subjects += [r["id"] for r in await cursor.fetchall()]
+                await self._erase_related(conn, install, secrets, counts, erase_id=True)
+                # Clicks this user claimed (the attributed one is done above).
+                for row in await _rows(
+                    conn,
+                    "SELECT * FROM clicks WHERE app_key = %s AND claimed_by = %s",
+                    [install["app_key"], install["app_instance_id"]],
+                ):
+                    counts["clicks"] += await _erase_touch(
+                        conn, "clicks", row, secrets,
+                        {"claimed_by": ERASED_PREFIX + install["id"]},
+                    )  # fmt: skip
+            ttclids = {key.ttclid} if key.ttclid else {i["ttclid"] for i in installs if i["ttclid"]}
+            for ttclid in ttclids:
+                for table in ("clicks", "impressions"):
+                    for row in await _rows(
+                        conn, f"SELECT * FROM {table} WHERE ttclid = %s", [ttclid]
+                    ):
+                        counts[table] += await _erase_touch(conn, table, row, secrets)
+            # Postbacks of other rows that describe this user's touch (a reinstall's events carry
+            # the first install's ttclid), found by the ttclid in the JSON.
+            apps = {i["app_key"] for i in installs} | ({key.app_key} if key.app_key else set())
+            for ttclid in ttclids:
+                pattern = (
+                    "%" + ttclid.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+                )
+                where = "payload LIKE %s ESCAPE '\\'"
+                params: list[Any] = [pattern]
+                if apps:
+                    where += " AND app_key = ANY(%s)"
+                    params.append(sorted(apps))
+                cursor = await conn.execute(
+                    f"SELECT DISTINCT subject_id FROM postbacks WHERE {where}", params
+                )
+                subjects += [r["subject_id"] for r in await cursor.fetchall()]
+            counts["postbacks"] += await self._erase_postbacks(
+                conn, dict.fromkeys(subjects), secrets
+            )
+            await conn.execute(
+                "INSERT INTO privacy_erasures (id, time, actor, key_kind, app_key, counts) "
+                "VALUES (%s, %s, %s, %s, %s, %s)",
+                [new_id(), now, actor, key.kind, key.app_key, json.dumps(counts)],
+            )
+            return counts
+
+        return await self._db.write(write)
+
+    @staticmethod
+    async def _erase_postbacks(conn: Conn, subjects: Iterable[str], secrets: set[str]) -> int:
+        changed = 0
+        for subject in subjects:
+            for row in await _rows(
+                conn, "SELECT * FROM postbacks WHERE subject_id = %s FOR UPDATE", [subject]
+            ):
+                if row["state"] in _UNDELIVERED:
+                    # Never sent: dropped, with nothing of the user left in it (nor a lease,
+                    # so no node sends it).
+                    await conn.execute(
+                        "UPDATE postbacks SET state = 'dropped', payload = '{}', "
+                        "lease_until = NULL WHERE id = %s",
+                        [row["id"]],
+                    )
+                    changed += 1
+                else:
+                    changes = erase_row(row, (), extra_secrets=secrets)
+                    changed += await _update(conn, "postbacks", row["id"], changes)
+        return changed
+
+    async def erasures(self) -> list[dict[str, Any]]:
+        rows = await self._db.all(
+            "SELECT time, actor, key_kind, app_key, counts FROM privacy_erasures "
+            "ORDER BY time DESC, seq DESC"
+        )
+        return [r | {"counts": json.loads(r["counts"])} for r in rows]
