@@ -44,6 +44,7 @@ from app.tiktok_ads.client import (
     MarketingError,
     NeedsReauth,
     QueryTooLarge,
+    RateLimiter,
     Sleep,
     limiter_for,
 )
@@ -96,8 +97,10 @@ class CostPuller:
         scheduled: bool = True,
         sleep: Sleep = asyncio.sleep,
         rand: random.Random | None = None,
+        limiters: Callable[[str], RateLimiter] = limiter_for,
     ) -> None:
         self._store = store
+        self._limiters = limiters
         self._http = http
         self._clock = clock
         self._settings = settings
@@ -175,7 +178,7 @@ class CostPuller:
             self._http,
             self._settings.tiktok_api_url,
             token,
-            limiter=limiter_for(app_key),
+            limiter=self._limiters(app_key),
             sleep=self._sleep,
             rand=self._rand,
         )
