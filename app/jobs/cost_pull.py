@@ -36,7 +36,7 @@ from app.clock import Clock
 from app.configs import DEFAULT_REPORT_CURRENCY
 from app.ids import new_id
 from app.jobs import Periodic
-from app.reports.cost import TIKTOK_API, CostEntry, CostScope
+from app.reports.cost import TIKTOK_API, CostEntry, CostScope, Replaced
 from app.reports.overview import money
 from app.settings import Settings
 from app.store.interfaces import Store
@@ -152,6 +152,8 @@ class CostPuller:
             await self.pull(app_key, days=days, trigger=trigger)
         except PullRefused as exc:
             log.info("cost pull of %s not started: %s", app_key, exc)
+        except Exception:  # the pull log says it failed; one app's bug must not stop the rest
+            log.exception("cost pull of %s failed", app_key)
 
     async def pull_due(self) -> int:
         """Pull every app whose connection is due; answers how many were pulled."""
@@ -250,6 +252,16 @@ class CostPuller:
             record = replace(record, error=f"TikTok refused the token: {exc.message}")
         except MarketingError as exc:
             record = replace(record, error=str(exc))
+        except Exception as exc:
+            # A bug or a full disk: the log says the pull ended, the traceback goes to the log.
+            failed = replace(
+                record,
+                error=f"internal error ({type(exc).__name__})",
+                requests=client.requests_sent,
+                finished_at=self._clock(),
+            )
+            await store.tiktok_ads.record_pull(failed)
+            raise
         record = replace(record, requests=client.requests_sent, finished_at=self._clock())
         await store.tiktok_ads.record_pull(record)
         return record
@@ -307,45 +319,69 @@ class CostPuller:
             start_date=min(starts) if starts else None,
             end_date=max(ends) if ends else None,
         )
-        for advertiser, windows in plans:
-            queue = deque(windows)
-            while queue:
-                window = queue.popleft()
-                try:
-                    mapped = await self._report(
-                        app_key, client, advertiser, window, settings, report_currency, rates
+        # A window's rows are written while the next window is read: the store's writer works
+        # in its own thread, so a backfill costs the reading, not the reading plus the writing.
+        writing: asyncio.Task[tuple[Replaced, plan.Mapped]] | None = None
+
+        async def write(scope: CostScope, mapped: plan.Mapped) -> tuple[Replaced, plan.Mapped]:
+            return await store.cost.replace_cost(scope, mapped.entries, self._clock()), mapped
+
+        async def settle() -> None:
+            nonlocal writing, done
+            if writing is None:
+                return
+            replaced, mapped = await writing
+            writing = None
+            tally.rows += replaced.rows
+            tally.changed += replaced.changed
+            tally.superseded += replaced.superseded
+            tally.amount += sum(e.amount for e in mapped.entries)
+            if mapped.problems:
+                tally.problems += len(mapped.problems)
+                tally.first_problem = tally.first_problem or mapped.problems[0]
+            done += 1
+            if progress:
+                progress(done, total)
+
+        try:
+            for advertiser, windows in plans:
+                queue = deque(windows)
+                while queue:
+                    window = queue.popleft()
+                    try:
+                        mapped = await self._report(
+                            app_key, client, advertiser, window, settings, report_currency, rates
+                        )
+                    except QueryTooLarge:
+                        if window.days < 2:
+                            raise
+                        # Halve and pull each half in its place; the bar gains the extra step.
+                        first, second = window.halves()
+                        queue.appendleft(second)
+                        queue.appendleft(first)
+                        total += 1
+                        log.info("%s: window %s too large for TikTok, halved", app_key, window)
+                        if progress:
+                            progress(done, total)
+                        continue
+                    scope = CostScope(
+                        app_key=app_key,
+                        source=TIKTOK_API,
+                        account=advertiser.advertiser_id,
+                        start=window.start,
+                        end=window.end,
+                        campaign_ids=settings.campaign_ids,
                     )
-                except QueryTooLarge:
-                    if window.days < 2:
-                        raise
-                    # Halve and pull each half in its place; the bar gains the extra step.
-                    first, second = window.halves()
-                    queue.appendleft(second)
-                    queue.appendleft(first)
-                    total += 1
-                    log.info("%s: window %s too large for TikTok, halved", app_key, window)
-                    if progress:
-                        progress(done, total)
-                    continue
-                scope = CostScope(
-                    app_key=app_key,
-                    source=TIKTOK_API,
-                    account=advertiser.advertiser_id,
-                    start=window.start,
-                    end=window.end,
-                    campaign_ids=settings.campaign_ids,
-                )
-                replaced = await store.cost.replace_cost(scope, mapped.entries, self._clock())
-                tally.rows += replaced.rows
-                tally.changed += replaced.changed
-                tally.superseded += replaced.superseded
-                tally.amount += sum(e.amount for e in mapped.entries)
-                if mapped.problems:
-                    tally.problems += len(mapped.problems)
-                    tally.first_problem = tally.first_problem or mapped.problems[0]
-                done += 1
-                if progress:
-                    progress(done, total)
+                    await settle()
+                    writing = asyncio.create_task(write(scope, mapped))
+            await settle()
+        finally:
+            if writing is not None:
+                # The pull failed while a window was being written: that write still completes
+                # (it is one transaction either way); wait for it so the store is not closed
+                # under it.
+                with contextlib.suppress(Exception):
+                    await writing
         error = None
         if missing:
             error = f"TikTok knows no advertiser {', '.join(missing)} for this token"
@@ -375,32 +411,45 @@ class CostPuller:
         it arrives (a window of 10,000 ads is 300,000 rows: TikTok's JSON is not kept)."""
         entries: list[CostEntry] = []
         problems: list[str] = []
-        page = 1
         read_rows = 0
         expected = 0
-        while page <= MAX_PAGES:
+
+        async def fetch(page: int) -> plan.Page:
             data = await client.report_page(
                 plan.report_params(
                     advertiser.advertiser_id, window, page, by_country=settings.by_country
                 )
             )
-            read = plan.read_page(data)
-            read_rows += len(read.rows)
-            mapped = plan.map_rows(
-                read.rows,
-                app_key=app_key,
-                advertiser=advertiser,
-                report_currency=report_currency,
-                rates=rates,
-                unified=self._settings.unified_pids,
-                campaign_ids=settings.campaign_ids,
-            )
-            entries.extend(mapped.entries)
-            problems.extend(mapped.problems)
-            expected = read.total_number
-            if page >= read.total_page:
-                break
-            page += 1
+            return plan.read_page(data)
+
+        # The next page is asked for before this one is mapped: TikTok prepares it meanwhile.
+        page = 1
+        next_page: asyncio.Task[plan.Page] | None = asyncio.create_task(fetch(page))
+        try:
+            while next_page is not None:
+                read = await next_page
+                next_page = None
+                if page < read.total_page and page < MAX_PAGES:
+                    page += 1
+                    next_page = asyncio.create_task(fetch(page))
+                read_rows += len(read.rows)
+                expected = read.total_number
+                mapped = plan.map_rows(
+                    read.rows,
+                    app_key=app_key,
+                    advertiser=advertiser,
+                    report_currency=report_currency,
+                    rates=rates,
+                    unified=self._settings.unified_pids,
+                    campaign_ids=settings.campaign_ids,
+                )
+                entries.extend(mapped.entries)
+                problems.extend(mapped.problems)
+        finally:
+            if next_page is not None:
+                next_page.cancel()
+                with contextlib.suppress(BaseException):
+                    await next_page
         if expected and read_rows != expected:
             # TikTok revised the window while it was being paged: the next pull reads it again.
             log.warning(
