@@ -186,6 +186,7 @@ class CostPuller:
             limiter=self._limiters(app_key),
             sleep=self._sleep,
             rand=self._rand,
+            app_key=app_key,
         )
 
     async def pull(

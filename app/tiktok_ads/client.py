@@ -197,8 +197,11 @@ class MarketingClient:
         sleep: Sleep = asyncio.sleep,
         rand: random.Random | None = None,
         max_attempts: int = MAX_ATTEMPTS,
+        app_key: str = "",
     ) -> None:
         self._http = http
+        # Only for the log line: which app's connection made the request.
+        self._app_key = app_key
         self._base = base_url.rstrip("/") + API_PREFIX
         self._token = token
         self._limiter = limiter or RateLimiter()
@@ -258,6 +261,7 @@ class MarketingClient:
             json.dumps(
                 {
                     "event": "tiktok_api",
+                    "app_key": self._app_key,
                     "method": method,
                     "path": API_PREFIX + endpoint,
                     "http_status": answer.http_status,

@@ -52,6 +52,7 @@ def _client(svc: Services, app_key: str, token: str) -> MarketingClient:
         token,
         limiter=limiter_for(app_key),
         max_attempts=1,
+        app_key=app_key,
     )
 
 
