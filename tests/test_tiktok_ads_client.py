@@ -3,6 +3,7 @@ injected backoff, the per-app limiter, the request log, and the customer-file ca
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -189,6 +190,29 @@ def test_limiter_allows_ten_a_second_and_waits_for_the_eleventh() -> None:
     assert all(sum(1 for s in starts if t <= s < t + 1.0) <= 10 for t in starts)
     assert waits, "the eleventh request had to wait"
     assert starts[-1] - starts[0] < 2.5
+
+
+def test_limiter_holds_with_requests_waiting_at_once() -> None:
+    now = [0.0]
+
+    async def sleep(seconds: float) -> None:
+        # Time passes for whoever sleeps; the others wake and check again.
+        now[0] += seconds / 2
+        await asyncio.sleep(0)
+
+    limiter = RateLimiter(10, 1.0, clock=lambda: now[0], sleep=sleep)
+    starts: list[float] = []
+
+    async def one() -> None:
+        await limiter.acquire()
+        starts.append(now[0])
+
+    async def go() -> None:
+        await asyncio.gather(*(one() for _ in range(35)))
+
+    run_async(go())
+    assert len(starts) == 35
+    assert all(sum(1 for s in starts if t <= s < t + 1.0) <= 10 for t in starts)
 
 
 def test_file_upload_create_and_update(fake_marketing: FakeTikTokMarketing) -> None:

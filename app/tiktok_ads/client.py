@@ -157,27 +157,25 @@ class RateLimiter:
         self._clock = clock
         self._sleep = sleep
         self._starts: list[float] = []
-        self._lock = asyncio.Lock()
 
     async def acquire(self) -> None:
-        async with self._lock:
-            while True:
-                now = self._clock()
-                self._starts = [t for t in self._starts if now - t < self.per]
-                if len(self._starts) < self.rate:
-                    self._starts.append(now)
-                    return
-                await self._sleep(self.per - (now - self._starts[0]))
+        # No lock: nothing awaits between the check and the append, so on one event loop the
+        # check holds; and a limiter shared by the server's loop and a command line's
+        # asyncio.run must not be bound to either (an asyncio.Lock is, once contended).
+        while True:
+            now = self._clock()
+            self._starts = [t for t in self._starts if now - t < self.per]
+            if len(self._starts) < self.rate:
+                self._starts.append(now)
+                return
+            await self._sleep(self.per - (now - self._starts[0]))
 
 
 _LIMITERS: dict[str, RateLimiter] = {}
 
 
 def limiter_for(app_key: str) -> RateLimiter:
-    """The process's limiter of one app: every client for that app shares its budget.
-
-    Each is made on first use and bound to no event loop until it waits (asyncio.Lock binds
-    lazily), so one limiter serves the server's loop and a CLI's `asyncio.run` alike."""
+    """The process's limiter of one app: every client for that app shares its budget."""
     limiter = _LIMITERS.get(app_key)
     if limiter is None:
         limiter = _LIMITERS[app_key] = RateLimiter()
