@@ -66,6 +66,8 @@ log = logging.getLogger("gangway.cost_pull")
 Progress = Callable[[int, int], None]
 # A report longer than this many pages is taken for a paging loop, not data (10 million rows).
 MAX_PAGES = 10_000
+# Report pages asked for ahead of the one being read.
+PAGES_AHEAD = 2
 HOUR = 3600.0
 # The first scheduled look waits a little after start-up, so a restart loop does not pull.
 FIRST_CHECK_DELAY = 60.0
@@ -423,16 +425,22 @@ class CostPuller:
             )
             return plan.read_page(data)
 
-        # The next page is asked for before this one is mapped: TikTok prepares it meanwhile.
-        page = 1
-        next_page: asyncio.Task[plan.Page] | None = asyncio.create_task(fetch(page))
+        # Pages are asked for ahead (at most PAGES_AHEAD in flight, the limiter still spacing
+        # their starts): the rate limit, not TikTok's answer time, is then what a backfill
+        # waits on, and TikTok prepares the next pages while this one is mapped.
+        ahead: deque[asyncio.Task[plan.Page]] = deque([asyncio.create_task(fetch(1))])
+        asked = 1
+        total_page: int | None = None
+        # Each ad's names and IDs repeat on every day of the window: one string object each.
+        strings: dict[str, str] = {}
         try:
-            while next_page is not None:
-                read = await next_page
-                next_page = None
-                if page < read.total_page and page < MAX_PAGES:
-                    page += 1
-                    next_page = asyncio.create_task(fetch(page))
+            while ahead:
+                read = await ahead.popleft()
+                if total_page is None:
+                    total_page = min(read.total_page, MAX_PAGES)
+                while asked < total_page and len(ahead) < PAGES_AHEAD:
+                    asked += 1
+                    ahead.append(asyncio.create_task(fetch(asked)))
                 read_rows += len(read.rows)
                 expected = read.total_number
                 mapped = plan.map_rows(
@@ -443,14 +451,16 @@ class CostPuller:
                     rates=rates,
                     unified=self._settings.unified_pids,
                     campaign_ids=settings.campaign_ids,
+                    strings=strings,
                 )
                 entries.extend(mapped.entries)
                 problems.extend(mapped.problems)
         finally:
-            if next_page is not None:
-                next_page.cancel()
+            for task in ahead:
+                task.cancel()
+            for task in ahead:
                 with contextlib.suppress(BaseException):
-                    await next_page
+                    await task
         if expected and read_rows != expected:
             # TikTok revised the window while it was being paged: the next pull reads it again.
             log.warning(

@@ -173,9 +173,17 @@ def map_rows(
     rates: Mapping[tuple[dt.date, str], Decimal],
     unified: Mapping[str, str],
     campaign_ids: Sequence[str] | None = None,
+    strings: dict[str, str] | None = None,
 ) -> Mapped:
     """Cost rows of report rows; rows of campaigns outside `campaign_ids` (when given) are
-    left out, for an advertiser account shared by several apps."""
+    left out, for an advertiser account shared by several apps. `strings`, shared by the pages
+    of a window, keeps one object per distinct name or ID (an ad's repeat on every day)."""
+    shared = {} if strings is None else strings
+
+    def text(value: Any) -> str:
+        found = _text(value)
+        return shared.setdefault(found, found)
+
     keep = set(campaign_ids) if campaign_ids is not None else None
     media_source = unified.get(UNIFIED_PARTNER, UNIFIED_PARTNER)
     entries: list[CostEntry] = []
@@ -190,8 +198,8 @@ def map_rows(
             day = days.get(stamp) if isinstance(stamp, str) else None
             if day is None:
                 day = days[str(stamp)] = dt.date.fromisoformat(str(stamp)[:10])
-            ad_id = _text(dims.get("ad_id"))
-            campaign_id = _text(metrics.get("campaign_id"))
+            ad_id = text(dims.get("ad_id"))
+            campaign_id = text(metrics.get("campaign_id"))
             if keep is not None and campaign_id not in keep:
                 continue
             spend = _spend(metrics.get("spend"))
@@ -208,13 +216,13 @@ def map_rows(
                 date=day,
                 source=TIKTOK_API,
                 media_source=media_source,
-                campaign=_text(metrics.get("campaign_name")),
+                campaign=text(metrics.get("campaign_name")),
                 campaign_id=campaign_id,
-                adset=_text(metrics.get("adgroup_name")),
-                adset_id=_text(metrics.get("adgroup_id")),
-                ad=_text(metrics.get("ad_name")),
+                adset=text(metrics.get("adgroup_name")),
+                adset_id=text(metrics.get("adgroup_id")),
+                ad=text(metrics.get("ad_name")),
                 ad_id=ad_id,
-                country=_text(dims.get("country_code")).upper(),
+                country=text(_text(dims.get("country_code")).upper()),
                 cost=str(spend),
                 currency=currency,
                 amount=amount,
