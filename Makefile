@@ -35,7 +35,7 @@ chromium: env
 	fi
 
 test: env chromium
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 lint: env
 	$(BIN)/ruff check .

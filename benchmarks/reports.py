@@ -11,6 +11,7 @@ real handler (`GET /api/v1/reports/overview`, in process):
 - the headline: group_by=date, the last 30 days, in UTC and in America/Los_Angeles;
 - by media source (group_by=date,media_source), 30 days;
 - a drill-down by campaign / ad set / ad, the last 7 days and the last 30;
+- the console's dashboard (`GET /admin`, logged in) of the last 7 days and the last 30;
 
 each the median of 7 runs, against the baseline measured in the same run: `SELECT COUNT(*)`
 over the raw tables (impressions, clicks, installs, events), which is what a report without
@@ -315,6 +316,46 @@ def overview_timings(db: str, token: str) -> list[tuple[str, float, int]]:
     return out
 
 
+DASHBOARD_USER = "bench@example.com"
+DASHBOARD_PASSWORD = "benchmark password"
+
+
+def dashboard_ms(db: str) -> list[tuple[int, float]]:
+    """(days, median ms) of the console's dashboard (`GET /admin`, logged in) of the last 7
+    days (its default) and 30: the headline with its chart and the campaign table (two
+    overview queries, the second over the wide rollups), and the activity feed."""
+    from app.accounts import hash_password
+
+    async def add_user() -> None:
+        store = await SqliteStore.open(db)
+        try:
+            await store.users.create_user(
+                DASHBOARD_USER, hash_password(DASHBOARD_PASSWORD), "admin", None, time.time()
+            )
+        finally:
+            await store.close()
+
+    asyncio.run(add_user())
+    last = (END - timedelta(days=1)).date()
+    out = []
+    with TestClient(
+        create_app(_settings(db), run_jobs=False), base_url="http://localhost"
+    ) as client:
+        login = {"email": DASHBOARD_USER, "password": DASHBOARD_PASSWORD}
+        assert client.post("/admin/login", data=login, follow_redirects=False).status_code == 303
+
+        for days in (7, 30):
+            start = (last - timedelta(days=days - 1)).isoformat()
+            params = {"app": APP, "from": start, "to": last.isoformat()}
+
+            def call(p: dict[str, str] = params) -> None:
+                r = client.get("/admin", params=p)
+                assert r.status_code == 200 and 'data-metric="installs"' in r.text, r.text[:300]
+
+            out.append((days, _median_ms(call)))
+    return out
+
+
 def _rows_read(db: str, days: int, group_by: str) -> int:
     narrow = set(group_by.split(",")) <= {"date", "media_source"}
     table = "rollups_by_source" if narrow else "rollups"
@@ -501,6 +542,7 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)  # fmt: skip
     count_ms, counted = count_baseline_ms(db)
     timings = overview_timings(db, token)
+    dashboard = dashboard_ms(db)
     exported = export_in_child(db, token, sizes.days)
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     rollup_rows = conn.execute("SELECT COUNT(*) FROM rollups").fetchone()[0]
@@ -519,6 +561,9 @@ def main(argv: list[str] | None = None) -> int:
     for what, ms, rows in timings:
         print(f"overview {what}: {ms:.1f} ms ({rows:,} rollup rows in range), "
               f"x{ms / count_ms:.3f} of COUNT(*)")  # fmt: skip
+    for days, ms in dashboard:
+        print(f"console dashboard, {days} days (headline, chart, campaign table, feed): "
+              f"{ms:.1f} ms, x{ms / headline:.2f} of the headline overview")  # fmt: skip
     first_ms = exported.first_byte_seconds * 1000
     print(f"export of {exported.rows:,} install rows ({mb(exported.bytes)}): "
           f"{exported.seconds:.1f} s, first byte after {first_ms:.0f} ms, "

@@ -227,13 +227,43 @@ def test_the_owner_journey(
     assert answer.json()["status"] == "attributed"
     fake_tiktok.wait_for_events(1)
 
+    # -- the campaign's cost, uploaded on the cost screen (a bad line shown in place) ----------
+    owner.goto("/admin/cost?app=journey")
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    page.set_input_files(
+        'form[action="/admin/cost/upload"] input[type="file"]',
+        files=[
+            {
+                "name": "spring.csv",
+                "mimeType": "text/csv",
+                "buffer": (
+                    "date,media_source,campaign,campaign_id,adset,ad,cost,currency\n"
+                    f"{today},tiktokweb_int,spring,1799,broad,v1,12.50,USD\n"
+                    f"{today},tiktokweb_int,spring,1799,broad,v1,oops,USD\n"
+                ).encode(),
+            }
+        ],
+    )
+    page.click('button:has-text("Upload cost")')
+    assert page.get_attribute("[data-imported]", "data-imported") == "1"
+    assert page.inner_text('tr[data-line="3"]').split("\t")[:2] == ["3", "cost"]
+    assert page.locator('tr[data-source="upload"]').count() == 1
+    owner.shoot("cost")
+
     # -- the dashboard shows the click and the install; the receipt; the postback's JSON -------
     owner.goto("/admin?app=journey")
     assert page.inner_text('[data-metric="clicks"]') == "1"
     assert page.inner_text('[data-metric="installs"]') == "1"
+    assert page.inner_text('[data-metric="cost"]') == "12.50"
+    assert page.inner_text('[data-metric="ecpi"]') == "12.50"
+    assert page.locator('[data-series="installs"] rect.bar').count() == 7
     row = page.locator("tbody tr", has_text="install · attributed")
     assert row.count() == 1
     owner.shoot("dashboard")
+    page.click('[data-drill="spring"]')  # a plain link: the drill-down needs no script
+    assert page.inner_text("table[data-level] tbody td.name") == "broad"
+    owner.shoot("dashboard-adsets")
+    owner.goto("/admin?app=journey")
     row.locator("text=Receipt").click()
     page.wait_for_url(f"**/admin/installs/{install_id}")
     assert page.inner_text(".page-head .badge") == "attributed"
@@ -309,11 +339,16 @@ def test_a_viewers_journey(browser: Any, live_server: Any, artifacts_dir: Any) -
     viewer.goto("/admin")
     assert re.search(r"viewer", viewer.page.inner_text(".who"))
     viewer.shoot("viewer-dashboard")
+    viewer.goto("/admin/cost")
+    assert viewer.page.locator('input[type="file"]').count() == 0
+    viewer.shoot("viewer-cost")
     dark = browser.new_context(viewport=DESKTOP, color_scheme="dark")
     dark.add_cookies(viewer.context.cookies())
     dark_page = dark.new_page()
     dark_page.goto(live_server.url + "/admin/postbacks")
     dark_page.screenshot(path=str(artifacts_dir / "console-postbacks-dark-desktop.png"))
+    dark_page.goto(live_server.url + "/admin?app=journey")
+    dark_page.screenshot(path=str(artifacts_dir / "console-dashboard-dark-desktop.png"))
     dark.close()
     # The five refusals above answered 403, as they should: nothing else went wrong.
     assert [e for e in viewer.errors if "status of 403" not in e] == []

@@ -43,6 +43,7 @@ VIEWER_ALLOWED = {
     ("/admin/installs/{install_id}", "GET"),
     ("/admin/postbacks", "GET"),
     ("/admin/postbacks/{postback_id}", "GET"),
+    ("/admin/cost", "GET"),
     ("/admin/logout", "POST"),
     ("/admin/{path:path}", "GET"),  # the console's 404 page
     ("/api/v1/installs/{install_id}", "GET"),
@@ -227,6 +228,9 @@ def test_a_user_limited_to_one_app_sees_nothing_of_another(
         "/admin/doctor",
         f"/admin/doctor?url={ORIGIN}/lp/{OTHER_PAGE}?pid=tiktokweb_int",
         "/admin/postbacks?app=other",
+        "/admin?app=other",
+        "/admin/cost",
+        "/admin/cost?app=other",
     ]
     for path in screens:
         answer = web.get(path)

@@ -772,11 +772,11 @@ def test_cost_rows_replace_by_key_and_a_pulled_campaign_day_wins(
         await store.cost.put_cost([_cost(PULLED, 44)], T0)
         rows = await store.cost.cost_between("demo", date(2026, 11, 21), date(2026, 11, 22))
         assert sorted((r.source, r.amount) for r in rows) == [
-            ("api", 44_000_000), ("upload", 7_000_000), ("upload", 45_000_000),
+            (PULLED, 44_000_000), ("upload", 7_000_000), ("upload", 45_000_000),
         ]  # fmt: skip
         counted = effective_cost(rows)
         assert sorted((r.date.day, r.source, r.cost) for r in counted) == [
-            (21, "api", "44"),
+            (21, PULLED, "44"),
             (22, "upload", "7"),
         ]
         assert await store.cost.put_rates("demo", [Rate(date(2026, 11, 21), "EUR", Decimal("1.1"))],

@@ -4,7 +4,7 @@ report currency, and which cost rows count. Pure.
 A row is keyed by (app, date, source, media source, campaign, campaign id, ad set, ad set id,
 ad, ad id, country): a later row with the same key replaces the earlier one, so uploading a file
 twice changes nothing. `source` says where the row came from: `upload` (this CSV), or a
-pull (`tiktok_api`, TikTok Ads' reporting API; `api` in rows written before it had a name).
+pull (`tiktok_api`, TikTok Ads' reporting API); any source but `upload` counts as pulled.
 For one campaign-day (app, date, media source, campaign id, else campaign name), pulled rows
 win: uploaded rows of that campaign-day are left out of reports (`effective_cost`), so the same
 money is never counted twice, and `superseded` names those uploaded rows so they can be
@@ -30,8 +30,9 @@ from app.fields import FieldError
 from app.reports.rollups import REVENUE_SCALE
 
 UPLOAD = "upload"
-PULLED = "api"
-TIKTOK_API = "tiktok_api"
+# Cost pulled from TikTok Ads' reporting API (tiktok-ads.md section 2).
+PULLED = "tiktok_api"
+TIKTOK_API = PULLED
 COST_COLUMNS: tuple[str, ...] = (
     "date",
     "media_source",
@@ -85,6 +86,17 @@ class CostEntry:
 class Rejected:
     line: int
     error: str
+
+    @property
+    def field(self) -> str | None:
+        """The column the error is about (each message starts with it), for a screen to show
+        it in place; None for an error of the whole row."""
+        if self.error.startswith("no rate for "):
+            return "currency"
+        first = self.error.split(" ", 1)[0]
+        if first == "rate":
+            return "rate_to_report_currency"
+        return first if first in COST_COLUMNS or first in RATE_COLUMNS else None
 
 
 @dataclass(frozen=True)

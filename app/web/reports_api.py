@@ -14,15 +14,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from app.accounts import Owner
-from app.configs import DEFAULT_REPORT_CURRENCY, DEFAULT_REPORT_TIMEZONE
 from app.fields import FieldError
-from app.reports import cost as cost_rules
 from app.reports import raw
-from app.reports.overview import OverviewQuery, overview_json, parse_query
+from app.reports.overview import OverviewQuery
 from app.reports.privacy import parse_erase
 from app.services import Services, services
 from app.store.records import AppRecord
-from app.vocabulary import APP_KEY_RE, PARTNER
+from app.vocabulary import PARTNER
+from app.web import report_service
 from app.web.caller import require_owner
 from app.web.errors import ApiError, json_object, read_body, read_json
 
@@ -35,24 +34,11 @@ EXPORT_BATCH = 1000
 
 
 async def _app(svc: Services, owner: Owner, app_key: str | None) -> AppRecord:
-    if not app_key:
-        raise ApiError.invalid("app_key", "app_key is required")
-    app = await svc.store.configs.get_app(app_key) if APP_KEY_RE.fullmatch(app_key) else None
-    # An app outside a limited user's apps is no app to them (console.md section 1).
-    if app is None or not owner.sees(app.app_key):
-        raise ApiError(404, "not_found", f"no app {app_key!r}", "app_key")
-    return app
+    return await report_service.report_app(svc, owner, app_key)
 
 
 def _query(request: Request, svc: Services, app: AppRecord) -> OverviewQuery:
-    return parse_query(
-        dict(request.query_params),
-        app_key=app.app_key,
-        report_timezone=app.config.get("report_timezone") or DEFAULT_REPORT_TIMEZONE,
-        report_currency=app.config.get("report_currency") or DEFAULT_REPORT_CURRENCY,
-        unified=svc.settings.unified_pids,
-        now=svc.clock(),
-    )
+    return report_service.report_query(svc, app, dict(request.query_params))
 
 
 # -- overview ----------------------------------------------------------------------------------
@@ -62,20 +48,7 @@ async def overview(request: Request) -> Response:
     owner = await require_owner(request)
     svc = services(request)
     app = await _app(svc, owner, request.query_params.get("app_key"))
-    query = _query(request, svc, app)
-    previous = query.previous()
-    reports = svc.store.reports
-    first, end = query.hours()
-    sums = await reports.sum_rollups(
-        app.app_key, first, end, query.dimension_groups, query.filters, query.segments()
-    )
-    before_first, before_end = previous.hours()
-    before = await reports.sum_rollups(
-        app.app_key, before_first, before_end, (), query.filters, previous.segments()
-    )
-    cost = await svc.store.cost.cost_between(app.app_key, previous.start, query.end)
-    rates = await svc.store.cost.rates(app.app_key)
-    body = overview_json(query, sums, cost, before, cost, rates)
+    body = await report_service.overview(svc, app, dict(request.query_params))
     return JSONResponse(body, headers=NO_STORE)
 
 
@@ -182,28 +155,12 @@ async def _csv_upload(request: Request) -> tuple[str, str | None]:
         raise ApiError.invalid("file", "must be UTF-8 text") from None
 
 
-def _rejected(rows: list[cost_rules.Rejected]) -> list[dict[str, object]]:
-    return [{"line": r.line, "error": r.error} for r in rows]
-
-
 async def post_cost(request: Request) -> Response:
     owner = await require_owner(request, configure=True)
     svc = services(request)
     text, form_app = await _csv_upload(request)
     app = await _app(svc, owner, request.query_params.get("app_key") or form_app)
-    rates = await svc.store.cost.rates(app.app_key)
-    entries, rejected = cost_rules.parse_cost(
-        text,
-        app_key=app.app_key,
-        unified=svc.settings.unified_pids,
-        report_currency=app.config.get("report_currency") or DEFAULT_REPORT_CURRENCY,
-        rates=rates,
-    )
-    changed = await svc.store.cost.put_cost(entries, svc.clock()) if entries else 0
-    return JSONResponse(
-        {"imported": len(entries), "changed": changed, "rejected": _rejected(rejected)},
-        headers=NO_STORE,
-    )
+    return JSONResponse(await report_service.upload_cost(svc, app, text), headers=NO_STORE)
 
 
 async def post_rates(request: Request) -> Response:
@@ -211,12 +168,7 @@ async def post_rates(request: Request) -> Response:
     svc = services(request)
     text, form_app = await _csv_upload(request)
     app = await _app(svc, owner, request.query_params.get("app_key") or form_app)
-    rates, rejected = cost_rules.parse_rates(text)
-    changed = await svc.store.cost.put_rates(app.app_key, rates, svc.clock()) if rates else 0
-    return JSONResponse(
-        {"imported": len(rates), "changed": changed, "rejected": _rejected(rejected)},
-        headers=NO_STORE,
-    )
+    return JSONResponse(await report_service.upload_rates(svc, app, text), headers=NO_STORE)
 
 
 # -- privacy erase -----------------------------------------------------------------------------

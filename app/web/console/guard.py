@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import functools
+import io
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
 from starlette.datastructures import FormData, UploadFile
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -31,6 +33,9 @@ from app.web.sessions import CSRF_FIELD, SAFE_METHODS, csrf_ok, current_session
 LOGIN_PATH = "/admin/login"
 # Form bodies are small: a page config is the largest, well under this.
 MAX_FORM = 256 * 1024
+# A screen that takes a file (a cost CSV) takes what the API takes: a year of daily rows for
+# thousands of ads.
+MAX_UPLOAD = 20 * 1024 * 1024
 _NEXT_RE = re.compile(r"^/admin(/[A-Za-z0-9._~/%-]*)?(\?[A-Za-z0-9._~=&%+-]*)?$")
 
 Handler = Callable[["Screen"], Awaitable[Response]]
@@ -50,6 +55,14 @@ class Screen:
     def field(self, name: str, default: str = "") -> str:
         value = self.form.get(name) if self.form is not None else None
         return value.strip() if isinstance(value, str) else default
+
+    def upload(self, name: str) -> bytes | None:
+        """The bytes of the form's file `name` (None: no file chosen)."""
+        value = self.form.get(name) if self.form is not None else None
+        if not isinstance(value, UploadFile) or not value.filename:
+            return None
+        source = value.file
+        return source.getvalue() if isinstance(source, io.BytesIO) else None
 
     def checked(self, name: str) -> bool:
         return self.form is not None and self.form.get(name) not in (None, "", "off")
@@ -122,9 +135,35 @@ def safe_next(value: str | None) -> str:
     return "/admin"
 
 
-async def read_form(request: Request) -> FormData:
-    """A urlencoded form, at most MAX_FORM bytes (a 413 past that)."""
+async def _read_multipart(request: Request) -> FormData:
+    """A multipart form of one file at most MAX_UPLOAD bytes, read into memory (the form's
+    temporary files are closed before the handler runs)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isascii() and declared.isdigit() and int(declared) > MAX_UPLOAD:
+        raise ApiError(413, "too_large", f"The file is over {MAX_UPLOAD // (1024 * 1024)} MiB.")
+    pairs: list[tuple[str, str | UploadFile]] = []
+    try:
+        async with request.form(max_files=1, max_fields=20) as form:
+            for key, value in form.multi_items():
+                if isinstance(value, UploadFile):
+                    data = await value.read(MAX_UPLOAD + 1)
+                    if len(data) > MAX_UPLOAD:
+                        raise ApiError(
+                            413, "too_large", f"The file is over {MAX_UPLOAD // (1024 * 1024)} MiB."
+                        )
+                    value = UploadFile(io.BytesIO(data), filename=value.filename or "")
+                pairs.append((key, value))
+    except MultiPartException as exc:
+        raise ApiError.invalid("file", f"The form could not be read: {exc.message}") from None
+    return FormData(pairs)
+
+
+async def read_form(request: Request, *, upload: bool = False) -> FormData:
+    """A urlencoded form, at most MAX_FORM bytes (a 413 past that); with `upload`, a
+    multipart form with a file too."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if upload and content_type == "multipart/form-data":
+        return await _read_multipart(request)
     if content_type != "application/x-www-form-urlencoded":
         return FormData()
     raw = await read_body(request, MAX_FORM)
@@ -135,7 +174,7 @@ async def read_form(request: Request) -> FormData:
 
 
 def screen(
-    *, admin: bool = False, full_admin: bool = False
+    *, admin: bool = False, full_admin: bool = False, upload: bool = False
 ) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
     def wrap(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         @functools.wraps(handler)
@@ -147,7 +186,7 @@ def screen(
             form = None
             if request.method not in SAFE_METHODS:
                 try:
-                    form = await read_form(request)
+                    form = await read_form(request, upload=upload)
                 except ApiError as exc:
                     return error_page(request, exc.status, exc.message, owner)
                 if not csrf_ok(request, session, form.get(CSRF_FIELD)):

@@ -30,7 +30,7 @@ from app.vocabulary import (
 )
 from app.web import owner_service as ops
 from app.web.console import links
-from app.web.console.dashboard import PERIODS, dashboard_data
+from app.web.console.dashboard import dashboard_data
 from app.web.console.guard import Screen, field_errors, screen
 from app.web.errors import ApiError
 from app.web.links import own_origin
@@ -67,12 +67,12 @@ def _lines(text: str) -> list[str]:
 
 @screen()
 async def dashboard(s: Screen) -> Response:
-    q = s.request.query_params
-    data = await dashboard_data(s.svc, s.owner, q.get("app") or None, q.get("period"))
+    data = await dashboard_data(s.svc, s.owner, s.request.query_params)
     pages = await ops.list_pages(s.svc, s.owner) if data.apps else []
     return s.render(
         "console/dashboard.html",
-        {"data": data, "periods": PERIODS, "has_pages": bool(pages), "iso": iso},
+        {"data": data, "has_pages": bool(pages), "iso": iso, "errors": data.errors},
+        400 if data.errors else 200,
     )
 
 
