@@ -441,3 +441,35 @@ def test_audience_refusals(http: httpx.Client, fake_marketing: FakeTikTokMarketi
         assert any(part in r for r in reasons), (part, reasons)
     # Nothing refused changed the audience.
     assert fake_marketing.audience(audience_id).members == set(hashes(0, 1000))
+
+
+def test_the_consent_page_sends_the_owner_back_with_a_code_that_exchanges(
+    http: httpx.Client, fake_marketing: FakeTikTokMarketing
+) -> None:
+    fake_marketing.add_advertiser(ADV, token="seed")
+    back = http.get(
+        fake_marketing.base_url + "/portal/auth",
+        params={"app_id": fake_marketing.app_id, "state": "s-1",
+                "redirect_uri": "https://gangway.example/cb?x=1"},
+    )  # fmt: skip
+    assert back.status_code == 302
+    target = httpx.URL(back.headers["location"])
+    assert (target.host, target.params["state"], target.params["x"]) == (
+        "gangway.example",
+        "s-1",
+        "1",
+    )
+    exchanged = http.post(
+        fake_marketing.base_url + API + "oauth2/access_token/",
+        json={"app_id": fake_marketing.app_id, "secret": fake_marketing.secret,
+              "auth_code": target.params["auth_code"]},
+    ).json()  # fmt: skip
+    assert exchanged["data"] == {
+        "access_token": "oauth-token-1", "advertiser_ids": [ADV], "scope": [4, 5, 8]
+    }  # fmt: skip
+    wrong = http.get(
+        fake_marketing.base_url + "/portal/auth",
+        params={"app_id": "nope", "state": "s", "redirect_uri": "https://x.example/"},
+    )
+    assert wrong.status_code == 400
+    assert len(fake_marketing.consents) == 2

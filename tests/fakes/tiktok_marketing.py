@@ -9,7 +9,10 @@ Endpoints (paths under `/open_api/v1.3/`):
   page_size, total_number, total_page}`;
 - `POST oauth2/access_token/` and `POST oauth2/revoke_token/` (JSON, no `Access-Token`);
 - `POST dmp/custom_audience/file/upload/` (multipart), `POST dmp/custom_audience/create/`,
-  `POST dmp/custom_audience/update/` (JSON).
+  `POST dmp/custom_audience/update/` (JSON);
+- `GET /portal/auth?app_id=&redirect_uri=&state=`, the consent page, as if the owner confirmed
+  at once: a 302 back to `redirect_uri` with a fresh `auth_code` and the `state` (what it
+  grants: `consent_advertiser_ids`, default every advertiser, with `consent_token`).
 
 Every request is checked. One that breaks the contract (a missing `Access-Token`, an array not
 sent as a JSON string, a report window over 30 days, `page_size` over 1,000, a file whose
@@ -69,11 +72,12 @@ from email.parser import BytesParser
 from email.policy import default as default_policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 
 API_PREFIX = "/open_api/v1.3/"
+CONSENT_PATH = "/portal/auth"
 PARAMETER_ERROR = 40002
 NO_PERMISSION = 40001
 TOKEN_MISSING = 40104
@@ -304,6 +308,10 @@ class FakeTikTokMarketing:
         self._state = _State()
         self.max_qps: int | None = None
         self.advertiser_ids_as_numbers = False
+        # The consent page (`/portal/auth`): what it grants, and what it was asked.
+        self.consent_advertiser_ids: list[str] | None = None
+        self.consent_token = "oauth-token-1"
+        self.consents: list[dict[str, str]] = []
         self._reset_data()
         fake = self
 
@@ -373,6 +381,9 @@ class FakeTikTokMarketing:
             self._release = threading.Event()
             self.max_qps = None
             self.advertiser_ids_as_numbers = False
+            self.consent_advertiser_ids = None
+            self.consent_token = "oauth-token-1"
+            self.consents = []
             self._reset_data()
 
     # --- accounts -------------------------------------------------------------------------
@@ -662,6 +673,9 @@ class FakeTikTokMarketing:
         with self._lock:
             state = self._state
             release = self._release
+        if path == CONSENT_PATH:
+            self._consent(handler, method, query)
+            return
         code = PARAMETER_ERROR
         try:
             endpoint = path.removeprefix(API_PREFIX).strip("/")
@@ -737,6 +751,40 @@ class FakeTikTokMarketing:
             self._write(handler, status, b"<html>504 Gateway Time-out</html>", "text/html")
         else:
             self._write(handler, status, json.dumps(answer).encode(), "application/json")
+
+    def _consent(self, handler: BaseHTTPRequestHandler, method: str, query: dict[str, str]) -> None:
+        """TikTok's consent page, with the owner clicking "Confirm" at once: back to
+        `redirect_uri` with a fresh `auth_code` and the `state` as given (a wrong app_id or a
+        missing parameter is TikTok's error page, a 400)."""
+        redirect_uri = query.get("redirect_uri", "")
+        problem = None
+        if method != "GET":
+            problem = "the consent page is a GET"
+        elif query.get("app_id") != self.app_id:
+            problem = f"unknown app_id {query.get('app_id')!r}"
+        elif not redirect_uri.startswith(("http://", "https://")):
+            problem = "redirect_uri must be an http(s) URL"
+        elif not query.get("state"):
+            problem = "state is missing"
+        with self._lock:
+            self.consents.append(dict(query))
+            advertisers = list(self.consent_advertiser_ids or self._advertisers)
+        if problem is not None:
+            self._write(handler, 400, problem.encode(), "text/plain")
+            return
+        code = self.issue_auth_code(advertisers, token=self.consent_token)
+        target = (
+            redirect_uri
+            + ("&" if "?" in redirect_uri else "?")
+            + urlencode({"auth_code": code, "state": query["state"]})
+        )
+        try:
+            handler.send_response(302)
+            handler.send_header("Location", target)
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+        except (BrokenPipeError, ConnectionResetError):
+            return
 
     # --- checks ---------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ the buttons Connect (OAuth), Disconnect and Pull now. Thin handlers over
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.responses import RedirectResponse, Response
 
@@ -20,6 +21,7 @@ from app.web import tiktok_ads_service as ads
 from app.web.console.guard import Screen, console_headers, field_errors, screen
 from app.web.errors import ApiError
 from app.web.links import own_origin
+from app.web.middleware import CSP
 
 
 def _ids(text: str) -> list[str]:
@@ -115,7 +117,14 @@ async def _page(
     }
     if context["done"] is None:
         context.pop("done")
-    return s.render("console/tiktok_ads.html", context, status)
+    response = s.render("console/tiktok_ads.html", context, status)
+    if context["oauth"]:
+        # "Connect" posts here and is redirected to TikTok's consent page: a form's redirect
+        # is held to form-action, so this page names TikTok's origin beside our own.
+        origin = urlsplit(s.svc.settings.tiktok_api_url)
+        allowed = f"form-action 'self' {origin.scheme}://{origin.netloc}"
+        response.headers["Content-Security-Policy"] = CSP.replace("form-action 'self'", allowed)
+    return response
 
 
 @screen(admin=True)
