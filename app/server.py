@@ -26,7 +26,8 @@ from app.clock import Clock, system_clock
 from app.devices import parse_networks, warm_up
 from app.fields import FieldError
 from app.geo import GeoIPDatabase, Locator
-from app.jobs import Jobs, Periodic
+from app.jobs import Job, Jobs, Periodic
+from app.jobs.cost_pull import CostPuller
 from app.jobs.outbox import OutboxWorker
 from app.jobs.privacy import ldu_masking
 from app.jobs.retention import retention_job
@@ -45,6 +46,7 @@ from app.web import (
     pages,
     reports_api,
     sdk,
+    tiktok_ads_api,
     tracking,
 )
 from app.web.errors import (
@@ -105,6 +107,29 @@ def routes() -> list[Route]:
             methods=["DELETE"],
         ),
         Route("/api/v1/partners/tiktokweb_int/events", owner_api.partner_events, methods=["GET"]),
+        # The TikTok Ads connection and its cost pull (tiktok-ads.md)
+        Route(
+            "/api/v1/apps/{app_key}/integrations/tiktok_ads",
+            tiktok_ads_api.get_connection,
+            methods=["GET"],
+        ),
+        Route(
+            "/api/v1/apps/{app_key}/integrations/tiktok_ads",
+            tiktok_ads_api.put_connection,
+            methods=["PUT"],
+        ),
+        Route(
+            "/api/v1/apps/{app_key}/integrations/tiktok_ads",
+            tiktok_ads_api.delete_connection,
+            methods=["DELETE"],
+        ),
+        Route(
+            "/api/v1/apps/{app_key}/integrations/tiktok_ads/oauth",
+            tiktok_ads_api.post_oauth,
+            methods=["POST"],
+        ),
+        Route("/api/v1/tiktok_ads/oauth/callback", tiktok_ads_api.oauth_callback, methods=["GET"]),
+        Route("/api/v1/apps/{app_key}/cost/pull", tiktok_ads_api.post_pull, methods=["POST"]),
         Route("/api/v1/pages", owner_api.list_pages, methods=["GET"]),
         Route("/api/v1/pages/{slug}", owner_api.get_page, methods=["GET"]),
         Route("/api/v1/pages/{slug}", owner_api.put_page, methods=["PUT"]),
@@ -161,7 +186,12 @@ def create_app(
                     for name in ("smartscript", "banner")
                 },
             )
-            jobs = Jobs(
+            # Asked-for cost pulls run in any process that serves the owner API; the schedule
+            # only where the jobs run.
+            cost_pulls = CostPuller(store, http, clock, settings, scheduled=run_jobs)
+            svc.http = http
+            svc.request_cost_pull = cost_pulls.request
+            scheduled: list[Job] = (
                 [
                     OutboxWorker(store, http, clock, settings, wake=svc.outbox_wake),
                     # The store readies the days ahead at open; this keeps a long-running
@@ -180,10 +210,13 @@ def create_app(
                 if run_jobs
                 else []
             )
+            jobs = Jobs([*scheduled, cost_pulls] if run_jobs else [])
             try:
                 async with jobs:
                     yield {"services": svc, "jobs": jobs}
             finally:
+                # Without the jobs, pulls asked for by the owner API still ran here.
+                await cost_pulls.stop()
                 await store.close()
                 if geoip is not None:
                     geoip.close()

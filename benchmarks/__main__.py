@@ -7,13 +7,16 @@ python -m benchmarks.touches         touches recorded durably per second, group 
                                      one commit per write (under two minutes; fails on a lost write)
 python -m benchmarks.reports         the overview over 1M touches (flags for 10M) against a
                                      COUNT(*) of the raw tables; a raw export's memory
+python -m benchmarks.cost_pull       a 60-day TikTok Ads cost pull of 10,000 ads against the
+                                     fake Marketing API: against fetching the pages alone, and
+                                     at TikTok's 10 requests a second (about two minutes)
 """
 
 from __future__ import annotations
 
 import sys
 
-from benchmarks import attribution, nodes, reports, snippet_size, touches
+from benchmarks import attribution, cost_pull, nodes, reports, snippet_size, touches
 
 
 def main() -> int:
@@ -29,6 +32,8 @@ def main() -> int:
     failed |= nodes.main([])
     print("== benchmarks.reports", flush=True)
     failed |= reports.main([])
+    print("== benchmarks.cost_pull", flush=True)
+    failed |= cost_pull.main([])
     return 1 if failed else 0
 
 

@@ -20,6 +20,7 @@ from app.store.sqlite.installs import SqliteEvents, SqliteInstalls
 from app.store.sqlite.outbox import SqliteOutbox
 from app.store.sqlite.privacy import SqlitePrivacy
 from app.store.sqlite.reports import SqliteReports
+from app.store.sqlite.tiktok_ads import SqliteTikTokAds
 from app.store.sqlite.touches import SqliteTouches
 
 __all__ = ["SqliteStore"]
@@ -52,6 +53,7 @@ class SqliteStore:
         self._reports = SqliteReports(conns)
         self._cost = SqliteCost(conns)
         self._privacy = SqlitePrivacy(conns)
+        self._tiktok_ads = SqliteTikTokAds(conns)
 
     @classmethod
     def open_sync(
@@ -134,6 +136,10 @@ class SqliteStore:
     @property
     def privacy(self) -> SqlitePrivacy:
         return self._privacy
+
+    @property
+    def tiktok_ads(self) -> SqliteTikTokAds:
+        return self._tiktok_ads
 
     def stats(self) -> StoreStats:
         writer = self._conns.writer
