@@ -37,6 +37,7 @@ from app.settings import Settings
 from app.snippet_asset import load_script
 from app.store.backends import open_store
 from app.web import (
+    audiences_api,
     console,
     openapi,
     ops,
@@ -102,6 +103,12 @@ def routes() -> list[Route]:
             "/api/v1/apps/{app_key}/integrations/tiktokweb_int",
             owner_api.delete_integration,
             methods=["DELETE"],
+        ),
+        Route("/api/v1/apps/{app_key}/audiences", audiences_api.list_all, methods=["GET"]),
+        Route("/api/v1/apps/{app_key}/audiences/{name}", audiences_api.get_one, methods=["GET"]),
+        Route("/api/v1/apps/{app_key}/audiences/{name}", audiences_api.put_one, methods=["PUT"]),
+        Route(
+            "/api/v1/apps/{app_key}/audiences/{name}", audiences_api.delete_one, methods=["DELETE"]
         ),
         Route("/api/v1/partners/tiktokweb_int/events", owner_api.partner_events, methods=["GET"]),
         Route("/api/v1/pages", owner_api.list_pages, methods=["GET"]),
