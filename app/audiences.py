@@ -191,11 +191,10 @@ def member_hashes(raw_ids: Iterable[str | None]) -> list[str]:
     return [h for raw in raw_ids if (h := member_hash(raw)) is not None]
 
 
-def member_file(hashes: Iterable[str]) -> tuple[bytes, str]:
-    """A customer file of TikTok's: one hash a line, and its `file_signature` (MD5 hex of the
-    bytes)."""
-    data = "".join(f"{h}\n" for h in hashes).encode()
-    return data, hashlib.md5(data).hexdigest()
+def member_file(hashes: Iterable[str]) -> bytes:
+    """A customer file of TikTok's (a `.csv`): one hash a line. Its `file_signature` is the
+    MD5 hex of these bytes (the client computes it from what it sends)."""
+    return "".join(f"{h}\n" for h in hashes).encode()
 
 
 @dataclass(frozen=True)

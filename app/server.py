@@ -27,6 +27,7 @@ from app.devices import parse_networks, warm_up
 from app.fields import FieldError
 from app.geo import GeoIPDatabase, Locator
 from app.jobs import Jobs
+from app.jobs.audiences import audiences_job
 from app.jobs.outbox import OutboxWorker
 from app.jobs.privacy import ldu_masking
 from app.jobs.retention import retention_job
@@ -36,6 +37,7 @@ from app.services import Services
 from app.settings import Settings
 from app.snippet_asset import load_script
 from app.store.backends import open_store
+from app.tiktok_ads.client import MarketingClient, limiter_for
 from app.web import (
     audiences_api,
     console,
@@ -167,11 +169,18 @@ def create_app(
                     for name in ("smartscript", "banner")
                 },
             )
+
+            def marketing_api(app_key: str, token: str) -> MarketingClient:
+                return MarketingClient(
+                    http, settings.tiktok_api_url, token, limiter=limiter_for(app_key)
+                )
+
             jobs = Jobs(
                 [
                     OutboxWorker(store, http, clock, settings, wake=svc.outbox_wake),
                     ldu_masking(store, clock, settings),
                     retention_job(store, settings, clock),
+                    audiences_job(store, settings, clock, marketing_api),
                 ]
                 if run_jobs
                 else []

@@ -13,7 +13,7 @@ sending nothing twice and losing no one.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -36,6 +36,7 @@ from app.jobs import Periodic
 from app.reports.privacy import parse_retention, retention_cutoff
 from app.settings import Settings
 from app.store.interfaces import Store
+from app.tiktok_ads.client import MarketingError
 
 log = logging.getLogger("gangway.audiences")
 
@@ -51,39 +52,30 @@ CONNECTION = "tiktok_ads"
 Progress = Callable[[str, int, str], None]
 
 
-class AudienceApiError(Exception):
-    """TikTok refused a call (its `code` and `message`), or could not be reached."""
-
-    def __init__(self, message: str, code: int | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-
-
 class AudienceApi(Protocol):
-    """TikTok's customer file endpoints, for one advertiser connection. Every method raises
-    `AudienceApiError` unless TikTok answered code 0."""
+    """TikTok's customer file endpoints for one advertiser token (`MarketingClient`). Each
+    call raises `MarketingError` unless TikTok answered code 0."""
 
-    async def upload_file(
-        self, advertiser_id: str, calculate_type: str, data: bytes, signature: str
-    ) -> str:
-        """`dmp/custom_audience/file/upload/`: answers the `file_path`."""
+    async def upload_file(self, advertiser_id: str, calculate_type: str, content: bytes) -> str:
+        """`dmp/custom_audience/file/upload/` with the file's MD5 as `file_signature`:
+        answers the `file_path`."""
         ...
 
     async def create_audience(
-        self, advertiser_id: str, name: str, calculate_type: str, file_paths: list[str]
+        self, advertiser_id: str, name: str, calculate_type: str, file_paths: Sequence[str]
     ) -> str:
         """`dmp/custom_audience/create/`: answers the `custom_audience_id`."""
         ...
 
     async def update_audience(
-        self, advertiser_id: str, audience_id: str, file_paths: list[str], action: str
+        self, advertiser_id: str, custom_audience_id: str, file_paths: Sequence[str], action: str
     ) -> None:
         """`dmp/custom_audience/update/` with an explicit `action`."""
         ...
 
 
-# Makes the API client of an app's connection: (access token) -> client.
-ApiFactory = Callable[[str], AudienceApi]
+# Makes the API client of an app's connection: (app_key, access token) -> client.
+ApiFactory = Callable[[str, str], AudienceApi]
 
 
 @dataclass(frozen=True)
@@ -127,9 +119,8 @@ class _Sender:
         self.sent = {APPEND: 0, REMOVE: 0}
 
     async def _upload(self, hashes: list[str]) -> str:
-        data, signature = member_file(hashes)
         return await self.api.upload_file(
-            self.rule.advertiser_id, self.rule.calculate_type, data, signature
+            self.rule.advertiser_id, self.rule.calculate_type, member_file(hashes)
         )
 
     async def _page(self, action: str, after: str) -> list[str]:
@@ -207,7 +198,7 @@ async def sync_audience(
             await sender.send(APPEND)
         if plan.remove:
             await sender.send(REMOVE)
-    except (AudienceApiError, httpx.HTTPError) as exc:
+    except (MarketingError, httpx.HTTPError) as exc:
         error = str(exc) or type(exc).__name__
         log.warning("audience %s/%s: sync failed: %s", audience.app_key, audience.name, error)
     state = FAILED if error else plan.state
@@ -269,7 +260,7 @@ async def sync_audiences(
         outcomes.append(
             await sync_audience(
                 store,
-                make_api(connection.access_token),
+                make_api(audience.app_key, connection.access_token),
                 audience,
                 now=now,
                 cutoffs=cutoffs,
