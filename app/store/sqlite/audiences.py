@@ -57,15 +57,17 @@ def _marks(values: Sequence[Any]) -> str:
     return ", ".join("?" * len(values))
 
 
-def member_sql(query: MemberQuery, batch: int) -> tuple[str, list[Any]]:
-    """One page of the installs `query` matches: (time, id, device ID), after a (time, id)
-    cursor given as the last three parameters' placeholders. Exported for the query-plan test."""
+def member_sql(query: MemberQuery, batch: int, after: tuple[float, str]) -> tuple[str, list[Any]]:
+    """One page of the installs `query` matches, (time, id, device ID) in that order, after the
+    (time, id) cursor `after`. The cursor's time starts the index range, so each page reads
+    from where the last one stopped."""
     column = query.id_column
     if column not in _ID_COLUMNS:
         raise ValueError(f"not an advertising ID column: {column}")
     where = [
         "i.app_key = ?",
         "i.time >= ?",
+        "(i.time > ? OR i.id > ?)",
         f"i.{column} IS NOT NULL",
         "i.is_limited_data_use = 0",
         "i.is_retained_organic = 0",
@@ -74,7 +76,7 @@ def member_sql(query: MemberQuery, batch: int) -> tuple[str, list[Any]]:
         f"NOT EXISTS (SELECT 1 FROM installs o WHERE o.app_key = i.app_key "
         f"AND o.{column} = i.{column} AND o.is_limited_data_use = 1)",
     ]
-    params: list[Any] = [query.app_key, query.installed_since, ERASED_PREFIX + "%"]
+    params: list[Any] = [query.app_key, after[0], after[0], after[1], ERASED_PREFIX + "%"]
     if query.media_source is not None:
         where.append("i.media_source = ?")
         params.append(query.media_source)
@@ -93,9 +95,11 @@ def member_sql(query: MemberQuery, batch: int) -> tuple[str, list[Any]]:
             f"AND e.event_name IN ({_marks(query.did_not_event)}) AND e.event_time >= ?)"
         )
         params += [*query.did_not_event, query.events_since]
-    where.append("(i.time > ? OR (i.time = ? AND i.id > ?))")
+    # INDEXED BY: the planner may prefer `installs_retention` (media source, time), which
+    # walks every app's installs of that source.
     sql = (
-        f"SELECT i.time, i.id, i.{column} FROM installs i WHERE {' AND '.join(where)} "
+        f"SELECT i.time, i.id, i.{column} FROM installs i INDEXED BY installs_time "
+        f"WHERE {' AND '.join(where)} "
         f"ORDER BY i.time, i.id LIMIT {int(batch)}"
     )
     return sql, params
@@ -174,10 +178,9 @@ class SqliteAudiences:
     async def member_ids(
         self, query: MemberQuery, *, batch: int = 1000
     ) -> AsyncIterator[list[str]]:
-        sql, params = member_sql(query, batch)
-        after: tuple[float, str] = (query.installed_since - 1.0, "")
+        after: tuple[float, str] = (query.installed_since, "")
         while True:
-            page = await self._conns.all(sql, [*params, after[0], after[0], after[1]])
+            page = await self._conns.all(*member_sql(query, batch, after))
             if not page:
                 return
             last = page[-1]
