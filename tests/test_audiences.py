@@ -38,6 +38,7 @@ from app.server import create_app
 from app.store.sqlite import SqliteStore
 from app.tiktok_ads.client import MarketingClient
 from tests.aio import run_async
+from tests.console_kit import ADMIN, LIMITED, add_users_and_other_app, log_in
 from tests.fakes.tiktok_marketing import (  # noqa: F401  (pytest finds fixtures by name)
     FakeTikTokMarketing,
     ReceivedRequest,
@@ -474,3 +475,32 @@ def test_the_command_line_syncs_and_says_what_it_did(
     out = capsys.readouterr().out
     assert "demo/buyers: waiting, 0 member(s)" in out
     assert "1 audience(s) synced, 0 failed" in out
+
+
+def test_the_console_lists_audiences_with_why_they_wait(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+
+    async def seed() -> None:
+        store = await SqliteStore.open(settings.db)
+        try:
+            await store.configs.put_app("demo", {"name": "Demo", "destinations": {}}, NOW)
+            rule = validate_rule(RULE)
+            for app_key, name in (("demo", "buyers"), ("other", "secret-whales")):
+                saved = await store.audiences.put_audience(app_key, name, rule, NOW, reset=False)
+                await store.audiences.finish_sync(
+                    saved.id, state=WAITING, member_count=999, error=None, now=NOW
+                )
+        finally:
+            await store.close()
+
+    add_users_and_other_app(settings.db)
+    run_async(seed())
+    with TestClient(create_app(settings, run_jobs=False), base_url="http://gangway.test") as http:
+        log_in(http, ADMIN)
+        page = http.get("/admin/audiences").text
+        assert "buyers" in page and "secret-whales" in page
+        assert "999 member(s): TikTok shows an audience only from 1,000" in page
+        http.cookies.clear()
+        log_in(http, LIMITED)
+        page = http.get("/admin/audiences").text
+        assert "buyers" in page and "secret-whales" not in page

@@ -2,9 +2,8 @@
 /api/v1/apps/{app_key}/audiences/{name}` and the list.
 
 The service functions take the `Owner` asking, like `app.web.owner_service`, so the console
-shows and does the same; the handlers only authenticate and shape JSON. Reading is open to
-every owner who sees the app (it is status, like the dashboard); writing needs a configuring
-one.
+shows and does the same; the handlers only authenticate and shape JSON. Audiences are
+configuration: reading and writing them needs a configuring owner (viewers are refused).
 """
 
 from __future__ import annotations
@@ -87,13 +86,13 @@ async def delete_audience(svc: Services, owner: Owner, app_key: str, name: str) 
 
 
 async def list_all(request: Request) -> Response:
-    owner = await require_owner(request)
+    owner = await require_owner(request, configure=True)
     found = await list_audiences(services(request), owner, request.path_params["app_key"])
     return JSONResponse({"audiences": [audience_json(a) for a in found]})
 
 
 async def get_one(request: Request) -> Response:
-    owner = await require_owner(request)
+    owner = await require_owner(request, configure=True)
     params = request.path_params
     found = await get_audience(services(request), owner, params["app_key"], params["name"])
     return JSONResponse(audience_json(found))

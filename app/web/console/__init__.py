@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from app.web.console import auth, screens
+from app.web.console import audiences, auth, screens
 
 GET = ["GET", "HEAD"]
 POST = ["POST"]
@@ -32,6 +32,7 @@ def routes() -> list[Route]:
         ("/admin/postbacks/retry", screens.retry_failed, POST),
         ("/admin/postbacks/{postback_id}", screens.postback_detail, GET),
         ("/admin/postbacks/{postback_id}/retry", screens.retry_postback, POST),
+        ("/admin/audiences", audiences.audiences, GET),
         ("/admin/users", screens.users, FORM),
         ("/admin/tokens/{token_id}/revoke", screens.revoke_token, POST),
         # Last: any other path under /admin
