@@ -1,7 +1,7 @@
 """The console's audiences (tiktok-ads.md section 3): each audience of the owner's apps with
-its state and, for `waiting` and `too_small`, why (TikTok's 1,000-user floor). An admin's, like the rest of
-the configuration. Read only:
-audiences are set with the owner API (`PUT /api/v1/apps/{app_key}/audiences/{name}`)."""
+its state and, for `waiting` and `too_small`, why (TikTok's 1,000-user floor). An admin's
+screen, like the rest of the configuration. Read only: audiences are set with the owner API
+(`PUT /api/v1/apps/{app_key}/audiences/{name}`)."""
 
 from __future__ import annotations
 
