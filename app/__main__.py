@@ -1,5 +1,5 @@
 """Command line: `python -m app serve|demo|token create|user create|secrets rotate|settings|
-rollups rebuild|retention run|audiences sync`."""
+rollups rebuild|retention run|cost pull|audiences sync`."""
 
 from __future__ import annotations
 
@@ -279,6 +279,65 @@ def cmd_audiences_sync(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_cost_pull(args: argparse.Namespace) -> int:
+    """Pull TikTok Ads cost now: one app, or every app with a connection."""
+    import httpx
+
+    from app.jobs.cost_pull import CostPuller, PullRefused
+    from app.tiktok_ads.connection import PARTNER, PullRecord
+
+    settings = _settings(args)
+    if args.days is not None and not 1 <= args.days <= 365:
+        print("error: --days must be between 1 and 365", file=sys.stderr)
+        return 2
+    tty = sys.stderr.isatty()
+
+    async def run(store: Store) -> list[tuple[str, PullRecord | str]]:
+        if args.app:
+            keys = [args.app]
+        else:
+            keys = [
+                a.app_key
+                for a in await store.configs.list_apps()
+                if await store.configs.get_integration(a.app_key, PARTNER) is not None
+            ]
+        done: list[tuple[str, PullRecord | str]] = []
+        async with httpx.AsyncClient(timeout=settings.tiktok_timeout_seconds) as http:
+            puller = CostPuller(store, http, system_clock, settings, scheduled=False)
+            for key in keys:
+                if tty:
+                    print(f"{key}:", file=sys.stderr)
+                try:
+                    record = await puller.pull(
+                        key, days=args.days, trigger="cli", progress=_progress_bar if tty else None
+                    )
+                except PullRefused as exc:
+                    done.append((key, str(exc)))
+                    continue
+                done.append((key, record))
+        return done
+
+    results = asyncio.run(_with_store(settings, run))
+    if not results:
+        print("no app has a TikTok Ads connection")
+    failed = False
+    for key, outcome in results:
+        if isinstance(outcome, str):
+            failed = True
+            print(f"{key}: not pulled: {outcome}")
+            continue
+        window = f"{outcome.start_date}..{outcome.end_date}" if outcome.start_date else "-"
+        print(
+            f"{key}: pulled {window}: {outcome.rows} rows ({outcome.changed} changed), "
+            f"spend {outcome.spend} {outcome.currency}, {outcome.requests} requests"
+            + (f", {outcome.superseded} uploaded rows superseded" if outcome.superseded else "")
+        )
+        if outcome.error:
+            failed = True
+            print(f"{key}: error: {outcome.error}")
+    return 1 if failed else 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python -m app", description="Gangway")
     sub = top.add_subparsers(dest="command", required=True)
@@ -337,6 +396,18 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--as-of", help="run as of this day, YYYY-MM-DD (default: today, UTC)")
     run.add_argument("--db", help="database file (GANGWAY_DB)")
     run.set_defaults(fn=cmd_retention_run)
+
+    cost = sub.add_parser("cost", help="cost from TikTok Ads")
+    cost_sub = cost.add_subparsers(dest="cost_command", required=True)
+    pull = cost_sub.add_parser(
+        "pull", help="pull TikTok Ads cost now (the server does it on a schedule)"
+    )
+    pull.add_argument("--app", help="only this app_key (default: every connected app)")
+    pull.add_argument(
+        "--days", type=int, help="pull the last N days (default: the connection's backfill_days)"
+    )
+    pull.add_argument("--db", help="database file (GANGWAY_DB)")
+    pull.set_defaults(fn=cmd_cost_pull)
 
     audiences = sub.add_parser("audiences", help="TikTok custom audiences (tiktok-ads.md 3)")
     audiences_sub = audiences.add_subparsers(dest="audiences_command", required=True)

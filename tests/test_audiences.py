@@ -403,6 +403,28 @@ def test_a_sync_cut_off_half_way_resumes_sending_each_member_once(
     assert fake_marketing.violations == []
 
 
+def test_a_refused_token_stops_audiences_until_the_owner_connects_again(
+    tmp_path: Path, fake_marketing: FakeTikTokMarketing
+) -> None:
+    fake_marketing.add_advertiser(ADV, token=TOKEN)
+    fake_marketing.script(code=40105, path="file/upload")
+
+    async def scenario(
+        store: SqliteStore, sync: Callable[..., Awaitable[list[SyncOutcome]]]
+    ) -> None:
+        await record(store, [ios_install(f"n{i}") for i in range(1000)])
+        [refused] = await sync()
+        assert refused.state == FAILED and "TikTok refused the token" in (refused.error or "")
+        state = await store.tiktok_ads.connection_state("demo")
+        assert state is not None and state.state == "needs_reauth"
+        [later] = await sync()
+        assert later.error == "the TikTok Ads connection needs authorising again"
+
+    run(tmp_path, fake_marketing, scenario)
+    assert len(fake_marketing.requests) == 1
+    assert fake_marketing.audiences == []
+
+
 def test_without_a_connection_the_sync_fails_with_the_reason(
     tmp_path: Path, fake_marketing: FakeTikTokMarketing
 ) -> None:

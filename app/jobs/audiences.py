@@ -36,7 +36,8 @@ from app.jobs import Periodic
 from app.reports.privacy import parse_retention, retention_cutoff
 from app.settings import Settings
 from app.store.interfaces import Store
-from app.tiktok_ads.client import MarketingError
+from app.tiktok_ads.client import MarketingError, NeedsReauth
+from app.tiktok_ads.connection import NEEDS_REAUTH, PARTNER, ConnectionState
 
 log = logging.getLogger("gangway.audiences")
 
@@ -47,7 +48,6 @@ FIRST_RUN_DELAY = 600.0
 # and a failure costs at most one file's worth of re-sending.
 FILE_LINES = 100_000
 READ_BATCH = 5_000
-CONNECTION = "tiktok_ads"
 # Progress: (audience name, members staged or sent so far, what is being done).
 Progress = Callable[[str, int, str], None]
 
@@ -198,6 +198,20 @@ async def sync_audience(
             await sender.send(APPEND)
         if plan.remove:
             await sender.send(REMOVE)
+    except NeedsReauth as exc:
+        # As the cost pull does: the connection is marked, and nothing more is tried with it
+        # until the owner connects again.
+        error = f"TikTok refused the token: {exc.message}"
+        before = await store.tiktok_ads.connection_state(audience.app_key)
+        await store.tiktok_ads.set_connection_state(
+            ConnectionState(
+                audience.app_key,
+                NEEDS_REAUTH,
+                exc.message,
+                before.advertisers if before else (),
+                now,
+            )
+        )
     except (MarketingError, httpx.HTTPError) as exc:
         error = str(exc) or type(exc).__name__
         log.warning("audience %s/%s: sync failed: %s", audience.app_key, audience.name, error)
@@ -241,9 +255,14 @@ async def sync_audiences(
     cutoffs = retention_cutoffs(settings, now)
     outcomes: list[SyncOutcome] = []
     for audience in await store.audiences.list_audiences(app_key):
-        connection = await store.configs.get_integration(audience.app_key, CONNECTION)
+        connection = await store.configs.get_integration(audience.app_key, PARTNER)
         if connection is None or not connection.access_token:
             outcomes.append(await _fail(store, audience, "TikTok Ads is not connected", now))
+            continue
+        state = await store.tiktok_ads.connection_state(audience.app_key)
+        if state is not None and state.state == NEEDS_REAUTH:
+            message = "the TikTok Ads connection needs authorising again"
+            outcomes.append(await _fail(store, audience, message, now))
             continue
         if connection.config.get("audiences_enabled") is False:
             outcomes.append(

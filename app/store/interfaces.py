@@ -17,7 +17,8 @@ Who uses what:
 - `ReportStore`, `CostStore`, `PrivacyStore`: the overview and raw data, cost, retention and
   privacy erase (`app/reports/`).
 - `AudienceStore`: audiences' rules, members and syncs (`app.audiences`, `app.jobs.audiences`).
-The TikTok Ads connection adds its own Protocols beside these.
+- `TikTokAdsStore`: the TikTok Ads connection (its state, pull log, OAuth states); its cost
+  rows go through `CostStore.replace_cost`.
 
 Promises every backend keeps:
 - a write method returns only once its row is durable (a 2xx promises it is on disk);
@@ -40,7 +41,7 @@ from app.attribution import Candidates
 from app.audiences import Audience, AudienceRule, MemberQuery, SyncCounts
 from app.conversions import Event, Install, PriorInstall
 from app.postbacks.postback import NewPostback, PostbackAttempt, PostbackDetail, PostbackRecord
-from app.reports.cost import CostEntry, Rate
+from app.reports.cost import CostEntry, CostScope, Rate, Replaced
 from app.reports.overview import RollupSum
 from app.reports.privacy import EraseKey, RetainItem
 from app.reports.rollups import Increment, RollupFold, RollupKey
@@ -57,6 +58,7 @@ from app.store.records import (
     TouchCounts,
     UserRecord,
 )
+from app.tiktok_ads.connection import ConnectionState, PullRecord
 from app.touches import Touch, TouchRecord
 
 
@@ -342,6 +344,14 @@ class CostStore(Protocol):
         were new or changed."""
         ...
 
+    async def replace_cost(
+        self, scope: CostScope, entries: Sequence[CostEntry], now: float
+    ) -> Replaced:
+        """Make the rows of `scope` exactly `entries` (each inside the scope), in one
+        transaction: a pull's days are replaced whole, so re-pulling is idempotent. Unchanged
+        rows are left as they are; `changed` counts rows new, different or removed."""
+        ...
+
     async def cost_between(self, app_key: str, start: date, end: date) -> list[CostEntry]:
         """Every cost row of the days from `start` to `end`, of every source."""
         ...
@@ -349,6 +359,30 @@ class CostStore(Protocol):
     async def put_rates(self, app_key: str, rates: Sequence[Rate], now: float) -> int: ...
     async def rates(self, app_key: str) -> dict[tuple[date, str], Decimal]:
         """(day, currency) -> rate to the app's report currency."""
+        ...
+
+
+class TikTokAdsStore(Protocol):
+    """The TikTok Ads connection's own records (its config and token are the app's integration
+    `tiktok_ads` in `ConfigStore`)."""
+
+    async def connection_state(self, app_key: str) -> ConnectionState | None: ...
+    async def set_connection_state(self, state: ConnectionState) -> None:
+        """Insert or replace the app's state."""
+        ...
+
+    async def record_pull(self, pull: PullRecord) -> None:
+        """Insert a pull, or replace the one of the same id (a pull is recorded when it
+        starts and again when it ends)."""
+        ...
+
+    async def recent_pulls(self, app_key: str, limit: int = 10) -> list[PullRecord]:
+        """The app's latest pulls, newest first."""
+        ...
+
+    async def use_oauth_state(self, nonce: str, now: float, keep_seconds: float) -> bool:
+        """True the first time a nonce is used, False ever after (within `keep_seconds`,
+        which outlives any state the signature still accepts)."""
         ...
 
 
@@ -476,6 +510,8 @@ class Store(Protocol):
     def privacy(self) -> PrivacyStore: ...
     @property
     def audiences(self) -> AudienceStore: ...
+    @property
+    def tiktok_ads(self) -> TikTokAdsStore: ...
 
     def stats(self) -> StoreStats: ...
     async def close(self) -> None: ...

@@ -21,6 +21,7 @@ from app.store.sqlite.installs import SqliteEvents, SqliteInstalls
 from app.store.sqlite.outbox import SqliteOutbox
 from app.store.sqlite.privacy import SqlitePrivacy
 from app.store.sqlite.reports import SqliteReports
+from app.store.sqlite.tiktok_ads import SqliteTikTokAds
 from app.store.sqlite.touches import SqliteTouches
 
 __all__ = ["SqliteStore"]
@@ -45,6 +46,7 @@ class SqliteStore:
         self._cost = SqliteCost(conns)
         self._privacy = SqlitePrivacy(conns)
         self._audiences = SqliteAudiences(conns)
+        self._tiktok_ads = SqliteTikTokAds(conns)
 
     @classmethod
     def open_sync(
@@ -124,6 +126,10 @@ class SqliteStore:
     @property
     def audiences(self) -> SqliteAudiences:
         return self._audiences
+
+    @property
+    def tiktok_ads(self) -> SqliteTikTokAds:
+        return self._tiktok_ads
 
     def stats(self) -> StoreStats:
         writer = self._conns.writer

@@ -377,6 +377,49 @@ def console(db: Database) -> None:
     )
 
 
+@migrations(name="0009_tiktok_ads")
+def tiktok_ads(db: Database) -> None:
+    """The TikTok Ads connection (tiktok-ads.md sections 1 and 2): which advertiser account a
+    pulled cost row came from (`account`, '' for uploaded rows), so a pull replaces the rows of
+    its own advertiser and days only; the connection's state and its advertisers' currency and
+    time zone; the log of pulls; and the OAuth states already used (single use)."""
+    _run(
+        db,
+        """
+        ALTER TABLE cost ADD COLUMN account TEXT NOT NULL DEFAULT '';
+        CREATE INDEX cost_pull_scope ON cost(app_key, source, account, date);
+        CREATE TABLE tiktok_ads_state (
+            app_key TEXT PRIMARY KEY,
+            state TEXT NOT NULL,
+            message TEXT,
+            advertisers TEXT NOT NULL DEFAULT '[]',
+            updated_at REAL NOT NULL
+        );
+        CREATE TABLE tiktok_ads_pulls (
+            id TEXT PRIMARY KEY,
+            app_key TEXT NOT NULL,
+            trigger TEXT NOT NULL,
+            started_at REAL NOT NULL,
+            finished_at REAL,
+            start_date TEXT,
+            end_date TEXT,
+            rows INTEGER NOT NULL DEFAULT 0,
+            changed INTEGER NOT NULL DEFAULT 0,
+            spend TEXT NOT NULL DEFAULT '0',
+            currency TEXT NOT NULL DEFAULT '',
+            superseded INTEGER NOT NULL DEFAULT 0,
+            requests INTEGER NOT NULL DEFAULT 0,
+            error TEXT
+        );
+        CREATE INDEX tiktok_ads_pulls_app ON tiktok_ads_pulls(app_key, started_at);
+        CREATE TABLE oauth_states (
+            nonce TEXT PRIMARY KEY,
+            used_at REAL NOT NULL
+        )
+        """,
+    )
+
+
 @migrations(name="0010_audiences")
 def audiences(db: Database) -> None:
     """Audiences (tiktok-ads.md section 3): each rule with its TikTok audience and the state of
