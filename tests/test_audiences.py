@@ -24,15 +24,12 @@ from app.audiences import (
     WAITING,
     SyncCounts,
     member_hash,
-    member_hashes,
-    member_query,
     plan_sync,
     validate_rule,
 )
 from app.conversions import Install
 from app.fields import FieldError
 from app.jobs.audiences import SyncOutcome, sync_audiences
-from app.reports.privacy import EraseKey
 from app.server import create_app
 from app.store.columns import INSTALL_COLUMNS
 from app.store.sqlite import SqliteStore
@@ -47,7 +44,7 @@ from tests.fakes.tiktok_marketing import (  # noqa: F401  (pytest finds fixtures
     fake_marketing_server_fixture,
 )
 from tests.fixtures import make_settings, run_cli
-from tests.records import make_event, make_install
+from tests.records import make_install
 
 ADV = "7002238017842757633"
 TOKEN = "token-1"
@@ -189,79 +186,6 @@ def test_the_plan_respects_tiktoks_floor_of_1000() -> None:
     assert (shrinking.append, shrinking.remove, shrinking.state) == (True, False, TOO_SMALL)
     steady = plan_sync(True, SyncCounts(1000, 0, 200))
     assert (steady.append, steady.remove, steady.state) == (False, True, SYNCED)
-
-
-# -- which installs are members (the store's query) -------------------------------------------
-
-
-def test_members_follow_the_rule_and_never_include_the_excluded(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path)
-
-    async def go() -> None:
-        store = await SqliteStore.open(settings.db)
-        try:
-            buyer = ios_install("buyer")
-            old_buyer = ios_install("old-buyer")
-            refunded = ios_install("refunded")
-            quiet = ios_install("quiet")
-            ldu = ios_install("ldu", is_limited_data_use=True)
-            # The same device as `ldu`, installed again without the flag: still no member.
-            ldu_again = ios_install("ldu-again", idfa=ldu.idfa)
-            zero = ios_install("zero", idfa=ZERO)
-            retained = ios_install("retained", is_retained_organic=True)
-            erased = ios_install("erased")
-            past = ios_install("past-retention", time=NOW - 20 * DAY)
-            other = ios_install("other-source", media_source="organic")
-            android = make_install("droid", time=NOW - DAY, gaid=str(uuid.uuid4()))
-            installs = [buyer, old_buyer, refunded, quiet, ldu, ldu_again, zero, retained]
-            await record(store, [*installs, erased, past, other, android])
-            for install, name, when in [
-                (buyer, "af_purchase", NOW - 3600),
-                (old_buyer, "af_purchase", NOW - 10 * DAY),
-                (refunded, "af_purchase", NOW - 3600),
-                (refunded, "refund", NOW - 60),
-                (ldu, "af_purchase", NOW - 60),
-                (ldu_again, "af_purchase", NOW - 60),
-                (zero, "af_purchase", NOW - 60),
-                (retained, "af_purchase", NOW - 60),
-                (erased, "af_purchase", NOW - 60),
-                (past, "af_purchase", NOW - 60),
-                (other, "af_purchase", NOW - 60),
-            ]:
-                event = make_event(
-                    install, f"{install.id}-{name}", event_name=name, event_time=when
-                )
-                await store.events.record_event(event, now=NOW)
-            await store.privacy.erase(
-                EraseKey("demo", erased.app_instance_id, None), actor="test", now=NOW
-            )
-            rule = validate_rule(
-                RULE
-                | {"did_event": ["af_purchase"], "did_not_event": ["refund"]}
-                | {"event_within_days": 7}
-            )
-            cutoffs = {SOURCE: NOW - 10 * DAY}
-            found: list[str] = []
-            async for batch in store.audiences.member_ids(
-                member_query("demo", rule, NOW, cutoffs), batch=2
-            ):
-                found += batch
-            # The all-zero ID may come back as stored; it is no member once hashed.
-            assert member_hashes(found) == [expected_hash(buyer.idfa or "")]
-            # Without the event rules: every eligible ID, read in small pages, none repeated.
-            everyone = validate_rule(RULE)
-            found = []
-            async for batch in store.audiences.member_ids(
-                member_query("demo", everyone, NOW, cutoffs), batch=2
-            ):
-                found += batch
-            assert sorted(member_hashes(found)) == sorted(
-                expected_hash(i.idfa or "") for i in (buyer, old_buyer, refunded, quiet)
-            )
-        finally:
-            await store.close()
-
-    run_async(go())
 
 
 # -- syncing against the fake -------------------------------------------------------------------
