@@ -917,7 +917,10 @@ def test_an_audiences_difference_counts_only_what_tiktok_confirmed(
         rule = validate_rule(AUDIENCE_RULE)
         audience = await store.audiences.put_audience("demo", "buyers", rule, T0, reset=False)
         assert (audience.state, audience.tiktok_audience_id) == ("pending", None)
-        run = await store.audiences.start_sync(audience.id)
+        run = await store.audiences.start_sync(audience.id, T0, 60)
+        assert run is not None
+        # One sync at a time: a second one waits for the first to finish or its lease to end.
+        assert await store.audiences.start_sync(audience.id, T0 + 59, 60) is None
         await store.audiences.stage_members(audience.id, run, ["a", "b", "c"])
         await store.audiences.stage_members(audience.id, run, ["c", "d"])
         assert await store.audiences.staged(audience.id, run) == SyncCounts(4, 4, 0)
@@ -925,7 +928,8 @@ def test_an_audiences_difference_counts_only_what_tiktok_confirmed(
         assert page == ["a", "b", "c"]
         await store.audiences.confirm_sent(audience.id, APPEND, page, tiktok_audience_id="77")
         # "d" was never confirmed: the next sync still has it to send, and "e" is new.
-        run = await store.audiences.start_sync(audience.id)
+        run = await store.audiences.start_sync(audience.id, T0 + 61, 60)
+        assert run is not None
         await store.audiences.stage_members(audience.id, run, ["b", "d", "e"])
         assert await store.audiences.staged(audience.id, run) == SyncCounts(3, 2, 2)
         assert await store.audiences.pending_members(
@@ -938,6 +942,7 @@ def test_an_audiences_difference_counts_only_what_tiktok_confirmed(
         await store.audiences.finish_sync(
             audience.id, state="synced", member_count=3, error=None, now=T0 + 1
         )
+        assert await store.audiences.start_sync(audience.id, T0 + 62, 60) is not None
         kept = await store.audiences.get_audience("demo", "buyers")
         assert kept is not None
         assert (kept.tiktok_audience_id, kept.member_count, kept.sent_count) == ("77", 3, 1)

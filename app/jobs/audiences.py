@@ -48,6 +48,9 @@ FIRST_RUN_DELAY = 600.0
 # and a failure costs at most one file's worth of re-sending.
 FILE_LINES = 100_000
 READ_BATCH = 5_000
+# How long a sync holds its audience: a process that died mid-sync frees it after this.
+SYNC_LEASE = 3600.0
+BUSY = "another sync of this audience is running"
 # Progress: (audience name, members staged or sent so far, what is being done).
 Progress = Callable[[str, int, str], None]
 
@@ -178,7 +181,19 @@ async def sync_audience(
 ) -> SyncOutcome:
     """One audience's sync; an error ends it `failed` with the error, never raises (the next
     audience still syncs, and the next run resumes this one)."""
-    run = await store.audiences.start_sync(audience.id)
+    run = await store.audiences.start_sync(audience.id, now, SYNC_LEASE)
+    if run is None:
+        # Nothing recorded: the audience is the other sync's.
+        return SyncOutcome(
+            audience.app_key,
+            audience.name,
+            audience.state,
+            audience.member_count,
+            False,
+            0,
+            0,
+            BUSY,
+        )
     staged = 0
     query = member_query(audience.app_key, audience.rule, now, cutoffs)
     async for batch in store.audiences.member_ids(query, batch=READ_BATCH):

@@ -442,8 +442,10 @@ class AudienceStore(Protocol):
         several installs). Never an ID of an excluded install (see `MemberQuery`)."""
         ...
 
-    async def start_sync(self, audience_id: str) -> int:
-        """Begin a sync: answers its run number, which `stage_members` marks."""
+    async def start_sync(self, audience_id: str, now: float, lease: float) -> int | None:
+        """Begin a sync, holding the audience for `lease` seconds (or until `finish_sync`):
+        answers its run number, which `stage_members` marks; None while another sync holds it
+        (or for no such audience)."""
         ...
 
     async def stage_members(self, audience_id: str, run: int, hashes: Sequence[str]) -> None:
@@ -477,7 +479,7 @@ class AudienceStore(Protocol):
     async def finish_sync(
         self, audience_id: str, *, state: str, member_count: int, error: str | None, now: float
     ) -> None:
-        """Record how the sync ended (the sent count is recounted)."""
+        """Record how the sync ended (the sent count is recounted) and release the lease."""
         ...
 
 

@@ -191,15 +191,18 @@ class SqliteAudiences:
 
     # -- syncing -------------------------------------------------------------------------------
 
-    async def start_sync(self, audience_id: str) -> int:
-        def write(db: Database) -> int:
+    async def start_sync(self, audience_id: str, now: float, lease: float) -> int | None:
+        def write(db: Database) -> int | None:
             conn = db.conn
-            conn.execute("UPDATE audiences SET sync_run = sync_run + 1 WHERE id = ?", [audience_id])
+            taken = conn.execute(
+                "UPDATE audiences SET sync_run = sync_run + 1, syncing_until = ? "
+                "WHERE id = ? AND (syncing_until IS NULL OR syncing_until <= ?)",
+                [now + lease, audience_id, now],
+            ).rowcount
+            if not taken:
+                return None
             row = conn.execute("SELECT sync_run FROM audiences WHERE id = ?", [audience_id])
-            found = row.fetchone()
-            if found is None:
-                raise LookupError(f"no audience {audience_id}")
-            return int(found[0])
+            return int(row.fetchone()[0])
 
         return await self._conns.write(write)
 
@@ -295,8 +298,8 @@ class SqliteAudiences:
         def write(db: Database) -> None:
             db.conn.execute(
                 "UPDATE audiences SET state = ?, member_count = ?, last_error = ?, "
-                "last_sync_at = ?, sent_count = (SELECT COUNT(*) FROM audience_members "
-                "WHERE audience_id = ? AND sent = 1) WHERE id = ?",
+                "last_sync_at = ?, syncing_until = NULL, sent_count = (SELECT COUNT(*) "
+                "FROM audience_members WHERE audience_id = ? AND sent = 1) WHERE id = ?",
                 [state, member_count, error, now, audience_id, audience_id],
             )
 

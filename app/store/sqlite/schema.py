@@ -426,7 +426,8 @@ def audiences(db: Database) -> None:
     its last sync, and its members by hash. `sent` is set only once TikTok answered code 0 for
     the file holding the member, so a sync cut off half way resumes from what TikTok holds;
     `seen_run` is the last sync that wanted the member (members not seen by the current sync
-    are the departed)."""
+    are the departed). `syncing_until` is the lease of the sync running now (the server's
+    daily run and the command line must not interleave their runs)."""
     _run(
         db,
         """
@@ -440,6 +441,7 @@ def audiences(db: Database) -> None:
             member_count INTEGER NOT NULL DEFAULT 0,
             sent_count INTEGER NOT NULL DEFAULT 0,
             sync_run INTEGER NOT NULL DEFAULT 0,
+            syncing_until REAL,
             last_sync_at REAL,
             last_error TEXT,
             created_at REAL NOT NULL,
