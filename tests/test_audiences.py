@@ -370,6 +370,14 @@ def test_without_a_connection_the_sync_fails_with_the_reason(
 # -- the owner API and the command line -------------------------------------------------------
 
 
+async def connect_only(db: str, config: dict[str, Any]) -> None:
+    store = await SqliteStore.open(db)
+    try:
+        await store.configs.put_integration("demo", "tiktok_ads", config, TOKEN, NOW)
+    finally:
+        await store.close()
+
+
 def test_the_owner_api_keeps_lists_and_deletes_audiences(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
 
@@ -396,6 +404,10 @@ def test_the_owner_api_keeps_lists_and_deletes_audiences(tmp_path: Path) -> None
         ]
         assert http.get(f"{base}/buyers", headers=admin).json()["media_source"] == SOURCE
         assert http.get("/api/v1/apps/nope/audiences", headers=admin).status_code == 404
+        connection = {"advertiser_ids": ["7000000000000000001"], "audiences_enabled": True}
+        run_async(connect_only(settings.db, connection))
+        stranger = http.put(f"{base}/buyers", json=RULE, headers=admin)
+        assert (stranger.status_code, stranger.json()["field"]) == (400, "advertiser_id")
         assert http.delete(f"{base}/buyers", headers=admin).status_code == 204
         assert http.get(f"{base}/buyers", headers=admin).status_code == 404
         assert http.delete(f"{base}/buyers", headers=admin).status_code == 404

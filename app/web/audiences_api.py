@@ -23,6 +23,7 @@ from app.audiences import (
 )
 from app.clock import iso
 from app.services import Services, services
+from app.tiktok_ads.connection import PARTNER
 from app.web.caller import require_owner
 from app.web.errors import ApiError, json_object, read_json
 from app.web.owner_service import get_app, validated
@@ -71,6 +72,15 @@ async def save_audience(
     app = await get_app(svc, owner, app_key)
     name = validated(validate_name, name)
     rule = validated(validate_rule, body)
+    connection = await svc.store.configs.get_integration(app.app_key, PARTNER)
+    advertisers = (
+        [str(a) for a in (connection.config.get("advertiser_ids") or ())] if connection else []
+    )
+    if connection is not None and rule.advertiser_id not in advertisers:
+        # Caught now rather than at the first sync; without a connection yet, the sync says so.
+        raise ApiError.invalid(
+            "advertiser_id", "advertiser_id is not one of the TikTok Ads connection's advertisers"
+        )
     old = await svc.store.audiences.get_audience(app.app_key, name)
     reset = old is not None and needs_new_tiktok_audience(old.rule, rule)
     return await svc.store.audiences.put_audience(app.app_key, name, rule, svc.clock(), reset=reset)
