@@ -846,6 +846,85 @@ def test_an_erase_drops_undelivered_postbacks_and_answers_zero_twice(
     with_store(store_opener, scenario)
 
 
+# -- TikTok Ads: pulled cost and the connection's records ------------------------------------------
+
+
+def test_a_pull_replaces_exactly_its_scope_at_once(store_opener: StoreOpener) -> None:
+    from app.reports.cost import TIKTOK_API, CostScope
+
+    day1, day2, day3 = date(2026, 11, 20), date(2026, 11, 21), date(2026, 11, 22)
+
+    def pulled(day: date, ad: str, amount: int, campaign: str = "1700") -> CostEntry:
+        return _cost(TIKTOK_API, amount, date=day, ad_id=ad, campaign_id=campaign)
+
+    scope = CostScope("demo", TIKTOK_API, "adv-1", day1, day2)
+
+    async def scenario(store: Store) -> None:
+        await store.cost.put_cost([_cost(UPLOAD, 40, date=day2)], T0)
+        first = await store.cost.replace_cost(
+            scope, [pulled(day1, "a", 1), pulled(day2, "a", 2), pulled(day2, "b", 3)], T0
+        )
+        assert (first.rows, first.changed, first.removed) == (3, 3, 0)
+        # The same rows again change nothing; a revised and a vanished row do.
+        same = await store.cost.replace_cost(
+            scope, [pulled(day1, "a", 1), pulled(day2, "a", 2), pulled(day2, "b", 3)], T0 + 1
+        )
+        assert (same.changed, same.removed) == (0, 0)
+        revised = await store.cost.replace_cost(
+            scope, [pulled(day1, "a", 1), pulled(day2, "a", 5)], T0 + 2
+        )
+        assert (revised.rows, revised.changed, revised.removed) == (2, 2, 1)
+        # Another advertiser's rows, another day and the upload are outside the scope.
+        other = CostScope("demo", TIKTOK_API, "adv-2", day1, day3)
+        await store.cost.replace_cost(other, [pulled(day3, "z", 9, campaign="1800")], T0)
+        await store.cost.replace_cost(scope, [pulled(day1, "a", 1), pulled(day2, "a", 5)], T0)
+        rows = await store.cost.cost_between("demo", day1, day3)
+        assert sorted((r.date.day, r.source, r.ad_id, r.cost) for r in rows) == [
+            (20, TIKTOK_API, "a", "1"), (21, TIKTOK_API, "a", "5"), (21, UPLOAD, "", "40"),
+            (22, TIKTOK_API, "z", "9"),
+        ]  # fmt: skip
+        # A campaign filter replaces only those campaigns' rows.
+        only = CostScope("demo", TIKTOK_API, "adv-2", day3, day3, ("1900",))
+        await store.cost.replace_cost(only, [], T0)
+        assert len(await store.cost.cost_between("demo", day3, day3)) == 1
+        with pytest.raises(ValueError):
+            await store.cost.replace_cost(scope, [pulled(day3, "a", 1)], T0)
+
+    with_store(store_opener, scenario)
+
+
+def test_tiktok_ads_state_pull_log_and_single_use_oauth_states(store_opener: StoreOpener) -> None:
+    from app.tiktok_ads.connection import AdvertiserInfo, ConnectionState, PullRecord
+
+    async def scenario(store: Store) -> None:
+        ads = store.tiktok_ads
+        assert await ads.connection_state("demo") is None
+        adv = AdvertiserInfo("7002238017842757633", "Acme", "EUR", "Europe/Berlin")
+        await ads.set_connection_state(ConnectionState("demo", "connected", None, (adv,), T0))
+        await ads.set_connection_state(
+            ConnectionState("demo", "needs_reauth", "revoked", (adv,), T0 + 1)
+        )
+        assert await ads.connection_state("demo") == ConnectionState(
+            "demo", "needs_reauth", "revoked", (adv,), T0 + 1
+        )
+        for i in range(12):
+            await ads.record_pull(PullRecord(f"p{i}", "demo", "schedule", T0 + i))
+        # Recorded again when it ends: the same pull, now finished.
+        done = PullRecord(
+            "p11", "demo", "schedule", T0 + 11, finished_at=T0 + 12,
+            start_date=date(2026, 11, 1), end_date=date(2026, 11, 30), rows=7, changed=2,
+            spend="12.34", currency="USD", superseded=1, requests=3, error="boom",
+        )  # fmt: skip
+        await ads.record_pull(done)
+        recent = await ads.recent_pulls("demo", 10)
+        assert [p.id for p in recent] == [f"p{i}" for i in range(11, 1, -1)]
+        assert recent[0] == done
+        assert await ads.recent_pulls("other") == []
+        assert await ads.use_oauth_state("n-1", T0, 7200) is True
+        assert await ads.use_oauth_state("n-1", T0 + 10, 7200) is False
+        assert await ads.use_oauth_state("n-2", T0 + 10, 7200) is True
+
+
 # -- audiences ---------------------------------------------------------------------------------
 
 AUDIENCE_RULE = {

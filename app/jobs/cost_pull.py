@@ -85,7 +85,7 @@ class _Tally:
 class CostPuller:
     """Pulls cost; also the server's job (`start`/`stop`) when `scheduled`."""
 
-    name = "tiktok_ads_cost"
+    name = "cost-pull"
 
     def __init__(
         self,
