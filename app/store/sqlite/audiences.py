@@ -10,6 +10,7 @@ which staging folds into one member.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -247,12 +248,16 @@ class SqliteAudiences:
             condition = "seen_run <> ? AND sent = 1"
         else:
             raise ValueError(f"unknown action {action}")
-        rows = await self._conns.all(
+        sql = (
             f"SELECT hash FROM audience_members WHERE audience_id = ? AND {condition} "
-            "AND hash > ? ORDER BY hash LIMIT ?",
-            [audience_id, run, after, limit],
+            "AND hash > ? ORDER BY hash LIMIT ?"
         )
-        return [r["hash"] for r in rows]
+
+        def read(conn: sqlite3.Connection) -> list[str]:
+            # Plain values, not a dict a row: a page is a whole file of hashes.
+            return [row[0] for row in conn.execute(sql, [audience_id, run, after, limit])]
+
+        return await self._conns.read(read)
 
     async def confirm_sent(
         self,
