@@ -7,13 +7,15 @@ python -m benchmarks.touches         touches recorded durably per second, group 
                                      one commit per write (under two minutes; fails on a lost write)
 python -m benchmarks.reports         the overview over 1M touches (flags for 10M) against a
                                      COUNT(*) of the raw tables; a raw export's memory
+python -m benchmarks.audiences       an audience sync over 200,000 installs against a plain read
+                                     of their IDs; its peak memory (fails above 64 MB)
 """
 
 from __future__ import annotations
 
 import sys
 
-from benchmarks import attribution, reports, snippet_size, touches
+from benchmarks import attribution, audiences, reports, snippet_size, touches
 
 
 def main() -> int:
@@ -27,6 +29,8 @@ def main() -> int:
     failed |= touches.main([])
     print("== benchmarks.reports", flush=True)
     failed |= reports.main([])
+    print("== benchmarks.audiences", flush=True)
+    failed |= audiences.main([])
     return 1 if failed else 0
 
 
