@@ -241,8 +241,14 @@ def cmd_retention_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _audience_progress(name: str, done: int, doing: str) -> None:
-    print(f"\r{name}: {done} member(s) {doing}\033[K", end="", file=sys.stderr)
+def _audience_progress(name: str, doing: str, done: int, total: int | None) -> None:
+    if total is None:
+        print(f"\r{name}: {done} {doing}\033[K", end="", file=sys.stderr)
+        return
+    width = 30
+    filled = width * done // total if total else width
+    bar = "#" * filled + "." * (width - filled)
+    print(f"\r{name}: [{bar}] {done}/{total} members {doing}\033[K", end="", file=sys.stderr)
 
 
 def cmd_audiences_sync(args: argparse.Namespace) -> int:

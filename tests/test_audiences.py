@@ -237,8 +237,12 @@ def test_a_create_then_only_the_difference_and_never_the_excluded(
         store: SqliteStore, sync: Callable[..., Awaitable[list[SyncOutcome]]]
     ) -> None:
         await record(store, [*stay, *leaving, *never])
-        [first] = await sync()
+        seen: list[tuple[Any, ...]] = []
+        [first] = await sync(progress=lambda *call: seen.append(call))
         assert (first.state, first.wanted, first.created) == (SYNCED, 1200, True)
+        # The command line's bar: the installs read, then the members sent out of how many.
+        assert seen[0] == ("buyers", "installs read", 1202, None)  # the zero IDs, read
+        assert seen[-1] == ("buyers", "sent", 1200, 1200)
         await record(store, joining)
         [second] = await sync(now=NOW + DAY)
         assert (second.state, second.appended, second.removed) == (SYNCED, 50, 30)

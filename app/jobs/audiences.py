@@ -51,8 +51,9 @@ READ_BATCH = 5_000
 # How long a sync holds its audience: a process that died mid-sync frees it after this.
 SYNC_LEASE = 3600.0
 BUSY = "another sync of this audience is running"
-# Progress: (audience name, members staged or sent so far, what is being done).
-Progress = Callable[[str, int, str], None]
+# Progress: (audience name, what is being done, how many so far, out of how many: None while
+# reading the installs, whose number is known only at the end).
+Progress = Callable[[str, str, int, int | None], None]
 
 
 class AudienceApi(Protocol):
@@ -120,6 +121,7 @@ class _Sender:
         self.progress = progress
         self.tiktok_id = audience.tiktok_audience_id
         self.sent = {APPEND: 0, REMOVE: 0}
+        self.total = 0
 
     async def _upload(self, hashes: list[str]) -> str:
         return await self.api.upload_file(
@@ -150,7 +152,7 @@ class _Sender:
         )
         self.tiktok_id = audience_id
         self.sent[APPEND] += len(hashes)
-        self._report("created")
+        self._report("sent")
 
     async def send(self, action: str) -> None:
         assert self.tiktok_id is not None
@@ -161,12 +163,12 @@ class _Sender:
             await self.store.audiences.confirm_sent(self.audience.id, action, page)
             self.sent[action] += len(page)
             after = page[-1]
-            self._report("appended" if action == APPEND else "removed")
+            self._report("sent")
 
     def _report(self, doing: str) -> None:
         if self.progress:
-            total = self.sent[APPEND] + self.sent[REMOVE]
-            self.progress(self.audience.name, total, doing)
+            done = self.sent[APPEND] + self.sent[REMOVE]
+            self.progress(self.audience.name, doing, done, self.total)
 
 
 async def sync_audience(
@@ -200,10 +202,13 @@ async def sync_audience(
         await store.audiences.stage_members(audience.id, run, member_hashes(batch))
         staged += len(batch)
         if progress:
-            progress(audience.name, staged, "read")
+            progress(audience.name, "installs read", staged, None)
     counts = await store.audiences.staged(audience.id, run)
     plan = plan_sync(audience.tiktok_audience_id is not None, counts)
     sender = _Sender(store, api, audience, run, file_lines, progress)
+    sender.total = (counts.to_append if plan.create or plan.append else 0) + (
+        counts.to_remove if plan.remove else 0
+    )
     error: str | None = None
     try:
         if plan.create:
