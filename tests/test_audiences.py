@@ -44,6 +44,7 @@ from tests.fakes.tiktok_marketing import (  # noqa: F401  (pytest finds fixtures
     fake_marketing_server_fixture,
 )
 from tests.fixtures import make_settings, run_cli
+from tests.openapi_check import answers_as_documented
 from tests.records import make_install
 
 ADV = "7002238017842757633"
@@ -395,26 +396,42 @@ def test_the_owner_api_keeps_lists_and_deletes_audiences(tmp_path: Path) -> None
 
     admin = {"Authorization": f"Bearer {run_async(seed())}"}
     base = "/api/v1/apps/demo/audiences"
+    one = "/api/v1/apps/{app_key}/audiences/{name}"
     with TestClient(create_app(settings, run_jobs=False), base_url="http://gangway.test") as http:
+        document = http.get("/openapi.json").json()
+
+        def documented(template: str, method: str, answer: Any) -> Any:
+            answers_as_documented(document, template, method, answer)
+            return answer
+
         bad = http.put(f"{base}/buyers", json=RULE | {"platform": "web"}, headers=admin)
         assert (bad.status_code, bad.json()["field"]) == (400, "platform")
+        documented(one, "put", bad)
         assert http.put(f"{base}/buyers", json=RULE).status_code == 401
-        saved = http.put(f"{base}/buyers", json=RULE, headers=admin)
+        saved = documented(one, "put", http.put(f"{base}/buyers", json=RULE, headers=admin))
         assert saved.status_code == 200, saved.text
         assert saved.json()["state"] == "pending" and saved.json()["calculate_type"] == "IDFA_MD5"
-        listed = http.get(base, headers=admin).json()["audiences"]
-        assert [(a["name"], a["member_count"], a["tiktok_audience_id"]) for a in listed] == [
-            ("buyers", 0, None)
-        ]
-        assert http.get(f"{base}/buyers", headers=admin).json()["media_source"] == SOURCE
+        listed = documented(base.replace("demo", "{app_key}"), "get", http.get(base, headers=admin))
+        assert [
+            (a["name"], a["member_count"], a["tiktok_audience_id"])
+            for a in listed.json()["audiences"]
+        ] == [("buyers", 0, None)]
+        got = documented(one, "get", http.get(f"{base}/buyers", headers=admin))
+        assert got.json()["media_source"] == SOURCE
         assert http.get("/api/v1/apps/nope/audiences", headers=admin).status_code == 404
         connection = {"advertiser_ids": ["7000000000000000001"], "audiences_enabled": True}
         run_async(connect_only(settings.db, connection))
         stranger = http.put(f"{base}/buyers", json=RULE, headers=admin)
         assert (stranger.status_code, stranger.json()["field"]) == (400, "advertiser_id")
-        assert http.delete(f"{base}/buyers", headers=admin).status_code == 204
+        assert (
+            documented(one, "delete", http.delete(f"{base}/buyers", headers=admin)).status_code
+            == 204
+        )
         assert http.get(f"{base}/buyers", headers=admin).status_code == 404
-        assert http.delete(f"{base}/buyers", headers=admin).status_code == 404
+        assert (
+            documented(one, "delete", http.delete(f"{base}/buyers", headers=admin)).status_code
+            == 404
+        )
 
 
 def test_the_command_line_syncs_and_says_what_it_did(
