@@ -181,6 +181,7 @@ def test_a_bad_rule_names_its_field(change: dict[str, Any], field: str) -> None:
 
 
 def test_the_plan_respects_tiktoks_floor_of_1000() -> None:
+    assert difference({"a", "b"}, {"b", "c"}) == ({"a"}, {"c"})
     assert plan_sync(False, SyncCounts(999, 999, 0)).state == WAITING
     assert plan_sync(False, SyncCounts(1000, 1000, 0)).create
     shrinking = plan_sync(True, SyncCounts(999, 5, 300))
