@@ -23,6 +23,7 @@ from app.audiences import (
     TOO_SMALL,
     WAITING,
     SyncCounts,
+    difference,
     member_hash,
     plan_sync,
     validate_rule,
