@@ -865,6 +865,8 @@ def test_a_pull_replaces_exactly_its_scope_at_once(store_opener: StoreOpener) ->
             scope, [pulled(day1, "a", 1), pulled(day2, "a", 2), pulled(day2, "b", 3)], T0
         )
         assert (first.rows, first.changed, first.removed) == (3, 3, 0)
+        # The upload of that campaign-day is now left out of reports, and said so.
+        assert first.superseded == 1
         # The same rows again change nothing; a revised and a vanished row do.
         same = await store.cost.replace_cost(
             scope, [pulled(day1, "a", 1), pulled(day2, "a", 2), pulled(day2, "b", 3)], T0 + 1

@@ -17,6 +17,7 @@ import pytest
 from app.configs import validate_app
 from app.jobs.cost_pull import CostPuller, PullRefused
 from app.reports.cost import TIKTOK_API, UPLOAD, CostEntry, effective_cost
+from app.sealing import token_sealer
 from app.store.sqlite import SqliteStore
 from app.tiktok_ads import cost as plan
 from app.tiktok_ads.client import RateLimiter
@@ -52,7 +53,8 @@ class Rig:
         self.settings = make_settings(tmp_path, tiktok_api_url=fake.base_url)
         self.clock = FakeClock(NOW)
         self.sleeps = Sleeps()
-        self.store = SqliteStore.open_sync(self.settings.db)
+        # Sealed as the server and the command line keep tokens.
+        self.store = SqliteStore.open_sync(self.settings.db, sealer=token_sealer(self.settings))
 
     def connect(self, **cost: Any) -> None:
         config, token = validate_connection(
@@ -260,6 +262,33 @@ def test_uploaded_rows_of_a_pulled_campaign_day_are_superseded(rig: Rig) -> None
     assert record.superseded == 1
     counted = effective_cost(rig.stored(TODAY, TODAY))
     assert all(e.source == TIKTOK_API for e in counted)
+
+
+def test_the_command_line_pulls_and_says_what_it_did(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from app.__main__ import main
+
+    # One process writes the file at a time: the command line is its own process in life.
+    rig.store.close_sync()
+    monkeypatch.setenv("GANGWAY_DB", rig.settings.db)
+    monkeypatch.setenv("GANGWAY_SECRET_KEY", rig.settings.secret_key.reveal())
+    monkeypatch.setenv("GANGWAY_TIKTOK_API_URL", rig.fake.base_url)
+    with ThreadPoolExecutor(1) as pool:
+        code = pool.submit(main, ["cost", "pull", "--app", "demo", "--days", "2"]).result()
+        refused = pool.submit(main, ["cost", "pull", "--app", "nope"]).result()
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "demo: pulled " in out and " rows (" in out and "spend " in out
+    assert refused == 1 and "nope: not pulled" in out
+    rig.store = SqliteStore.open_sync(rig.settings.db, sealer=token_sealer(rig.settings))
+    [record] = run_async(rig.store.tiktok_ads.recent_pulls("demo"))
+    assert record.trigger == "cli" and record.error is None
+    assert record.start_date is not None and record.end_date is not None
+    assert (record.end_date - record.start_date).days == 1
+    assert f"{record.start_date}..{record.end_date}: {record.rows} rows" in out
 
 
 # -- pure planning -------------------------------------------------------------------------------

@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import random
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -34,7 +36,7 @@ from app.clock import Clock
 from app.configs import DEFAULT_REPORT_CURRENCY
 from app.ids import new_id
 from app.jobs import Periodic
-from app.reports.cost import TIKTOK_API, CostScope, superseded
+from app.reports.cost import TIKTOK_API, CostEntry, CostScope
 from app.reports.overview import money
 from app.settings import Settings
 from app.store.interfaces import Store
@@ -78,6 +80,7 @@ class _Tally:
     rows: int = 0
     changed: int = 0
     amount: int = 0
+    superseded: int = 0
     problems: int = 0
     first_problem: str | None = None
 
@@ -309,7 +312,9 @@ class CostPuller:
             while queue:
                 window = queue.popleft()
                 try:
-                    rows = await self._report(client, advertiser, window, settings.by_country)
+                    mapped = await self._report(
+                        app_key, client, advertiser, window, settings, report_currency, rates
+                    )
                 except QueryTooLarge:
                     if window.days < 2:
                         raise
@@ -322,15 +327,6 @@ class CostPuller:
                     if progress:
                         progress(done, total)
                     continue
-                mapped = plan.map_rows(
-                    rows,
-                    app_key=app_key,
-                    advertiser=advertiser,
-                    report_currency=report_currency,
-                    rates=rates,
-                    unified=self._settings.unified_pids,
-                    campaign_ids=settings.campaign_ids,
-                )
                 scope = CostScope(
                     app_key=app_key,
                     source=TIKTOK_API,
@@ -342,6 +338,7 @@ class CostPuller:
                 replaced = await store.cost.replace_cost(scope, mapped.entries, self._clock())
                 tally.rows += replaced.rows
                 tally.changed += replaced.changed
+                tally.superseded += replaced.superseded
                 tally.amount += sum(e.amount for e in mapped.entries)
                 if mapped.problems:
                     tally.problems += len(mapped.problems)
@@ -355,47 +352,62 @@ class CostPuller:
         if tally.problems:
             note = f"{tally.problems} rows not stored: {tally.first_problem}"
             error = f"{error}; {note}" if error else note
-        superseded_count = 0
-        if record.start_date and record.end_date:
-            covered = await store.cost.cost_between(app_key, record.start_date, record.end_date)
-            superseded_count = len(superseded(covered))
         return replace(
             record,
             rows=tally.rows,
             changed=tally.changed,
             spend=money(tally.amount),
-            superseded=superseded_count,
+            superseded=tally.superseded,
             error=error,
         )
 
     async def _report(
         self,
+        app_key: str,
         client: MarketingClient,
         advertiser: AdvertiserInfo,
         window: plan.Window,
-        by_country: bool,
-    ) -> list[Any]:
-        """Every row of one window, page after page until `page >= total_page`."""
-        rows: list[Any] = []
+        settings: CostSettings,
+        report_currency: str,
+        rates: Mapping[tuple[dt.date, str], Decimal],
+    ) -> plan.Mapped:
+        """The cost rows of one window: every page, until `page >= total_page`, each mapped as
+        it arrives (a window of 10,000 ads is 300,000 rows: TikTok's JSON is not kept)."""
+        entries: list[CostEntry] = []
+        problems: list[str] = []
         page = 1
+        read_rows = 0
         expected = 0
         while page <= MAX_PAGES:
             data = await client.report_page(
-                plan.report_params(advertiser.advertiser_id, window, page, by_country=by_country)
+                plan.report_params(
+                    advertiser.advertiser_id, window, page, by_country=settings.by_country
+                )
             )
             read = plan.read_page(data)
-            rows.extend(read.rows)
+            read_rows += len(read.rows)
+            mapped = plan.map_rows(
+                read.rows,
+                app_key=app_key,
+                advertiser=advertiser,
+                report_currency=report_currency,
+                rates=rates,
+                unified=self._settings.unified_pids,
+                campaign_ids=settings.campaign_ids,
+            )
+            entries.extend(mapped.entries)
+            problems.extend(mapped.problems)
             expected = read.total_number
             if page >= read.total_page:
                 break
             page += 1
-        if expected and len(rows) != expected:
+        if expected and read_rows != expected:
             # TikTok revised the window while it was being paged: the next pull reads it again.
             log.warning(
                 "advertiser %s window %s: %d rows read, TikTok counted %d",
                 advertiser.advertiser_id,
                 window,
-                len(rows),
+                read_rows,
                 expected,
             )
-        return rows
+        return plan.Mapped(entries, problems)

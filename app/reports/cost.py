@@ -108,11 +108,13 @@ class CostScope:
 
 @dataclass(frozen=True)
 class Replaced:
-    """What a replace did: rows now in the scope, rows new or different, rows removed."""
+    """What a replace did: rows now in the scope, rows new or different, rows removed, and the
+    uploaded rows of the scope's days that a pulled row now supersedes (`superseded`)."""
 
     rows: int
     changed: int
     removed: int
+    superseded: int = 0
 
 
 def is_pulled(entry: CostEntry) -> bool:

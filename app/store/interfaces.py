@@ -349,7 +349,9 @@ class CostStore(Protocol):
     ) -> Replaced:
         """Make the rows of `scope` exactly `entries` (each inside the scope), in one
         transaction: a pull's days are replaced whole, so re-pulling is idempotent. Unchanged
-        rows are left as they are; `changed` counts rows new, different or removed."""
+        rows are left as they are; `changed` counts rows new, different or removed;
+        `superseded` counts the uploaded rows of the scope's days (any account) whose
+        campaign-day now has a pulled row (`app.reports.cost.superseded`)."""
         ...
 
     async def cost_between(self, app_key: str, start: date, end: date) -> list[CostEntry]:

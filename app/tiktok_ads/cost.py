@@ -133,10 +133,14 @@ def read_page(data: Mapping[str, Any]) -> Page:
 
 
 def _text(value: Any) -> str:
-    if value is None:
+    text = value if type(value) is str else ("" if value is None else str(value))
+    if text == NO_VALUE:
         return ""
-    text = str(value).strip()
-    return "" if text == NO_VALUE else text[:MAX_TEXT]
+    # TikTok's strings come trimmed and short: strip and cut only what needs it.
+    if len(text) > MAX_TEXT or text[:1].isspace() or text[-1:].isspace():
+        text = text.strip()[:MAX_TEXT]
+        return "" if text == NO_VALUE else text
+    return text
 
 
 def _spend(value: Any) -> Decimal:
@@ -176,11 +180,16 @@ def map_rows(
     media_source = unified.get(UNIFIED_PARTNER, UNIFIED_PARTNER)
     entries: list[CostEntry] = []
     problems: list[str] = []
+    # A window has a few dozen distinct days among its thousands of rows.
+    days: dict[str, dt.date] = {}
     for row in rows:
         try:
             dims = row["dimensions"]
             metrics = row["metrics"]
-            day = dt.date.fromisoformat(str(dims["stat_time_day"])[:10])
+            stamp = dims["stat_time_day"]
+            day = days.get(stamp) if isinstance(stamp, str) else None
+            if day is None:
+                day = days[str(stamp)] = dt.date.fromisoformat(str(stamp)[:10])
             ad_id = _text(dims.get("ad_id"))
             campaign_id = _text(metrics.get("campaign_id"))
             if keep is not None and campaign_id not in keep:

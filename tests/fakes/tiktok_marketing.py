@@ -218,6 +218,9 @@ class _Block:
         return Cell(cents, cents * 3 + day_index, cents % 97)
 
 
+_Row = tuple[str, dt.date, str, Cell]
+
+
 @dataclass
 class _Scripted:
     code: int | None
@@ -342,7 +345,9 @@ class FakeTikTokMarketing:
         self._auth_codes: dict[str, tuple[str, list[str]]] = {}
         self._files: dict[str, _UploadedFile] = {}
         self._audiences: dict[str, FakeAudience] = {}
-        self._report_cache: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+        # The rows of the last window asked for, compact (ad, day, country, cell): a test pages
+        # through one window at a time, and 300,000 rows as dicts would be half a gigabyte.
+        self._report_cache: dict[tuple[Any, ...], list[_Row]] = {}
         self._recent: list[float] = []
 
     @property
@@ -1066,16 +1071,22 @@ class FakeTikTokMarketing:
         )
         start = dt.date.fromisoformat(query["start_date"])
         end = dt.date.fromisoformat(query["end_date"])
-        key = (advertiser_id, dimensions, metrics, status_all, start, end)
+        key = (advertiser_id, dimensions, status_all, start, end)
         rows = self._report_cache.get(key)
         if rows is None:
-            rows = self._report_rows(advertiser_id, dimensions, metrics, status_all, start, end)
+            rows = self._report_rows(advertiser_id, dimensions, status_all, start, end)
+            self._report_cache.clear()
             self._report_cache[key] = rows
         page = int(query.get("page", "1"))
         page_size = int(query.get("page_size", str(DEFAULT_PAGE_SIZE)))
         total = len(rows)
+        currency = self._advertisers[advertiser_id].currency
+        by_country = "country_code" in dimensions
         return {
-            "list": rows[(page - 1) * page_size : page * page_size],
+            "list": [
+                self._row_json(row, metrics, currency, by_country)
+                for row in rows[(page - 1) * page_size : page * page_size]
+            ],
             "page_info": {
                 "page": page,
                 "page_size": page_size,
@@ -1084,18 +1095,37 @@ class FakeTikTokMarketing:
             },
         }
 
+    def _row_json(
+        self, row: _Row, metrics: tuple[str, ...], currency: str, by_country: bool
+    ) -> dict[str, Any]:
+        ad_id, day, country, cell = row
+        ad = self._ads[ad_id]
+        dims = {"ad_id": ad_id, "stat_time_day": f"{day.isoformat()} 00:00:00"}
+        if by_country:
+            dims["country_code"] = country
+        values = {
+            "campaign_id": ad.campaign_id,
+            "campaign_name": ad.campaign_name,
+            "adgroup_id": ad.adgroup_id,
+            "adgroup_name": ad.adgroup_name,
+            "ad_name": ad.ad_name,
+            "currency": currency,
+            "spend": "-" if cell.spend_cents is None else _money(cell.spend_cents),
+            "impressions": "-" if cell.spend_cents is None else str(cell.impressions),
+            "clicks": "-" if cell.spend_cents is None else str(cell.clicks),
+        }
+        return {"dimensions": dims, "metrics": {m: values[m] for m in metrics}}
+
     def _report_rows(
         self,
         advertiser_id: str,
         dimensions: tuple[str, ...],
-        metrics: tuple[str, ...],
         status_all: bool,
         start: dt.date,
         end: dt.date,
-    ) -> list[dict[str, Any]]:
-        currency = self._advertisers[advertiser_id].currency
+    ) -> list[_Row]:
         by_country = "country_code" in dimensions
-        rows: list[dict[str, Any]] = []
+        rows: list[_Row] = []
         for ad_id in sorted(self._ad_order.get(advertiser_id, [])):
             ad = self._ads[ad_id]
             if ad.deleted and not status_all:
@@ -1115,22 +1145,7 @@ class FakeTikTokMarketing:
                     merged[slot] = Cell(
                         spend, before.impressions + cell.impressions, before.clicks + cell.clicks
                     )
-            for (day, country), cell in merged.items():
-                dims = {"ad_id": ad_id, "stat_time_day": f"{day.isoformat()} 00:00:00"}
-                if by_country:
-                    dims["country_code"] = country
-                values = {
-                    "campaign_id": ad.campaign_id,
-                    "campaign_name": ad.campaign_name,
-                    "adgroup_id": ad.adgroup_id,
-                    "adgroup_name": ad.adgroup_name,
-                    "ad_name": ad.ad_name,
-                    "currency": currency,
-                    "spend": "-" if cell.spend_cents is None else _money(cell.spend_cents),
-                    "impressions": "-" if cell.spend_cents is None else str(cell.impressions),
-                    "clicks": "-" if cell.spend_cents is None else str(cell.clicks),
-                }
-                rows.append({"dimensions": dims, "metrics": {m: values[m] for m in metrics}})
+            rows.extend((ad_id, day, country, cell) for (day, country), cell in merged.items())
         return rows
 
     @staticmethod

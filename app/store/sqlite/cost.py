@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from sqlite_utils import Database
 
-from app.reports.cost import CostEntry, CostScope, Rate, Replaced
+from app.reports.cost import UPLOAD, CostEntry, CostScope, Rate, Replaced
 from app.store.sqlite.connections import Connections
 
 _KEY = (
@@ -34,6 +34,15 @@ UPSERT_PULLED = (
     "WHERE cost IS NOT excluded.cost OR currency IS NOT excluded.currency "
     "OR amount IS NOT excluded.amount OR report_currency IS NOT excluded.report_currency "
     "OR account IS NOT excluded.account"
+)
+# Uploaded rows of an app's days whose campaign-day (`CostEntry.campaign_day`: date, media
+# source, campaign id, else campaign name) has a pulled row: what `superseded` says in Python.
+COUNT_SUPERSEDED = (
+    "SELECT COUNT(*) FROM cost u WHERE u.app_key = ? AND u.source = ? "
+    "AND u.date >= ? AND u.date <= ? AND EXISTS (SELECT 1 FROM cost p "
+    "WHERE p.app_key = u.app_key AND p.date = u.date AND p.source <> u.source "
+    "AND p.media_source = u.media_source AND p.campaign_id = u.campaign_id "
+    "AND (u.campaign_id <> '' OR p.campaign = u.campaign))"
 )
 DELETE_BY_KEY = f"DELETE FROM cost WHERE {' AND '.join(f'{n} = ?' for n in _KEY_NAMES)}"
 UPSERT_RATE = (
@@ -129,7 +138,16 @@ class SqliteCost:
             stale = existing - {row[:11] for row in rows}
             db.conn.executemany(DELETE_BY_KEY, sorted(stale))
             written = db.conn.executemany(UPSERT_PULLED, rows).rowcount if rows else 0
-            return Replaced(rows=len(rows), changed=written + len(stale), removed=len(stale))
+            superseded = db.execute(
+                COUNT_SUPERSEDED,
+                [scope.app_key, UPLOAD, scope.start.isoformat(), scope.end.isoformat()],
+            ).fetchone()[0]
+            return Replaced(
+                rows=len(rows),
+                changed=written + len(stale),
+                removed=len(stale),
+                superseded=superseded,
+            )
 
         return await self._conns.write(write)
 
