@@ -1,5 +1,5 @@
 """Command line: `python -m app serve|demo|token create|user create|secrets rotate|settings|
-rollups rebuild|retention run|migrate|copy|cost pull`."""
+rollups rebuild|retention run|migrate|copy|cost pull|audiences sync`."""
 
 from __future__ import annotations
 
@@ -289,6 +289,50 @@ def cmd_retention_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audience_progress(name: str, doing: str, done: int, total: int | None) -> None:
+    if total is None:
+        print(f"\r{name}: {done} {doing}\033[K", end="", file=sys.stderr)
+        return
+    width = 30
+    filled = width * done // total if total else width
+    bar = "#" * filled + "." * (width - filled)
+    print(f"\r{name}: [{bar}] {done}/{total} members {doing}\033[K", end="", file=sys.stderr)
+
+
+def cmd_audiences_sync(args: argparse.Namespace) -> int:
+    import httpx
+
+    from app.jobs.audiences import SyncOutcome, describe, sync_audiences
+    from app.server import CONNECT_TIMEOUT
+    from app.tiktok_ads.client import MarketingClient, limiter_for
+
+    settings = _settings(args)
+    progress = _audience_progress if sys.stderr.isatty() else None
+
+    async def run(store: Store) -> list[SyncOutcome]:
+        timeout = httpx.Timeout(settings.tiktok_timeout_seconds, connect=CONNECT_TIMEOUT)
+        async with httpx.AsyncClient(timeout=timeout) as http:
+
+            def make_api(app_key: str, token: str) -> MarketingClient:
+                return MarketingClient(
+                    http, settings.tiktok_api_url, token, limiter=limiter_for(app_key)
+                )
+
+            return await sync_audiences(
+                store, settings, make_api, now=system_clock(), app_key=args.app, progress=progress
+            )
+
+    outcomes = asyncio.run(_with_store(settings, run))
+    if progress:
+        print(file=sys.stderr)
+    for outcome in outcomes:
+        print(describe(outcome))
+    failed = sum(1 for o in outcomes if o.error)
+    print(f"{len(outcomes)} audience(s) synced, {failed} failed")
+    # A failed audience resumes at the next run; a script still learns that this one failed.
+    return 1 if failed else 0
+
+
 def cmd_cost_pull(args: argparse.Namespace) -> int:
     """Pull TikTok Ads cost now: one app, or every app with a connection."""
     import httpx
@@ -430,6 +474,15 @@ def parser() -> argparse.ArgumentParser:
     )
     pull.add_argument("--db", help=DB_HELP)
     pull.set_defaults(fn=cmd_cost_pull)
+
+    audiences = sub.add_parser("audiences", help="TikTok custom audiences (tiktok-ads.md 3)")
+    audiences_sub = audiences.add_subparsers(dest="audiences_command", required=True)
+    sync = audiences_sub.add_parser(
+        "sync", help="send TikTok what changed in every audience (the server does it daily)"
+    )
+    sync.add_argument("--app", help="only this app_key (default: every app)")
+    sync.add_argument("--db", help=DB_HELP)
+    sync.set_defaults(fn=cmd_audiences_sync)
 
     settings = sub.add_parser("settings", help="print every GANGWAY_ setting")
     settings.set_defaults(fn=cmd_settings)

@@ -27,6 +27,7 @@ from app.devices import parse_networks, warm_up
 from app.fields import FieldError
 from app.geo import GeoIPDatabase, Locator
 from app.jobs import Job, Jobs, Periodic
+from app.jobs.audiences import audiences_job
 from app.jobs.cost_pull import CostPuller
 from app.jobs.outbox import OutboxWorker
 from app.jobs.privacy import ldu_masking
@@ -37,7 +38,9 @@ from app.services import Services
 from app.settings import Settings
 from app.snippet_asset import load_script
 from app.store.backends import open_store
+from app.tiktok_ads.client import MarketingClient, limiter_for
 from app.web import (
+    audiences_api,
     console,
     openapi,
     ops,
@@ -105,6 +108,12 @@ def routes() -> list[Route]:
             "/api/v1/apps/{app_key}/integrations/tiktokweb_int",
             owner_api.delete_integration,
             methods=["DELETE"],
+        ),
+        Route("/api/v1/apps/{app_key}/audiences", audiences_api.list_all, methods=["GET"]),
+        Route("/api/v1/apps/{app_key}/audiences/{name}", audiences_api.get_one, methods=["GET"]),
+        Route("/api/v1/apps/{app_key}/audiences/{name}", audiences_api.put_one, methods=["PUT"]),
+        Route(
+            "/api/v1/apps/{app_key}/audiences/{name}", audiences_api.delete_one, methods=["DELETE"]
         ),
         Route("/api/v1/partners/tiktokweb_int/events", owner_api.partner_events, methods=["GET"]),
         # The TikTok Ads connection and its cost pull (tiktok-ads.md)
@@ -186,6 +195,12 @@ def create_app(
                     for name in ("smartscript", "banner")
                 },
             )
+
+            def marketing_api(app_key: str, token: str) -> MarketingClient:
+                return MarketingClient(
+                    http, settings.tiktok_api_url, token, limiter=limiter_for(app_key)
+                )
+
             # Asked-for cost pulls run in any process that serves the owner API; the schedule
             # only where the jobs run.
             cost_pulls = CostPuller(store, http, clock, settings, scheduled=run_jobs)
@@ -206,6 +221,7 @@ def create_app(
                     ),
                     ldu_masking(store, clock, settings),
                     retention_job(store, settings, clock),
+                    audiences_job(store, settings, clock, marketing_api),
                 ]
                 if run_jobs
                 else []

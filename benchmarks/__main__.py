@@ -10,13 +10,15 @@ python -m benchmarks.reports         the overview over 1M touches (flags for 10M
 python -m benchmarks.cost_pull       a 60-day TikTok Ads cost pull of 10,000 ads against the
                                      fake Marketing API: against fetching the pages alone, and
                                      at TikTok's 10 requests a second (about two minutes)
+python -m benchmarks.audiences       an audience sync over 200,000 installs against a plain read
+                                     of their IDs; its peak memory (fails above 64 MB)
 """
 
 from __future__ import annotations
 
 import sys
 
-from benchmarks import attribution, cost_pull, nodes, reports, snippet_size, touches
+from benchmarks import attribution, audiences, cost_pull, nodes, reports, snippet_size, touches
 
 
 def main() -> int:
@@ -34,6 +36,8 @@ def main() -> int:
     failed |= reports.main([])
     print("== benchmarks.cost_pull", flush=True)
     failed |= cost_pull.main([])
+    print("== benchmarks.audiences", flush=True)
+    failed |= audiences.main([])
     return 1 if failed else 0
 
 

@@ -94,7 +94,7 @@ def test_the_lifespan_runs_the_outbox_and_can_leave_it_to_another_process(
 ) -> None:
     settings = make_settings(tmp_path)
     for run_jobs, names in (
-        (True, ["outbox", "store-upkeep", "ldu-mask", "retention", "cost-pull"]),
+        (True, ["outbox", "store-upkeep", "ldu-mask", "retention", "audiences", "cost-pull"]),
         (False, []),
     ):
         with TestClient(create_app(settings, run_jobs=run_jobs)) as client:

@@ -17,6 +17,7 @@ Who uses what:
   the counts the dashboard gets cheaply.
 - `ReportStore`, `CostStore`, `PrivacyStore`: the overview and raw data, cost, retention and
   privacy erase (`app/reports/`).
+- `AudienceStore`: audiences' rules, members and syncs (`app.audiences`, `app.jobs.audiences`).
 - `TikTokAdsStore`: the TikTok Ads connection (its state, pull log, OAuth states); its cost
   rows go through `CostStore.replace_cost`.
 
@@ -41,6 +42,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from app.attribution import Candidates
+from app.audiences import Audience, AudienceRule, MemberQuery, SyncCounts
 from app.conversions import Event, Install, PriorInstall
 from app.postbacks.postback import NewPostback, PostbackAttempt, PostbackDetail, PostbackRecord
 from app.reports.cost import CostEntry, CostScope, Rate, Replaced
@@ -443,6 +445,75 @@ class PrivacyStore(Protocol):
         ...
 
 
+class AudienceStore(Protocol):
+    """Audiences (`app.audiences`) and their members by hash. A member is `sent` only once
+    TikTok confirmed the file holding it (`confirm_sent`), so a sync cut off half way
+    resumes from what TikTok holds: nothing confirmed is sent again, nothing unconfirmed is
+    lost. One sync of an audience runs at a time."""
+
+    async def put_audience(
+        self, app_key: str, name: str, rule: AudienceRule, now: float, *, reset: bool
+    ) -> Audience:
+        """Create an audience (state `pending`) or replace its rule. `reset` also forgets its
+        TikTok audience and members (`app.audiences.needs_new_tiktok_audience`)."""
+        ...
+
+    async def get_audience(self, app_key: str, name: str) -> Audience | None: ...
+    async def list_audiences(self, app_key: str | None) -> list[Audience]:
+        """The audiences of one app (None: every app), by app and name."""
+        ...
+
+    async def delete_audience(self, app_key: str, name: str) -> bool:
+        """Forget an audience and its members (its TikTok audience is left as it is)."""
+        ...
+
+    def member_ids(self, query: MemberQuery, *, batch: int = 1000) -> AsyncIterator[list[str]]:
+        """The advertising IDs (`query.id_column`, as stored) of the installs `query`
+        matches, a batch at a time, never a whole app in memory; an ID may repeat (one device,
+        several installs). Never an ID of an excluded install (see `MemberQuery`)."""
+        ...
+
+    async def start_sync(self, audience_id: str, now: float, lease: float) -> int | None:
+        """Begin a sync, holding the audience for `lease` seconds (or until `finish_sync`):
+        answers its run number, which `stage_members` marks; None while another sync holds it
+        (or for no such audience)."""
+        ...
+
+    async def stage_members(self, audience_id: str, run: int, hashes: Sequence[str]) -> None:
+        """Mark these members wanted by `run` (a new one is unsent)."""
+        ...
+
+    async def staged(self, audience_id: str, run: int) -> SyncCounts:
+        """Once every wanted member is staged: forget unsent members `run` does not want, and
+        count the wanted, the wanted not sent (to append) and the sent not wanted (to remove)."""
+        ...
+
+    async def pending_members(
+        self, audience_id: str, run: int, action: str, *, after: str, limit: int
+    ) -> list[str]:
+        """One page of the members to append (`APPEND`) or remove (`REMOVE`), by hash, after
+        `after`."""
+        ...
+
+    async def confirm_sent(
+        self,
+        audience_id: str,
+        action: str,
+        hashes: Sequence[str],
+        *,
+        tiktok_audience_id: str | None = None,
+    ) -> None:
+        """TikTok answered code 0 for these members: appended ones are now sent, removed ones
+        forgotten; with `tiktok_audience_id` (a create), the audience's ID is kept with them."""
+        ...
+
+    async def finish_sync(
+        self, audience_id: str, *, state: str, member_count: int, error: str | None, now: float
+    ) -> None:
+        """Record how the sync ended (the sent count is recounted) and release the lease."""
+        ...
+
+
 class Store(Protocol):
     """One backend: its parts by concern, its figures, and closing it."""
 
@@ -472,6 +543,8 @@ class Store(Protocol):
     def cost(self) -> CostStore: ...
     @property
     def privacy(self) -> PrivacyStore: ...
+    @property
+    def audiences(self) -> AudienceStore: ...
     @property
     def tiktok_ads(self) -> TikTokAdsStore: ...
 

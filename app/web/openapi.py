@@ -28,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from app import attribution, configs, vocabulary
+from app import attribution, audiences, configs, vocabulary
 from app.postbacks import conditions, rules, tiktok
 from app.reports import raw
 from app.reports.overview import GROUPS, MAX_DAYS
@@ -651,6 +651,7 @@ def schemas() -> dict[str, Schema]:
         "EventAnswer": event_answer_schema(),
         "PostbackState": string(enum=["pending", "retrying", "sent", "failed", "dead", "dry_run"]),
         "Postback": postback_schema(),
+        **audience_schemas(),
         "TikTokAdsConfig": tiktok_ads_config_schema(),
         "TikTokAds": tiktok_ads_schema(),
     }
@@ -1076,6 +1077,99 @@ def owner_operations() -> dict[tuple[str, str], Operation]:
     }
 
 
+# -- audiences (tiktok-ads.md section 3) -------------------------------------------------------
+
+
+def audience_schemas() -> dict[str, Schema]:
+    days = {"type": "integer", "minimum": 1, "maximum": audiences.MAX_DAYS}
+    events = array(string(maxLength=audiences.MAX_TEXT), maxItems=audiences.MAX_EVENTS)
+    rule = {
+        "advertiser_id": string(
+            "One of the TikTok Ads connection's advertisers", pattern="^[0-9]+$"
+        ),
+        "platform": string(
+            "One audience holds one ID type", enum=list(vocabulary.MOBILE_PLATFORMS)
+        ),
+        "installed_within_days": days | {"default": audiences.DEFAULT_DAYS},
+        "media_source": string(f"After the unified PID map, or `{audiences.ANY_SOURCE}`"),
+        "did_event": events | {"description": "Installs with any of these events"},
+        "did_not_event": events | {"description": "Installs with none of these events"},
+        "event_within_days": days | {"default": audiences.DEFAULT_DAYS},
+    }
+    return {
+        "AudienceRule": obj(rule, ["advertiser_id", "platform", "media_source"]),
+        "Audience": obj(
+            {
+                "app_key": string(),
+                "name": string(pattern=audiences.NAME_RE.pattern),
+                **rule,
+                "calculate_type": string(enum=sorted(audiences.CALCULATE_TYPES.values())),
+                "tiktok_audience_id": string("Set once TikTok created it", nullable=True),
+                "state": string(enum=list(audiences.STATES)),
+                "reason": string("Why it is in its state (waiting, too_small: the 1,000 floor)"),
+                "member_count": {"type": "integer", "description": "Members at the last sync"},
+                "sent_count": {"type": "integer", "description": "Members TikTok confirmed"},
+                "last_sync_at": time_output(),
+                "last_error": string(nullable=True),
+                "created_at": time_output(False),
+                "updated_at": time_output(False),
+            },
+            ["app_key", "name", "state", "member_count", "tiktok_audience_id", "last_sync_at"],
+        ),
+    }
+
+
+def audience_operations() -> dict[tuple[str, str], Operation]:
+    tag = "owner"
+    one = "/api/v1/apps/{app_key}/audiences/{name}"
+    name = path_param("name", "The audience", audiences.NAME_RE.pattern)
+    found = {**ADMIN_ERRORS, "404": shared("NotFound")}
+    return {
+        ("/api/v1/apps/{app_key}/audiences", "get"): op(
+            "List an app's audiences with their member count, TikTok ID, state and last sync",
+            tag,
+            ADMIN,
+            {
+                "200": ok(
+                    "Every audience", obj({"audiences": array(ref("Audience"))}, ["audiences"])
+                ),
+                **found,
+            },
+            parameters=[APP_KEY],
+        ),
+        (one, "get"): op(
+            "Get an audience",
+            tag,
+            ADMIN,
+            {"200": ok("The audience", ref("Audience")), **found},
+            parameters=[APP_KEY, name],
+        ),
+        (one, "put"): op(
+            "Create an audience or replace its rule",
+            tag,
+            ADMIN,
+            {
+                "200": ok(
+                    "Stored; synced daily and by `python -m app audiences sync`", ref("Audience")
+                ),
+                "400": shared("BadRequest"),
+                **found,
+                **BODY_ERRORS,
+            },
+            parameters=[APP_KEY, name],
+            body=json_body(ref("AudienceRule")),
+            description="A new platform or advertiser_id starts a new TikTok audience",
+        ),
+        (one, "delete"): op(
+            "Stop syncing an audience (the TikTok audience is left as it is)",
+            tag,
+            ADMIN,
+            {"204": ok("Deleted"), **found},
+            parameters=[APP_KEY, name],
+        ),
+    }
+
+
 def ops_operations() -> dict[tuple[str, str], Operation]:
     tag = "operations"
     return {
@@ -1461,6 +1555,7 @@ def operations() -> dict[tuple[str, str], Operation]:
         **tracking_operations(),
         **app_operations(),
         **owner_operations(),
+        **audience_operations(),
         **reports_operations(),
         **tiktok_ads_operations(),
         **ops_operations(),

@@ -11,6 +11,7 @@ import anyio.to_thread
 
 from app.sealing import TokenSealer
 from app.store.records import StoreStats
+from app.store.sqlite.audiences import SqliteAudiences
 from app.store.sqlite.candidates import SqliteCandidates
 from app.store.sqlite.configs import SqliteConfigs, SqliteTokens
 from app.store.sqlite.connections import Connections
@@ -53,6 +54,7 @@ class SqliteStore:
         self._reports = SqliteReports(conns)
         self._cost = SqliteCost(conns)
         self._privacy = SqlitePrivacy(conns)
+        self._audiences = SqliteAudiences(conns)
         self._tiktok_ads = SqliteTikTokAds(conns)
 
     @classmethod
@@ -136,6 +138,10 @@ class SqliteStore:
     @property
     def privacy(self) -> SqlitePrivacy:
         return self._privacy
+
+    @property
+    def audiences(self) -> SqliteAudiences:
+        return self._audiences
 
     @property
     def tiktok_ads(self) -> SqliteTikTokAds:

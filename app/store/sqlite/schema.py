@@ -418,3 +418,42 @@ def tiktok_ads(db: Database) -> None:
         )
         """,
     )
+
+
+@migrations(name="0010_audiences")
+def audiences(db: Database) -> None:
+    """Audiences (tiktok-ads.md section 3): each rule with its TikTok audience and the state of
+    its last sync, and its members by hash. `sent` is set only once TikTok answered code 0 for
+    the file holding the member, so a sync cut off half way resumes from what TikTok holds;
+    `seen_run` is the last sync that wanted the member (members not seen by the current sync
+    are the departed). `syncing_until` is the lease of the sync running now (the server's
+    daily run and the command line must not interleave their runs)."""
+    _run(
+        db,
+        """
+        CREATE TABLE audiences (
+            id TEXT PRIMARY KEY,
+            app_key TEXT NOT NULL REFERENCES apps(app_key) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            config TEXT NOT NULL,
+            tiktok_audience_id TEXT,
+            state TEXT NOT NULL,
+            member_count INTEGER NOT NULL DEFAULT 0,
+            sent_count INTEGER NOT NULL DEFAULT 0,
+            sync_run INTEGER NOT NULL DEFAULT 0,
+            syncing_until REAL,
+            last_sync_at REAL,
+            last_error TEXT,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            UNIQUE (app_key, name)
+        );
+        CREATE TABLE audience_members (
+            audience_id TEXT NOT NULL REFERENCES audiences(id) ON DELETE CASCADE,
+            hash TEXT NOT NULL,
+            sent INTEGER NOT NULL DEFAULT 0,
+            seen_run INTEGER NOT NULL,
+            PRIMARY KEY (audience_id, hash)
+        ) WITHOUT ROWID
+        """,
+    )

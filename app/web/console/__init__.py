@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from app.web.console import auth, cost_screen, screens, tiktok_ads
+from app.web.console import audiences, auth, cost_screen, screens, tiktok_ads
 
 GET = ["GET", "HEAD"]
 POST = ["POST"]
@@ -40,6 +40,7 @@ def routes() -> list[Route]:
         ("/admin/cost", cost_screen.cost, GET),
         ("/admin/cost/upload", cost_screen.cost_upload, POST),
         ("/admin/cost/rates", cost_screen.rates_upload, POST),
+        ("/admin/audiences", audiences.audiences, GET),
         ("/admin/users", screens.users, FORM),
         ("/admin/tokens/{token_id}/revoke", screens.revoke_token, POST),
         # Last: any other path under /admin
