@@ -114,6 +114,8 @@ async def _page(
         "needs_reauth": bool(answer and answer["state"] == NEEDS_REAUTH),
         "oauth": ads.oauth_enabled(s.svc),
         "done": "Connected to TikTok Ads." if s.extra.get("connected") else None,
+        # The page lives under its app's path; the navigation shows it under TikTok Ads.
+        "nav": "/admin/tiktok-ads",
     }
     if context["done"] is None:
         context.pop("done")
