@@ -1,5 +1,5 @@
 """Command line: `python -m app serve|demo|token create|user create|secrets rotate|settings|
-rollups rebuild|retention run|migrate|copy`."""
+rollups rebuild|retention run|migrate|copy|cost pull|audiences sync`."""
 
 from __future__ import annotations
 
@@ -289,6 +289,109 @@ def cmd_retention_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audience_progress(name: str, doing: str, done: int, total: int | None) -> None:
+    if total is None:
+        print(f"\r{name}: {done} {doing}\033[K", end="", file=sys.stderr)
+        return
+    width = 30
+    filled = width * done // total if total else width
+    bar = "#" * filled + "." * (width - filled)
+    print(f"\r{name}: [{bar}] {done}/{total} members {doing}\033[K", end="", file=sys.stderr)
+
+
+def cmd_audiences_sync(args: argparse.Namespace) -> int:
+    import httpx
+
+    from app.jobs.audiences import SyncOutcome, describe, sync_audiences
+    from app.server import CONNECT_TIMEOUT
+    from app.tiktok_ads.client import MarketingClient, limiter_for
+
+    settings = _settings(args)
+    progress = _audience_progress if sys.stderr.isatty() else None
+
+    async def run(store: Store) -> list[SyncOutcome]:
+        timeout = httpx.Timeout(settings.tiktok_timeout_seconds, connect=CONNECT_TIMEOUT)
+        async with httpx.AsyncClient(timeout=timeout) as http:
+
+            def make_api(app_key: str, token: str) -> MarketingClient:
+                return MarketingClient(
+                    http, settings.tiktok_api_url, token, limiter=limiter_for(app_key)
+                )
+
+            return await sync_audiences(
+                store, settings, make_api, now=system_clock(), app_key=args.app, progress=progress
+            )
+
+    outcomes = asyncio.run(_with_store(settings, run))
+    if progress:
+        print(file=sys.stderr)
+    for outcome in outcomes:
+        print(describe(outcome))
+    failed = sum(1 for o in outcomes if o.error)
+    print(f"{len(outcomes)} audience(s) synced, {failed} failed")
+    # A failed audience resumes at the next run; a script still learns that this one failed.
+    return 1 if failed else 0
+
+
+def cmd_cost_pull(args: argparse.Namespace) -> int:
+    """Pull TikTok Ads cost now: one app, or every app with a connection."""
+    import httpx
+
+    from app.jobs.cost_pull import CostPuller, PullRefused
+    from app.tiktok_ads.connection import PARTNER, PullRecord
+
+    settings = _settings(args)
+    if args.days is not None and not 1 <= args.days <= 365:
+        print("error: --days must be between 1 and 365", file=sys.stderr)
+        return 2
+    tty = sys.stderr.isatty()
+
+    async def run(store: Store) -> list[tuple[str, PullRecord | str]]:
+        if args.app:
+            keys = [args.app]
+        else:
+            keys = [
+                a.app_key
+                for a in await store.configs.list_apps()
+                if await store.configs.get_integration(a.app_key, PARTNER) is not None
+            ]
+        done: list[tuple[str, PullRecord | str]] = []
+        async with httpx.AsyncClient(timeout=settings.tiktok_timeout_seconds) as http:
+            puller = CostPuller(store, http, system_clock, settings, scheduled=False)
+            for key in keys:
+                if tty:
+                    print(f"{key}:", file=sys.stderr)
+                try:
+                    record = await puller.pull(
+                        key, days=args.days, trigger="cli", progress=_progress_bar if tty else None
+                    )
+                except PullRefused as exc:
+                    done.append((key, str(exc)))
+                    continue
+                done.append((key, record))
+        return done
+
+    results = asyncio.run(_with_store(settings, run))
+    if not results:
+        print("no app has a TikTok Ads connection")
+    failed = False
+    for key, outcome in results:
+        if isinstance(outcome, str):
+            failed = True
+            print(f"{key}: not pulled: {outcome}")
+            continue
+        window = f"{outcome.start_date}..{outcome.end_date}" if outcome.start_date else "-"
+        print(
+            f"{key}: pulled {window}: {outcome.rows} rows ({outcome.changed} changed), "
+            f"spend {outcome.spend} {outcome.currency}, {outcome.requests} requests"
+            + (f", {outcome.superseded} uploaded rows superseded" if outcome.superseded else "")
+        )
+        if outcome.error:
+            failed = True
+            print(f"{key}: error: {outcome.error}")
+    return 1 if failed else 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python -m app", description="Gangway")
     sub = top.add_subparsers(dest="command", required=True)
@@ -359,6 +462,27 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--as-of", help="run as of this day, YYYY-MM-DD (default: today, UTC)")
     run.add_argument("--db", help=DB_HELP)
     run.set_defaults(fn=cmd_retention_run)
+
+    cost = sub.add_parser("cost", help="cost from TikTok Ads")
+    cost_sub = cost.add_subparsers(dest="cost_command", required=True)
+    pull = cost_sub.add_parser(
+        "pull", help="pull TikTok Ads cost now (the server does it on a schedule)"
+    )
+    pull.add_argument("--app", help="only this app_key (default: every connected app)")
+    pull.add_argument(
+        "--days", type=int, help="pull the last N days (default: the connection's backfill_days)"
+    )
+    pull.add_argument("--db", help="database file (GANGWAY_DB)")
+    pull.set_defaults(fn=cmd_cost_pull)
+
+    audiences = sub.add_parser("audiences", help="TikTok custom audiences (tiktok-ads.md 3)")
+    audiences_sub = audiences.add_subparsers(dest="audiences_command", required=True)
+    sync = audiences_sub.add_parser(
+        "sync", help="send TikTok what changed in every audience (the server does it daily)"
+    )
+    sync.add_argument("--app", help="only this app_key (default: every app)")
+    sync.add_argument("--db", help="database file (GANGWAY_DB)")
+    sync.set_defaults(fn=cmd_audiences_sync)
 
     settings = sub.add_parser("settings", help="print every GANGWAY_ setting")
     settings.set_defaults(fn=cmd_settings)

@@ -26,7 +26,9 @@ from app.clock import Clock, system_clock
 from app.devices import parse_networks, warm_up
 from app.fields import FieldError
 from app.geo import GeoIPDatabase, Locator
-from app.jobs import Jobs, Periodic
+from app.jobs import Job, Jobs, Periodic
+from app.jobs.audiences import audiences_job
+from app.jobs.cost_pull import CostPuller
 from app.jobs.outbox import OutboxWorker
 from app.jobs.privacy import ldu_masking
 from app.jobs.retention import retention_job
@@ -36,7 +38,9 @@ from app.services import Services
 from app.settings import Settings
 from app.snippet_asset import load_script
 from app.store.backends import open_store
+from app.tiktok_ads.client import MarketingClient, limiter_for
 from app.web import (
+    audiences_api,
     console,
     openapi,
     ops,
@@ -45,6 +49,7 @@ from app.web import (
     pages,
     reports_api,
     sdk,
+    tiktok_ads_api,
     tracking,
 )
 from app.web.errors import (
@@ -104,7 +109,36 @@ def routes() -> list[Route]:
             owner_api.delete_integration,
             methods=["DELETE"],
         ),
+        Route("/api/v1/apps/{app_key}/audiences", audiences_api.list_all, methods=["GET"]),
+        Route("/api/v1/apps/{app_key}/audiences/{name}", audiences_api.get_one, methods=["GET"]),
+        Route("/api/v1/apps/{app_key}/audiences/{name}", audiences_api.put_one, methods=["PUT"]),
+        Route(
+            "/api/v1/apps/{app_key}/audiences/{name}", audiences_api.delete_one, methods=["DELETE"]
+        ),
         Route("/api/v1/partners/tiktokweb_int/events", owner_api.partner_events, methods=["GET"]),
+        # The TikTok Ads connection and its cost pull (tiktok-ads.md)
+        Route(
+            "/api/v1/apps/{app_key}/integrations/tiktok_ads",
+            tiktok_ads_api.get_connection,
+            methods=["GET"],
+        ),
+        Route(
+            "/api/v1/apps/{app_key}/integrations/tiktok_ads",
+            tiktok_ads_api.put_connection,
+            methods=["PUT"],
+        ),
+        Route(
+            "/api/v1/apps/{app_key}/integrations/tiktok_ads",
+            tiktok_ads_api.delete_connection,
+            methods=["DELETE"],
+        ),
+        Route(
+            "/api/v1/apps/{app_key}/integrations/tiktok_ads/oauth",
+            tiktok_ads_api.post_oauth,
+            methods=["POST"],
+        ),
+        Route("/api/v1/tiktok_ads/oauth/callback", tiktok_ads_api.oauth_callback, methods=["GET"]),
+        Route("/api/v1/apps/{app_key}/cost/pull", tiktok_ads_api.post_pull, methods=["POST"]),
         Route("/api/v1/pages", owner_api.list_pages, methods=["GET"]),
         Route("/api/v1/pages/{slug}", owner_api.get_page, methods=["GET"]),
         Route("/api/v1/pages/{slug}", owner_api.put_page, methods=["PUT"]),
@@ -161,7 +195,18 @@ def create_app(
                     for name in ("smartscript", "banner")
                 },
             )
-            jobs = Jobs(
+
+            def marketing_api(app_key: str, token: str) -> MarketingClient:
+                return MarketingClient(
+                    http, settings.tiktok_api_url, token, limiter=limiter_for(app_key)
+                )
+
+            # Asked-for cost pulls run in any process that serves the owner API; the schedule
+            # only where the jobs run.
+            cost_pulls = CostPuller(store, http, clock, settings, scheduled=run_jobs)
+            svc.http = http
+            svc.request_cost_pull = cost_pulls.request
+            scheduled: list[Job] = (
                 [
                     OutboxWorker(store, http, clock, settings, wake=svc.outbox_wake),
                     # The store readies the days ahead at open; this keeps a long-running
@@ -176,14 +221,18 @@ def create_app(
                     ),
                     ldu_masking(store, clock, settings),
                     retention_job(store, settings, clock),
+                    audiences_job(store, settings, clock, marketing_api),
                 ]
                 if run_jobs
                 else []
             )
+            jobs = Jobs([*scheduled, cost_pulls] if run_jobs else [])
             try:
                 async with jobs:
                     yield {"services": svc, "jobs": jobs}
             finally:
+                # Without the jobs, pulls asked for by the owner API still ran here.
+                await cost_pulls.stop()
                 await store.close()
                 if geoip is not None:
                     geoip.close()

@@ -2,16 +2,18 @@
 
 Handlers reach it with `services(request)`; nothing here is created at import time. Background
 jobs are not in it: they get their own explicit arguments (`app/jobs.py`), and handlers reach
-the outbox only by `nudge_outbox()`.
+the outbox only by `nudge_outbox()`, the cost pull only by `request_cost_pull`.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network
 
+import httpx
 from starlette.requests import Request
 from starlette.templating import Jinja2Templates
 
@@ -48,6 +50,11 @@ class Services:
     counters: Counters = field(default_factory=Counters)
     # Set when a postback is queued; the outbox worker waits on it between rounds.
     outbox_wake: asyncio.Event = field(default_factory=asyncio.Event)
+    # Outbound calls the owner's requests make themselves (TikTok Ads: advertiser info, OAuth).
+    http: httpx.AsyncClient | None = None
+    # Starts a TikTok Ads cost pull of an app in the background (days, or the connection's
+    # backfill); False when one is already running. Set by the lifespan.
+    request_cost_pull: Callable[[str, int | None], bool] | None = None
 
     def nudge_outbox(self) -> None:
         """A postback was just queued: the worker looks now rather than at its next poll."""

@@ -109,10 +109,23 @@ class Settings:
         _hosts,
     )
     tiktok_api_url: str = _setting(
-        "https://business-api.tiktok.com", "Base URL of TikTok's Events API"
+        "https://business-api.tiktok.com",
+        "Base URL of TikTok's Events and Marketing APIs (and its OAuth consent page)",
     )
     tiktok_timeout_seconds: float = _setting(
         10.0, "Timeout of one request to TikTok's Events API", float
+    )
+    tiktok_app_id: str = _setting(
+        "", "App ID of a TikTok for Business developer app: enables 'Connect TikTok Ads' (OAuth)"
+    )
+    tiktok_app_secret: Secret = _setting(
+        Secret(""), "Secret of that developer app (with GANGWAY_TIKTOK_APP_ID)", Secret
+    )
+    cost_pull_check_minutes: float = _setting(
+        10.0,
+        "How often the server looks for TikTok Ads connections due a cost pull (each pulls "
+        "every pull_every_hours of its own)",
+        float,
     )
     trusted_proxies: str = _setting(
         "", "Networks whose X-Forwarded-For is believed (comma list of CIDRs or addresses)"

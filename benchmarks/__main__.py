@@ -7,13 +7,18 @@ python -m benchmarks.touches         touches recorded durably per second, group 
                                      one commit per write (under two minutes; fails on a lost write)
 python -m benchmarks.reports         the overview over 1M touches (flags for 10M) against a
                                      COUNT(*) of the raw tables; a raw export's memory
+python -m benchmarks.cost_pull       a 60-day TikTok Ads cost pull of 10,000 ads against the
+                                     fake Marketing API: against fetching the pages alone, and
+                                     at TikTok's 10 requests a second (about two minutes)
+python -m benchmarks.audiences       an audience sync over 200,000 installs against a plain read
+                                     of their IDs; its peak memory (fails above 64 MB)
 """
 
 from __future__ import annotations
 
 import sys
 
-from benchmarks import attribution, nodes, reports, snippet_size, touches
+from benchmarks import attribution, audiences, cost_pull, nodes, reports, snippet_size, touches
 
 
 def main() -> int:
@@ -29,6 +34,10 @@ def main() -> int:
     failed |= nodes.main([])
     print("== benchmarks.reports", flush=True)
     failed |= reports.main([])
+    print("== benchmarks.cost_pull", flush=True)
+    failed |= cost_pull.main([])
+    print("== benchmarks.audiences", flush=True)
+    failed |= audiences.main([])
     return 1 if failed else 0
 
 

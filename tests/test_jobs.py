@@ -93,10 +93,8 @@ def test_the_lifespan_runs_the_outbox_and_can_leave_it_to_another_process(
     tmp_path: Path,
 ) -> None:
     settings = make_settings(tmp_path)
-    for run_jobs, names in (
-        (True, ["outbox", "store-upkeep", "ldu-mask", "retention"]),
-        (False, []),
-    ):
+    jobs = ["outbox", "store-upkeep", "ldu-mask", "retention", "audiences", "cost-pull"]
+    for run_jobs, names in ((True, jobs), (False, [])):
         with TestClient(create_app(settings, run_jobs=run_jobs)) as client:
             assert client.app_state["jobs"].names == names
             assert client.get("/healthz").status_code == 200

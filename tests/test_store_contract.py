@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 
 from app.attribution import TimeRange
+from app.audiences import APPEND, REMOVE, SyncCounts, member_query, validate_rule
+from app.conversions import Install
 from app.postbacks.postback import NewPostback, PostbackAttempt
 from app.reports.cost import PULLED, UPLOAD, CostEntry, Rate, effective_cost
 from app.reports.privacy import EraseKey, RetainItem
@@ -848,5 +850,201 @@ def test_an_erase_drops_undelivered_postbacks_and_answers_zero_twice(
             ("app_instance_id", "demo", "token:abc")
         ] * 2
         assert "dev-1" not in repr(log)
+
+    with_store(store_opener, scenario)
+
+
+# -- TikTok Ads: pulled cost and the connection's records ------------------------------------------
+
+
+def test_a_pull_replaces_exactly_its_scope_at_once(store_opener: StoreOpener) -> None:
+    from app.reports.cost import TIKTOK_API, CostScope
+
+    day1, day2, day3 = date(2026, 11, 20), date(2026, 11, 21), date(2026, 11, 22)
+
+    def pulled(day: date, ad: str, amount: int, campaign: str = "1700") -> CostEntry:
+        return _cost(TIKTOK_API, amount, date=day, ad_id=ad, campaign_id=campaign)
+
+    scope = CostScope("demo", TIKTOK_API, "adv-1", day1, day2)
+
+    async def scenario(store: Store) -> None:
+        await store.cost.put_cost([_cost(UPLOAD, 40, date=day2)], T0)
+        first = await store.cost.replace_cost(
+            scope, [pulled(day1, "a", 1), pulled(day2, "a", 2), pulled(day2, "b", 3)], T0
+        )
+        assert (first.rows, first.changed, first.removed) == (3, 3, 0)
+        # The upload of that campaign-day is now left out of reports, and said so.
+        assert first.superseded == 1
+        # The same rows again change nothing; a revised and a vanished row do.
+        same = await store.cost.replace_cost(
+            scope, [pulled(day1, "a", 1), pulled(day2, "a", 2), pulled(day2, "b", 3)], T0 + 1
+        )
+        assert (same.changed, same.removed) == (0, 0)
+        revised = await store.cost.replace_cost(
+            scope, [pulled(day1, "a", 1), pulled(day2, "a", 5)], T0 + 2
+        )
+        assert (revised.rows, revised.changed, revised.removed) == (2, 2, 1)
+        # Another advertiser's rows, another day and the upload are outside the scope.
+        other = CostScope("demo", TIKTOK_API, "adv-2", day1, day3)
+        await store.cost.replace_cost(other, [pulled(day3, "z", 9, campaign="1800")], T0)
+        await store.cost.replace_cost(scope, [pulled(day1, "a", 1), pulled(day2, "a", 5)], T0)
+        rows = await store.cost.cost_between("demo", day1, day3)
+        assert sorted((r.date.day, r.source, r.ad_id, r.cost) for r in rows) == [
+            (20, TIKTOK_API, "a", "1"), (21, TIKTOK_API, "a", "5"), (21, UPLOAD, "", "40"),
+            (22, TIKTOK_API, "z", "9"),
+        ]  # fmt: skip
+        # A campaign filter replaces only those campaigns' rows.
+        only = CostScope("demo", TIKTOK_API, "adv-2", day3, day3, ("1900",))
+        await store.cost.replace_cost(only, [], T0)
+        assert len(await store.cost.cost_between("demo", day3, day3)) == 1
+        with pytest.raises(ValueError):
+            await store.cost.replace_cost(scope, [pulled(day3, "a", 1)], T0)
+
+    with_store(store_opener, scenario)
+
+
+def test_tiktok_ads_state_pull_log_and_single_use_oauth_states(store_opener: StoreOpener) -> None:
+    from app.tiktok_ads.connection import AdvertiserInfo, ConnectionState, PullRecord
+
+    async def scenario(store: Store) -> None:
+        ads = store.tiktok_ads
+        assert await ads.connection_state("demo") is None
+        adv = AdvertiserInfo("7002238017842757633", "Acme", "EUR", "Europe/Berlin")
+        await ads.set_connection_state(ConnectionState("demo", "connected", None, (adv,), T0))
+        await ads.set_connection_state(
+            ConnectionState("demo", "needs_reauth", "revoked", (adv,), T0 + 1)
+        )
+        assert await ads.connection_state("demo") == ConnectionState(
+            "demo", "needs_reauth", "revoked", (adv,), T0 + 1
+        )
+        for i in range(12):
+            await ads.record_pull(PullRecord(f"p{i}", "demo", "schedule", T0 + i))
+        # Recorded again when it ends: the same pull, now finished.
+        done = PullRecord(
+            "p11", "demo", "schedule", T0 + 11, finished_at=T0 + 12,
+            start_date=date(2026, 11, 1), end_date=date(2026, 11, 30), rows=7, changed=2,
+            spend="12.34", currency="USD", superseded=1, requests=3, error="boom",
+        )  # fmt: skip
+        await ads.record_pull(done)
+        recent = await ads.recent_pulls("demo", 10)
+        assert [p.id for p in recent] == [f"p{i}" for i in range(11, 1, -1)]
+        assert recent[0] == done
+        assert await ads.recent_pulls("other") == []
+        assert await ads.use_oauth_state("n-1", T0, 7200) is True
+        assert await ads.use_oauth_state("n-1", T0 + 10, 7200) is False
+        assert await ads.use_oauth_state("n-2", T0 + 10, 7200) is True
+
+
+# -- audiences ---------------------------------------------------------------------------------
+
+AUDIENCE_RULE = {
+    "advertiser_id": "7002238017842757633",
+    "platform": "ios",
+    "installed_within_days": 30,
+    "media_source": "tiktokglobal_int",
+}
+DAY = 86_400.0
+
+
+def test_audience_members_follow_the_rule_and_never_include_the_excluded(
+    store_opener: StoreOpener,
+) -> None:
+    def ios(name: str, **fields: object) -> Install:
+        values: dict[str, object] = {
+            "platform": "ios",
+            "time": T0 - DAY,
+            "idfa": f"{name}-0000-4000-8000-000000000001",
+            "media_source": "tiktokglobal_int",
+            "status": "attributed",
+        }
+        return make_install(name, **(values | fields))
+
+    async def scenario(store: Store) -> None:
+        buyer, old_buyer, refunded, quiet = (ios(n) for n in ("b", "ob", "rf", "q"))
+        ldu = ios("ldu", is_limited_data_use=True)
+        # The same device as `ldu`, installed again without the flag: still no member.
+        ldu_again = ios("ldu2", idfa=ldu.idfa)
+        retained = ios("ret", is_retained_organic=True)
+        erased = ios("era")
+        past = ios("past", time=T0 - 20 * DAY)
+        other = ios("other", media_source="organic")
+        android = make_install("droid", time=T0 - DAY, gaid="droid-gaid-0001")
+        everyone = [buyer, old_buyer, refunded, quiet, ldu, ldu_again, retained, erased, past]
+        for install in [*everyone, other, android]:
+            await store.installs.record_install(install, claim_click=None, now=T0)
+        events = [(i, "af_purchase", T0 - 60) for i in everyone if i not in (old_buyer, quiet)]
+        events += [(old_buyer, "af_purchase", T0 - 10 * DAY), (refunded, "refund", T0 - 30)]
+        for n, (install, name, when) in enumerate(events):
+            await store.events.record_event(
+                make_event(install, f"ev-{n}", event_name=name, event_time=when), now=T0
+            )
+        await store.privacy.erase(EraseKey("demo", erased.app_instance_id, None), actor="t", now=T0)
+        cutoffs = {"tiktokglobal_int": T0 - 10 * DAY}
+
+        async def members(rule: dict[str, object]) -> list[str]:
+            query = member_query("demo", validate_rule(AUDIENCE_RULE | rule), T0, cutoffs)
+            found: list[str] = []
+            async for batch in store.audiences.member_ids(query, batch=2):
+                found += batch
+            return sorted(found)
+
+        assert await members(
+            {"did_event": ["af_purchase"], "did_not_event": ["refund"], "event_within_days": 7}
+        ) == [buyer.idfa]
+        # In pages of two, each eligible device once.
+        assert await members({}) == sorted(str(i.idfa) for i in (buyer, old_buyer, refunded, quiet))
+        assert await members({"platform": "android", "media_source": "any"}) == [android.gaid]
+
+    with_store(store_opener, scenario)
+
+
+def test_an_audiences_difference_counts_only_what_tiktok_confirmed(
+    store_opener: StoreOpener,
+) -> None:
+    async def scenario(store: Store) -> None:
+        await store.configs.put_app("demo", DEMO_APP, T0)
+        rule = validate_rule(AUDIENCE_RULE)
+        audience = await store.audiences.put_audience("demo", "buyers", rule, T0, reset=False)
+        assert (audience.state, audience.tiktok_audience_id) == ("pending", None)
+        run = await store.audiences.start_sync(audience.id, T0, 60)
+        assert run is not None
+        # One sync at a time: a second one waits for the first to finish or its lease to end.
+        assert await store.audiences.start_sync(audience.id, T0 + 59, 60) is None
+        await store.audiences.stage_members(audience.id, run, ["a", "b", "c"])
+        await store.audiences.stage_members(audience.id, run, ["c", "d"])
+        assert await store.audiences.staged(audience.id, run) == SyncCounts(4, 4, 0)
+        page = await store.audiences.pending_members(audience.id, run, APPEND, after="", limit=3)
+        assert page == ["a", "b", "c"]
+        await store.audiences.confirm_sent(audience.id, APPEND, page, tiktok_audience_id="77")
+        # "d" was never confirmed: the next sync still has it to send, and "e" is new.
+        run = await store.audiences.start_sync(audience.id, T0 + 61, 60)
+        assert run is not None
+        await store.audiences.stage_members(audience.id, run, ["b", "d", "e"])
+        assert await store.audiences.staged(audience.id, run) == SyncCounts(3, 2, 2)
+        assert await store.audiences.pending_members(
+            audience.id, run, APPEND, after="", limit=10
+        ) == ["d", "e"]
+        assert await store.audiences.pending_members(
+            audience.id, run, REMOVE, after="a", limit=10
+        ) == ["c"]
+        await store.audiences.confirm_sent(audience.id, REMOVE, ["a", "c"])
+        await store.audiences.finish_sync(
+            audience.id, state="synced", member_count=3, error=None, now=T0 + 1
+        )
+        assert await store.audiences.start_sync(audience.id, T0 + 62, 60) is not None
+        kept = await store.audiences.get_audience("demo", "buyers")
+        assert kept is not None
+        assert (kept.tiktok_audience_id, kept.member_count, kept.sent_count) == ("77", 3, 1)
+        assert kept.last_sync_at == T0 + 1
+        # A new platform forgets the TikTok audience and what was sent to it.
+        android = validate_rule(AUDIENCE_RULE | {"platform": "android"})
+        reset = await store.audiences.put_audience("demo", "buyers", android, T0 + 2, reset=True)
+        assert (reset.tiktok_audience_id, reset.sent_count, reset.state) == (None, 0, "pending")
+        assert reset.rule.calculate_type == "GAID_MD5"
+        assert [a.name for a in await store.audiences.list_audiences("demo")] == ["buyers"]
+        assert await store.audiences.list_audiences("other") == []
+        assert await store.audiences.delete_audience("demo", "buyers")
+        assert not await store.audiences.delete_audience("demo", "buyers")
+        assert await store.audiences.get_audience("demo", "buyers") is None
 
     with_store(store_opener, scenario)

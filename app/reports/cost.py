@@ -3,10 +3,16 @@ report currency, and which cost rows count. Pure.
 
 A row is keyed by (app, date, source, media source, campaign, campaign id, ad set, ad set id,
 ad, ad id, country): a later row with the same key replaces the earlier one, so uploading a file
-twice changes nothing. `source` says where the row came from: `upload` (this CSV) or `api`
-(pulled from TikTok Ads). For one campaign-day (app, date, media source, campaign id, else
-campaign name), pulled rows win: uploaded rows of that campaign-day are left out of reports
-(`effective_cost`), so the same money is never counted twice.
+twice changes nothing. `source` says where the row came from: `upload` (this CSV), or a
+pull (`tiktok_api`, TikTok Ads' reporting API; `api` in rows written before it had a name).
+For one campaign-day (app, date, media source, campaign id, else campaign name), pulled rows
+win: uploaded rows of that campaign-day are left out of reports (`effective_cost`), so the same
+money is never counted twice, and `superseded` names those uploaded rows so they can be
+reported as such.
+
+A pull owns what it covered: `CostScope` is the app, source, account (advertiser) and days of
+one pull window (and its campaigns, when the connection keeps only some), whose rows the store
+replaces by the pull's at once.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from app.reports.rollups import REVENUE_SCALE
 
 UPLOAD = "upload"
 PULLED = "api"
+TIKTOK_API = "tiktok_api"
 COST_COLUMNS: tuple[str, ...] = (
     "date",
     "media_source",
@@ -97,11 +104,64 @@ class Rate:
     rate: Decimal
 
 
+@dataclass(frozen=True)
+class CostScope:
+    """The rows one pull window replaces: these days (inclusive) of this app, source and
+    account, and only these campaigns when `campaign_ids` is not None."""
+
+    app_key: str
+    source: str
+    account: str
+    start: date
+    end: date
+    campaign_ids: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Replaced:
+    """What a replace did: rows now in the scope, rows new or different, rows removed, and the
+    uploaded rows of the scope's days that a pulled row now supersedes (`superseded`)."""
+
+    rows: int
+    changed: int
+    removed: int
+    superseded: int = 0
+
+
+def is_pulled(entry: CostEntry) -> bool:
+    return entry.source != UPLOAD
+
+
 def effective_cost(entries: Iterable[CostEntry]) -> list[CostEntry]:
     """The rows reports count: pulled rows, and uploaded rows of campaign-days with none."""
     rows = list(entries)
-    pulled = {e.campaign_day() for e in rows if e.source == PULLED}
-    return [e for e in rows if e.source == PULLED or e.campaign_day() not in pulled]
+    pulled = {e.campaign_day() for e in rows if is_pulled(e)}
+    return [e for e in rows if is_pulled(e) or e.campaign_day() not in pulled]
+
+
+def superseded(entries: Iterable[CostEntry]) -> list[CostEntry]:
+    """Uploaded rows that reports leave out because a pulled row has their campaign-day."""
+    rows = list(entries)
+    pulled = {e.campaign_day() for e in rows if is_pulled(e)}
+    return [e for e in rows if not is_pulled(e) and e.campaign_day() in pulled]
+
+
+def report_amount(
+    cost: Decimal,
+    currency: str,
+    day: date,
+    report_currency: str,
+    rates: Mapping[tuple[date, str], Decimal],
+) -> int:
+    """`cost` in integer millionths of the report currency; ValueError without a rate."""
+    if currency == report_currency:
+        converted = cost
+    else:
+        rate = rates.get((day, currency))
+        if rate is None:
+            raise ValueError(f"no rate for {currency} on {day.isoformat()} (upload it first)")
+        converted = cost * rate
+    return int((converted * REVENUE_SCALE).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
 
 
 def _rows(text: str, columns: tuple[str, ...], required: tuple[str, ...]) -> csv.DictReader[str]:
@@ -187,14 +247,7 @@ def _cost_row(
     currency = cells["currency"].upper()
     if not CURRENCY_RE.match(currency):
         raise ValueError("currency must be a three-letter ISO 4217 code")
-    if currency == report_currency:
-        converted = cost
-    else:
-        rate = rates.get((day, currency))
-        if rate is None:
-            raise ValueError(f"no rate for {currency} on {day.isoformat()} (upload it first)")
-        converted = cost * rate
-    amount = int((converted * REVENUE_SCALE).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+    amount = report_amount(cost, currency, day, report_currency, rates)
     media_source = cells["media_source"]
     return CostEntry(
         app_key=app_key,

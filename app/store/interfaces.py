@@ -17,7 +17,9 @@ Who uses what:
   the counts the dashboard gets cheaply.
 - `ReportStore`, `CostStore`, `PrivacyStore`: the overview and raw data, cost, retention and
   privacy erase (`app/reports/`).
-The TikTok Ads connection adds its own Protocols beside these.
+- `AudienceStore`: audiences' rules, members and syncs (`app.audiences`, `app.jobs.audiences`).
+- `TikTokAdsStore`: the TikTok Ads connection (its state, pull log, OAuth states); its cost
+  rows go through `CostStore.replace_cost`.
 
 Promises every backend keeps:
 - a write method returns only once its row is durable (a 2xx promises it is on disk);
@@ -40,9 +42,10 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from app.attribution import Candidates
+from app.audiences import Audience, AudienceRule, MemberQuery, SyncCounts
 from app.conversions import Event, Install, PriorInstall
 from app.postbacks.postback import NewPostback, PostbackAttempt, PostbackDetail, PostbackRecord
-from app.reports.cost import CostEntry, Rate
+from app.reports.cost import CostEntry, CostScope, Rate, Replaced
 from app.reports.overview import RollupSum
 from app.reports.privacy import EraseKey, RetainItem
 from app.reports.rollups import Increment, RollupFold, RollupKey
@@ -59,6 +62,7 @@ from app.store.records import (
     TouchCounts,
     UserRecord,
 )
+from app.tiktok_ads.connection import ConnectionState, PullRecord
 from app.touches import Touch, TouchRecord
 
 
@@ -369,6 +373,16 @@ class CostStore(Protocol):
         were new or changed."""
         ...
 
+    async def replace_cost(
+        self, scope: CostScope, entries: Sequence[CostEntry], now: float
+    ) -> Replaced:
+        """Make the rows of `scope` exactly `entries` (each inside the scope), in one
+        transaction: a pull's days are replaced whole, so re-pulling is idempotent. Unchanged
+        rows are left as they are; `changed` counts rows new, different or removed;
+        `superseded` counts the uploaded rows of the scope's days (any account) whose
+        campaign-day now has a pulled row (`app.reports.cost.superseded`)."""
+        ...
+
     async def cost_between(self, app_key: str, start: date, end: date) -> list[CostEntry]:
         """Every cost row of the days from `start` to `end`, of every source."""
         ...
@@ -376,6 +390,30 @@ class CostStore(Protocol):
     async def put_rates(self, app_key: str, rates: Sequence[Rate], now: float) -> int: ...
     async def rates(self, app_key: str) -> dict[tuple[date, str], Decimal]:
         """(day, currency) -> rate to the app's report currency."""
+        ...
+
+
+class TikTokAdsStore(Protocol):
+    """The TikTok Ads connection's own records (its config and token are the app's integration
+    `tiktok_ads` in `ConfigStore`)."""
+
+    async def connection_state(self, app_key: str) -> ConnectionState | None: ...
+    async def set_connection_state(self, state: ConnectionState) -> None:
+        """Insert or replace the app's state."""
+        ...
+
+    async def record_pull(self, pull: PullRecord) -> None:
+        """Insert a pull, or replace the one of the same id (a pull is recorded when it
+        starts and again when it ends)."""
+        ...
+
+    async def recent_pulls(self, app_key: str, limit: int = 10) -> list[PullRecord]:
+        """The app's latest pulls, newest first."""
+        ...
+
+    async def use_oauth_state(self, nonce: str, now: float, keep_seconds: float) -> bool:
+        """True the first time a nonce is used, False ever after (within `keep_seconds`,
+        which outlives any state the signature still accepts)."""
         ...
 
 
@@ -404,6 +442,75 @@ class PrivacyStore(Protocol):
 
     async def erasures(self) -> list[dict[str, Any]]:
         """The audit log of erases, newest first."""
+        ...
+
+
+class AudienceStore(Protocol):
+    """Audiences (`app.audiences`) and their members by hash. A member is `sent` only once
+    TikTok confirmed the file holding it (`confirm_sent`), so a sync cut off half way
+    resumes from what TikTok holds: nothing confirmed is sent again, nothing unconfirmed is
+    lost. One sync of an audience runs at a time."""
+
+    async def put_audience(
+        self, app_key: str, name: str, rule: AudienceRule, now: float, *, reset: bool
+    ) -> Audience:
+        """Create an audience (state `pending`) or replace its rule. `reset` also forgets its
+        TikTok audience and members (`app.audiences.needs_new_tiktok_audience`)."""
+        ...
+
+    async def get_audience(self, app_key: str, name: str) -> Audience | None: ...
+    async def list_audiences(self, app_key: str | None) -> list[Audience]:
+        """The audiences of one app (None: every app), by app and name."""
+        ...
+
+    async def delete_audience(self, app_key: str, name: str) -> bool:
+        """Forget an audience and its members (its TikTok audience is left as it is)."""
+        ...
+
+    def member_ids(self, query: MemberQuery, *, batch: int = 1000) -> AsyncIterator[list[str]]:
+        """The advertising IDs (`query.id_column`, as stored) of the installs `query`
+        matches, a batch at a time, never a whole app in memory; an ID may repeat (one device,
+        several installs). Never an ID of an excluded install (see `MemberQuery`)."""
+        ...
+
+    async def start_sync(self, audience_id: str, now: float, lease: float) -> int | None:
+        """Begin a sync, holding the audience for `lease` seconds (or until `finish_sync`):
+        answers its run number, which `stage_members` marks; None while another sync holds it
+        (or for no such audience)."""
+        ...
+
+    async def stage_members(self, audience_id: str, run: int, hashes: Sequence[str]) -> None:
+        """Mark these members wanted by `run` (a new one is unsent)."""
+        ...
+
+    async def staged(self, audience_id: str, run: int) -> SyncCounts:
+        """Once every wanted member is staged: forget unsent members `run` does not want, and
+        count the wanted, the wanted not sent (to append) and the sent not wanted (to remove)."""
+        ...
+
+    async def pending_members(
+        self, audience_id: str, run: int, action: str, *, after: str, limit: int
+    ) -> list[str]:
+        """One page of the members to append (`APPEND`) or remove (`REMOVE`), by hash, after
+        `after`."""
+        ...
+
+    async def confirm_sent(
+        self,
+        audience_id: str,
+        action: str,
+        hashes: Sequence[str],
+        *,
+        tiktok_audience_id: str | None = None,
+    ) -> None:
+        """TikTok answered code 0 for these members: appended ones are now sent, removed ones
+        forgotten; with `tiktok_audience_id` (a create), the audience's ID is kept with them."""
+        ...
+
+    async def finish_sync(
+        self, audience_id: str, *, state: str, member_count: int, error: str | None, now: float
+    ) -> None:
+        """Record how the sync ended (the sent count is recounted) and release the lease."""
         ...
 
 
@@ -436,6 +543,10 @@ class Store(Protocol):
     def cost(self) -> CostStore: ...
     @property
     def privacy(self) -> PrivacyStore: ...
+    @property
+    def audiences(self) -> AudienceStore: ...
+    @property
+    def tiktok_ads(self) -> TikTokAdsStore: ...
 
     def stats(self) -> StoreStats: ...
     async def upkeep(self, now: float) -> None:

@@ -28,10 +28,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from app import attribution, configs, vocabulary
+from app import attribution, audiences, configs, vocabulary
 from app.postbacks import conditions, rules, tiktok
 from app.reports import raw
 from app.reports.overview import GROUPS, MAX_DAYS
+from app.tiktok_ads import connection as ads_connection
 from app.touches import CAMPAIGN_COLUMNS
 from app.web.errors import MAX_BODY
 
@@ -650,6 +651,9 @@ def schemas() -> dict[str, Schema]:
         "EventAnswer": event_answer_schema(),
         "PostbackState": string(enum=["pending", "retrying", "sent", "failed", "dead", "dry_run"]),
         "Postback": postback_schema(),
+        **audience_schemas(),
+        "TikTokAdsConfig": tiktok_ads_config_schema(),
+        "TikTokAds": tiktok_ads_schema(),
     }
 
 
@@ -1073,6 +1077,99 @@ def owner_operations() -> dict[tuple[str, str], Operation]:
     }
 
 
+# -- audiences (tiktok-ads.md section 3) -------------------------------------------------------
+
+
+def audience_schemas() -> dict[str, Schema]:
+    days = {"type": "integer", "minimum": 1, "maximum": audiences.MAX_DAYS}
+    events = array(string(maxLength=audiences.MAX_TEXT), maxItems=audiences.MAX_EVENTS)
+    rule = {
+        "advertiser_id": string(
+            "One of the TikTok Ads connection's advertisers", pattern="^[0-9]+$"
+        ),
+        "platform": string(
+            "One audience holds one ID type", enum=list(vocabulary.MOBILE_PLATFORMS)
+        ),
+        "installed_within_days": days | {"default": audiences.DEFAULT_DAYS},
+        "media_source": string(f"After the unified PID map, or `{audiences.ANY_SOURCE}`"),
+        "did_event": events | {"description": "Installs with any of these events"},
+        "did_not_event": events | {"description": "Installs with none of these events"},
+        "event_within_days": days | {"default": audiences.DEFAULT_DAYS},
+    }
+    return {
+        "AudienceRule": obj(rule, ["advertiser_id", "platform", "media_source"]),
+        "Audience": obj(
+            {
+                "app_key": string(),
+                "name": string(pattern=audiences.NAME_RE.pattern),
+                **rule,
+                "calculate_type": string(enum=sorted(audiences.CALCULATE_TYPES.values())),
+                "tiktok_audience_id": string("Set once TikTok created it", nullable=True),
+                "state": string(enum=list(audiences.STATES)),
+                "reason": string("Why it is in its state (waiting, too_small: the 1,000 floor)"),
+                "member_count": {"type": "integer", "description": "Members at the last sync"},
+                "sent_count": {"type": "integer", "description": "Members TikTok confirmed"},
+                "last_sync_at": time_output(),
+                "last_error": string(nullable=True),
+                "created_at": time_output(False),
+                "updated_at": time_output(False),
+            },
+            ["app_key", "name", "state", "member_count", "tiktok_audience_id", "last_sync_at"],
+        ),
+    }
+
+
+def audience_operations() -> dict[tuple[str, str], Operation]:
+    tag = "owner"
+    one = "/api/v1/apps/{app_key}/audiences/{name}"
+    name = path_param("name", "The audience", audiences.NAME_RE.pattern)
+    found = {**ADMIN_ERRORS, "404": shared("NotFound")}
+    return {
+        ("/api/v1/apps/{app_key}/audiences", "get"): op(
+            "List an app's audiences with their member count, TikTok ID, state and last sync",
+            tag,
+            ADMIN,
+            {
+                "200": ok(
+                    "Every audience", obj({"audiences": array(ref("Audience"))}, ["audiences"])
+                ),
+                **found,
+            },
+            parameters=[APP_KEY],
+        ),
+        (one, "get"): op(
+            "Get an audience",
+            tag,
+            ADMIN,
+            {"200": ok("The audience", ref("Audience")), **found},
+            parameters=[APP_KEY, name],
+        ),
+        (one, "put"): op(
+            "Create an audience or replace its rule",
+            tag,
+            ADMIN,
+            {
+                "200": ok(
+                    "Stored; synced daily and by `python -m app audiences sync`", ref("Audience")
+                ),
+                "400": shared("BadRequest"),
+                **found,
+                **BODY_ERRORS,
+            },
+            parameters=[APP_KEY, name],
+            body=json_body(ref("AudienceRule")),
+            description="A new platform or advertiser_id starts a new TikTok audience",
+        ),
+        (one, "delete"): op(
+            "Stop syncing an audience (the TikTok audience is left as it is)",
+            tag,
+            ADMIN,
+            {"204": ok("Deleted"), **found},
+            parameters=[APP_KEY, name],
+        ),
+    }
+
+
 def ops_operations() -> dict[tuple[str, str], Operation]:
     tag = "operations"
     return {
@@ -1275,13 +1372,192 @@ def reports_operations() -> dict[tuple[str, str], Operation]:
     }
 
 
+# -- TikTok Ads ----------------------------------------------------------------------------------
+
+
+def tiktok_ads_config_schema() -> Schema:
+    ids = array(string(pattern="^[0-9]{1,30}$"))
+    cost = obj(
+        {
+            "enabled": boolean(True, "Pull cost on a schedule"),
+            "backfill_days": {
+                "type": "integer",
+                "default": ads_connection.DEFAULT_BACKFILL_DAYS,
+                "minimum": 1,
+                "maximum": ads_connection.MAX_BACKFILL_DAYS,
+                "description": "Each pull re-pulls this many days (TikTok revises recent days)",
+            },
+            "pull_every_hours": {
+                "type": "integer",
+                "default": ads_connection.DEFAULT_PULL_EVERY_HOURS,
+                "minimum": 1,
+                "maximum": 168,
+            },
+            "by_country": boolean(True, "One cost row per ad, day and country"),
+            "campaign_ids": {
+                **array(string(pattern="^[0-9]{1,30}$")),
+                "type": ["array", "null"],
+                "description": "null: every campaign of the advertisers; a list keeps only those",
+            },
+        }
+    )
+    return obj(
+        {
+            "advertiser_ids": {**ids, "minItems": 1, "maxItems": ads_connection.MAX_ADVERTISERS},
+            "access_token": string(
+                "Write-only: never answered back", nullable=True, maxLength=512, writeOnly=True
+            ),
+            "cost": cost,
+            "audiences_enabled": boolean(False),
+        },
+        ["advertiser_ids"],
+    )
+
+
+def tiktok_ads_schema() -> Schema:
+    advertiser = obj(
+        {
+            "advertiser_id": string(),
+            "name": string(),
+            "currency": string(),
+            "timezone": string("IANA zone of TikTok's report days (display_timezone)"),
+        },
+        ["advertiser_id", "currency", "timezone"],
+    )
+    pull = obj(
+        {
+            "id": string(),
+            "trigger": string(enum=["schedule", "api", "cli"]),
+            "started_at": time_output(False),
+            "finished_at": time_output(),
+            "start_date": string(format="date", nullable=True),
+            "end_date": string(format="date", nullable=True),
+            "rows": _COUNTS,
+            "changed": _COUNTS,
+            "spend": string("Spend stored, in the report currency"),
+            "currency": string(),
+            "superseded_uploads": {
+                "type": "integer",
+                "description": "Uploaded rows of the pulled days that reports now leave out",
+            },
+            "requests": _COUNTS,
+            "error": string(nullable=True),
+        },
+        ["id", "started_at", "rows", "spend", "error"],
+    )
+    stored = obj(
+        {
+            "app_key": string(),
+            "partner": string(const=ads_connection.PARTNER),
+            "access_token_set": {"type": "boolean"},
+            "state": string(enum=list(ads_connection.STATES)),
+            "state_message": string(nullable=True),
+            "advertisers": array(advertiser),
+            "updated_at": time_output(),
+            "pulls": array(pull, description="The last ten pulls, newest first"),
+            "warning": string("Present when TikTok refused or could not be asked"),
+        },
+        ["app_key", "partner", "access_token_set", "state", "pulls"],
+    )
+    return {"allOf": [ref("TikTokAdsConfig"), stored]}
+
+
+def tiktok_ads_operations() -> dict[tuple[str, str], Operation]:
+    tag = "tiktok_ads"
+    found = {**ADMIN_ERRORS, "404": shared("NotFound")}
+    put = {"400": shared("BadRequest"), **ADMIN_ERRORS, **BODY_ERRORS, "404": shared("NotFound")}
+    conflict = error("Needs re-authorising, no token, OAuth not configured, or already running")
+    connection = "/api/v1/apps/{app_key}/integrations/" + ads_connection.PARTNER
+    return {
+        (connection, "get"): op(
+            "Get the TikTok Ads connection of an app, with its last ten cost pulls",
+            tag,
+            ADMIN,
+            {"200": ok("The connection", ref("TikTokAds")), **found},
+            parameters=[APP_KEY],
+        ),
+        (connection, "put"): op(
+            "Connect an app to TikTok Ads (advertisers, token, cost pull settings)",
+            tag,
+            ADMIN,
+            {"200": ok("Stored; access_token is never answered", ref("TikTokAds")), **put},
+            parameters=[APP_KEY],
+            body=json_body(ref("TikTokAdsConfig")),
+        ),
+        (connection, "delete"): op(
+            "Disconnect: revoke the token at TikTok (with OAuth set up) and forget it",
+            tag,
+            ADMIN,
+            {"204": ok("Disconnected"), **found},
+            parameters=[APP_KEY],
+        ),
+        (connection + "/oauth", "post"): op(
+            "Start connecting by OAuth: the TikTok consent URL to send the owner to",
+            tag,
+            ADMIN,
+            {
+                "200": ok(
+                    "The consent URL (its state is good for an hour, once)",
+                    obj({"consent_url": string(format="uri")}, ["consent_url"]),
+                ),
+                **found,
+                "409": conflict,
+            },
+            parameters=[APP_KEY],
+        ),
+        ("/api/v1/tiktok_ads/oauth/callback", "get"): op(
+            "Where TikTok sends the owner back after consent (authenticated by its state)",
+            tag,
+            PUBLIC,
+            {
+                "303": ok("Connected: to the connection's console screen"),
+                "400": error("A forged, expired or used state, or an auth_code TikTok refused"),
+                "404": error("The state's app is gone"),
+                "409": conflict,
+            },
+            parameters=[
+                query("auth_code", "The code to exchange (TikTok may call it `code`)"),
+                query("code", "Another name of auth_code"),
+                query("state", "The state made with the consent URL", required=True),
+            ],
+        ),
+        ("/api/v1/apps/{app_key}/cost/pull", "post"): op(
+            "Pull TikTok Ads cost now, in the background",
+            tag,
+            ADMIN,
+            {
+                "202": ok(
+                    "Started; GET the connection for its outcome",
+                    obj({"started": {"type": "boolean"}}, ["started"]),
+                ),
+                "400": shared("BadRequest"),
+                **found,
+                "409": conflict,
+                **BODY_ERRORS,
+            },
+            parameters=[APP_KEY],
+            body={
+                "required": False,
+                "description": "Optional; without it the connection's backfill_days are pulled",
+                "content": {
+                    "application/json": {
+                        "schema": obj({"days": {"type": "integer", "minimum": 1, "maximum": 365}})
+                    }
+                },
+            },
+        ),
+    }
+
+
 def operations() -> dict[tuple[str, str], Operation]:
     """Every documented operation by (path template, lower-case method)."""
     return {
         **tracking_operations(),
         **app_operations(),
         **owner_operations(),
+        **audience_operations(),
         **reports_operations(),
+        **tiktok_ads_operations(),
         **ops_operations(),
     }
 

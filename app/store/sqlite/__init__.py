@@ -11,6 +11,7 @@ import anyio.to_thread
 
 from app.sealing import TokenSealer
 from app.store.records import StoreStats
+from app.store.sqlite.audiences import SqliteAudiences
 from app.store.sqlite.candidates import SqliteCandidates
 from app.store.sqlite.configs import SqliteConfigs, SqliteTokens
 from app.store.sqlite.connections import Connections
@@ -20,6 +21,7 @@ from app.store.sqlite.installs import SqliteEvents, SqliteInstalls
 from app.store.sqlite.outbox import SqliteOutbox
 from app.store.sqlite.privacy import SqlitePrivacy
 from app.store.sqlite.reports import SqliteReports
+from app.store.sqlite.tiktok_ads import SqliteTikTokAds
 from app.store.sqlite.touches import SqliteTouches
 
 __all__ = ["SqliteStore"]
@@ -52,6 +54,8 @@ class SqliteStore:
         self._reports = SqliteReports(conns)
         self._cost = SqliteCost(conns)
         self._privacy = SqlitePrivacy(conns)
+        self._audiences = SqliteAudiences(conns)
+        self._tiktok_ads = SqliteTikTokAds(conns)
 
     @classmethod
     def open_sync(
@@ -134,6 +138,14 @@ class SqliteStore:
     @property
     def privacy(self) -> SqlitePrivacy:
         return self._privacy
+
+    @property
+    def audiences(self) -> SqliteAudiences:
+        return self._audiences
+
+    @property
+    def tiktok_ads(self) -> SqliteTikTokAds:
+        return self._tiktok_ads
 
     def stats(self) -> StoreStats:
         writer = self._conns.writer

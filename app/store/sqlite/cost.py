@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from sqlite_utils import Database
 
-from app.reports.cost import CostEntry, Rate
+from app.reports.cost import UPLOAD, CostEntry, CostScope, Rate, Replaced
 from app.store.sqlite.connections import Connections
 
 _KEY = (
@@ -24,6 +24,27 @@ UPSERT_COST = (
     "WHERE cost IS NOT excluded.cost OR currency IS NOT excluded.currency "
     "OR amount IS NOT excluded.amount OR report_currency IS NOT excluded.report_currency"
 )
+_KEY_NAMES = tuple(name.strip() for name in _KEY.split(","))
+# A pulled row: its account too, and an unchanged row is not written (its updated_at stays).
+UPSERT_PULLED = (
+    f"INSERT INTO cost ({_KEY}, {_VALUES}, account, updated_at) VALUES ({', '.join('?' * 17)}) "
+    f"ON CONFLICT ({_KEY}) DO UPDATE SET cost = excluded.cost, currency = excluded.currency, "
+    "amount = excluded.amount, report_currency = excluded.report_currency, "
+    "account = excluded.account, updated_at = excluded.updated_at "
+    "WHERE cost IS NOT excluded.cost OR currency IS NOT excluded.currency "
+    "OR amount IS NOT excluded.amount OR report_currency IS NOT excluded.report_currency "
+    "OR account IS NOT excluded.account"
+)
+# Uploaded rows of an app's days whose campaign-day (`CostEntry.campaign_day`: date, media
+# source, campaign id, else campaign name) has a pulled row: what `superseded` says in Python.
+COUNT_SUPERSEDED = (
+    "SELECT COUNT(*) FROM cost u WHERE u.app_key = ? AND u.source = ? "
+    "AND u.date >= ? AND u.date <= ? AND EXISTS (SELECT 1 FROM cost p "
+    "WHERE p.app_key = u.app_key AND p.date = u.date AND p.source <> u.source "
+    "AND p.media_source = u.media_source AND p.campaign_id = u.campaign_id "
+    "AND (u.campaign_id <> '' OR p.campaign = u.campaign))"
+)
+DELETE_BY_KEY = f"DELETE FROM cost WHERE {' AND '.join(f'{n} = ?' for n in _KEY_NAMES)}"
 UPSERT_RATE = (
     "INSERT INTO cost_rates (app_key, date, currency, rate, updated_at) VALUES (?, ?, ?, ?, ?) "
     "ON CONFLICT (app_key, date, currency) DO UPDATE SET rate = excluded.rate, "
@@ -60,6 +81,73 @@ class SqliteCost:
 
         def write(db: Database) -> int:
             return sum(db.conn.execute(UPSERT_COST, row).rowcount for row in rows)
+
+        return await self._conns.write(write)
+
+    async def replace_cost(
+        self, scope: CostScope, entries: Sequence[CostEntry], now: float
+    ) -> Replaced:
+        for e in entries:
+            if (
+                e.app_key != scope.app_key
+                or e.source != scope.source
+                or not scope.start <= e.date <= scope.end
+            ):
+                raise ValueError(f"cost row of {e.date} {e.source} is outside {scope}")
+        rows = [
+            (
+                e.app_key,
+                e.date.isoformat(),
+                e.source,
+                e.media_source,
+                e.campaign,
+                e.campaign_id,
+                e.adset,
+                e.adset_id,
+                e.ad,
+                e.ad_id,
+                e.country,
+                e.cost,
+                e.currency,
+                e.amount,
+                e.report_currency,
+                scope.account,
+                now,
+            )
+            for e in entries
+        ]
+        where = "app_key = ? AND source = ? AND account = ? AND date >= ? AND date <= ?"
+        params: list[str] = [
+            scope.app_key,
+            scope.source,
+            scope.account,
+            scope.start.isoformat(),
+            scope.end.isoformat(),
+        ]
+        if scope.campaign_ids is not None:
+            where += f" AND campaign_id IN ({', '.join('?' * len(scope.campaign_ids))})"
+            params += list(scope.campaign_ids)
+
+        def write(db: Database) -> Replaced:
+            # One transaction: a report read meanwhile sees the old rows or the new, never a
+            # day half replaced. Rows the pull no longer has go; the others are upserted, so
+            # an unchanged row is not rewritten and "changed" counts real changes.
+            existing = {
+                tuple(r) for r in db.execute(f"SELECT {_KEY} FROM cost WHERE {where}", params)
+            }
+            stale = existing - {row[:11] for row in rows}
+            db.conn.executemany(DELETE_BY_KEY, sorted(stale))
+            written = db.conn.executemany(UPSERT_PULLED, rows).rowcount if rows else 0
+            superseded = db.execute(
+                COUNT_SUPERSEDED,
+                [scope.app_key, UPLOAD, scope.start.isoformat(), scope.end.isoformat()],
+            ).fetchone()[0]
+            return Replaced(
+                rows=len(rows),
+                changed=written + len(stale),
+                removed=len(stale),
+                superseded=superseded,
+            )
 
         return await self._conns.write(write)
 

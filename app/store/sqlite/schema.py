@@ -375,3 +375,85 @@ def console(db: Database) -> None:
         CREATE INDEX postbacks_app_created ON postbacks(app_key, created_at)
         """,
     )
+
+
+@migrations(name="0009_tiktok_ads")
+def tiktok_ads(db: Database) -> None:
+    """The TikTok Ads connection (tiktok-ads.md sections 1 and 2): which advertiser account a
+    pulled cost row came from (`account`, '' for uploaded rows), so a pull replaces the rows of
+    its own advertiser and days only; the connection's state and its advertisers' currency and
+    time zone; the log of pulls; and the OAuth states already used (single use)."""
+    _run(
+        db,
+        """
+        ALTER TABLE cost ADD COLUMN account TEXT NOT NULL DEFAULT '';
+        CREATE INDEX cost_pull_scope ON cost(app_key, source, account, date);
+        CREATE TABLE tiktok_ads_state (
+            app_key TEXT PRIMARY KEY,
+            state TEXT NOT NULL,
+            message TEXT,
+            advertisers TEXT NOT NULL DEFAULT '[]',
+            updated_at REAL NOT NULL
+        );
+        CREATE TABLE tiktok_ads_pulls (
+            id TEXT PRIMARY KEY,
+            app_key TEXT NOT NULL,
+            trigger TEXT NOT NULL,
+            started_at REAL NOT NULL,
+            finished_at REAL,
+            start_date TEXT,
+            end_date TEXT,
+            rows INTEGER NOT NULL DEFAULT 0,
+            changed INTEGER NOT NULL DEFAULT 0,
+            spend TEXT NOT NULL DEFAULT '0',
+            currency TEXT NOT NULL DEFAULT '',
+            superseded INTEGER NOT NULL DEFAULT 0,
+            requests INTEGER NOT NULL DEFAULT 0,
+            error TEXT
+        );
+        CREATE INDEX tiktok_ads_pulls_app ON tiktok_ads_pulls(app_key, started_at);
+        CREATE TABLE oauth_states (
+            nonce TEXT PRIMARY KEY,
+            used_at REAL NOT NULL
+        )
+        """,
+    )
+
+
+@migrations(name="0010_audiences")
+def audiences(db: Database) -> None:
+    """Audiences (tiktok-ads.md section 3): each rule with its TikTok audience and the state of
+    its last sync, and its members by hash. `sent` is set only once TikTok answered code 0 for
+    the file holding the member, so a sync cut off half way resumes from what TikTok holds;
+    `seen_run` is the last sync that wanted the member (members not seen by the current sync
+    are the departed). `syncing_until` is the lease of the sync running now (the server's
+    daily run and the command line must not interleave their runs)."""
+    _run(
+        db,
+        """
+        CREATE TABLE audiences (
+            id TEXT PRIMARY KEY,
+            app_key TEXT NOT NULL REFERENCES apps(app_key) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            config TEXT NOT NULL,
+            tiktok_audience_id TEXT,
+            state TEXT NOT NULL,
+            member_count INTEGER NOT NULL DEFAULT 0,
+            sent_count INTEGER NOT NULL DEFAULT 0,
+            sync_run INTEGER NOT NULL DEFAULT 0,
+            syncing_until REAL,
+            last_sync_at REAL,
+            last_error TEXT,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            UNIQUE (app_key, name)
+        );
+        CREATE TABLE audience_members (
+            audience_id TEXT NOT NULL REFERENCES audiences(id) ON DELETE CASCADE,
+            hash TEXT NOT NULL,
+            sent INTEGER NOT NULL DEFAULT 0,
+            seen_run INTEGER NOT NULL,
+            PRIMARY KEY (audience_id, hash)
+        ) WITHOUT ROWID
+        """,
+    )

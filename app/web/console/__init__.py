@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from app.web.console import auth, cost_screen, screens
+from app.web.console import audiences, auth, cost_screen, screens, tiktok_ads
 
 GET = ["GET", "HEAD"]
 POST = ["POST"]
@@ -23,6 +23,11 @@ def routes() -> list[Route]:
         ("/admin/apps/{app_key}/rotate", screens.rotate_sdk_key, POST),
         ("/admin/apps/{app_key}/delete", screens.delete_app, POST),
         ("/admin/apps/{app_key}/tiktok", screens.integration, FORM),
+        ("/admin/tiktok-ads", tiktok_ads.overview, GET),
+        ("/admin/apps/{app_key}/tiktok-ads", tiktok_ads.connection, FORM),
+        ("/admin/apps/{app_key}/tiktok-ads/connect", tiktok_ads.connect, POST),
+        ("/admin/apps/{app_key}/tiktok-ads/disconnect", tiktok_ads.disconnect, POST),
+        ("/admin/apps/{app_key}/tiktok-ads/pull", tiktok_ads.pull_now, POST),
         ("/admin/pages", screens.pages, FORM),
         ("/admin/pages/{slug}", screens.page_detail, FORM),
         ("/admin/pages/{slug}/links", screens.link_builder, GET),
@@ -35,6 +40,7 @@ def routes() -> list[Route]:
         ("/admin/cost", cost_screen.cost, GET),
         ("/admin/cost/upload", cost_screen.cost_upload, POST),
         ("/admin/cost/rates", cost_screen.rates_upload, POST),
+        ("/admin/audiences", audiences.audiences, GET),
         ("/admin/users", screens.users, FORM),
         ("/admin/tokens/{token_id}/revoke", screens.revoke_token, POST),
         # Last: any other path under /admin
