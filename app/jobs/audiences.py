@@ -325,4 +325,8 @@ def audiences_job(store: Store, settings: Settings, clock: Clock, make_api: ApiF
         for outcome in await sync_audiences(store, settings, make_api, now=clock()):
             log.info("audience %s", describe(outcome))
 
-    return Periodic("audiences", DAY_SECONDS, run, delay=FIRST_RUN_DELAY)
+    # The cluster's lease: one node runs the day's syncs (each audience's own sync lease
+    # still keeps a command-line sync from interleaving with it).
+    return Periodic(
+        "audiences", DAY_SECONDS, run, delay=FIRST_RUN_DELAY, leases=store.leases, clock=clock
+    )

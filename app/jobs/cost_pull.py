@@ -117,6 +117,9 @@ class CostPuller:
                 settings.cost_pull_check_minutes * 60,
                 self.pull_due,
                 delay=FIRST_CHECK_DELAY,
+                # One node a period looks for due pulls: `_running` guards one process only.
+                leases=store.leases,
+                clock=clock,
             )
             if scheduled
             else None
