@@ -85,8 +85,7 @@ def member_sql(query: MemberQuery, batch: int, after: tuple[float, str]) -> tupl
         # COALESCE: an install with no original media source is not past another source's
         # retention (NOT of a NULL would drop it).
         where.append(
-            "NOT ((i.media_source = ? OR COALESCE(i.original_media_source, '') = ?) "
-            "AND i.time < ?)"
+            "NOT ((i.media_source = ? OR COALESCE(i.original_media_source, '') = ?) AND i.time < ?)"
         )
         params += [source, source, cutoff]
     if query.did_event:
