@@ -73,10 +73,20 @@ def member_sql(query: MemberQuery, batch: int, after: tuple[float, str]) -> tupl
         "NOT i.is_retained_organic",
         "i.app_instance_id NOT LIKE %s",
         # A device that asked for limited data use on any install of the app is no member.
-        f"NOT EXISTS (SELECT 1 FROM installs o WHERE o.app_key = i.app_key "
-        f"AND o.{column} = i.{column} AND o.is_limited_data_use)",
+        # NOT IN over the app's few such IDs: one hashed set a query, whatever the planner
+        # guesses of the table (a correlated NOT EXISTS was a scan per row on a table not yet
+        # analysed).
+        f"i.{column} NOT IN (SELECT o.{column} FROM installs o WHERE o.app_key = %s "
+        f"AND o.is_limited_data_use AND o.{column} IS NOT NULL)",
     ]
-    params: list[Any] = [query.app_key, after[0], after[0], after[1], ERASED_PREFIX + "%"]
+    params: list[Any] = [
+        query.app_key,
+        after[0],
+        after[0],
+        after[1],
+        ERASED_PREFIX + "%",
+        query.app_key,
+    ]
     if query.media_source is not None:
         where.append("i.media_source = %s")
         params.append(query.media_source)
