@@ -315,12 +315,14 @@ def test_a_pull_stores_the_spend_supersedes_the_upload_and_a_repull_changes_noth
             await store.configs.put_app("demo", validate_app({"name": "Demo"}), NOW)
             await store.configs.put_integration("demo", PARTNER, config, token, NOW)
             await store.cost.put_cost([upload], NOW)
+            clock = FakeClock(NOW)
             async with httpx.AsyncClient(timeout=2.0) as http:
                 puller = CostPuller(
-                    store, http, FakeClock(NOW), settings, scheduled=False, sleep=Sleeps(),
+                    store, http, clock, settings, scheduled=False, sleep=Sleeps(),
                     rand=random.Random(7), limiters=lambda _app: RateLimiter(10_000),
                 )  # fmt: skip
                 first = await puller.pull("demo", days=3)
+                clock.now += 60
                 again = await puller.pull("demo", days=3)
             stored = await store.cost.cost_between("demo", TODAY - dt.timedelta(days=4), TODAY)
             return first, again, stored, await store.tiktok_ads.recent_pulls("demo")
