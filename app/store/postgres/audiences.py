@@ -73,9 +73,9 @@ def member_sql(query: MemberQuery, batch: int, after: tuple[float, str]) -> tupl
         "NOT i.is_retained_organic",
         "i.app_instance_id NOT LIKE %s",
         # A device that asked for limited data use on any install of the app is no member.
-        # NOT IN over the app's few such IDs: one hashed set a query, whatever the planner
-        # guesses of the table (a correlated NOT EXISTS was a scan per row on a table not yet
-        # analysed).
+        # NOT IN over the app's few such IDs (read from the partial index `installs_ldu_*`):
+        # one hashed set a page, whatever the planner guesses of the table (a correlated NOT
+        # EXISTS was a scan per row on a table not yet analysed).
         f"i.{column} NOT IN (SELECT o.{column} FROM installs o WHERE o.app_key = %s "
         f"AND o.is_limited_data_use AND o.{column} IS NOT NULL)",
     ]

@@ -415,8 +415,14 @@ CREATE INDEX oauth_states_used ON oauth_states (used_at)
 
 # SQLite's 0010: audiences and their members by hash. `syncing_until` is the lease of the
 # sync running now: `start_sync` takes it with one conditional UPDATE, whose row lock orders
-# two nodes asking at once. `sent` is a boolean here.
+# two nodes asking at once. `sent` is a boolean here. The partial indexes hold the advertising
+# IDs of an app's limited-data-use installs, the set each page of members is checked against
+# (`audiences.member_sql`): reading it costs those few rows, not the app's installs.
 AUDIENCES = """
+CREATE INDEX installs_ldu_idfa ON installs (app_key, idfa)
+    WHERE is_limited_data_use AND idfa IS NOT NULL;
+CREATE INDEX installs_ldu_gaid ON installs (app_key, gaid)
+    WHERE is_limited_data_use AND gaid IS NOT NULL;
 CREATE TABLE audiences (
     id text PRIMARY KEY,
     app_key text NOT NULL REFERENCES apps(app_key) ON DELETE CASCADE,
