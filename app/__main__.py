@@ -322,7 +322,8 @@ def cmd_audiences_sync(args: argparse.Namespace) -> int:
                 store, settings, make_api, now=system_clock(), app_key=args.app, progress=progress
             )
 
-    outcomes = asyncio.run(_with_store(settings, run))
+    # Sealed: the sync reads the connections' access tokens.
+    outcomes = asyncio.run(_with_store(settings, run, sealed=True))
     if progress:
         print(file=sys.stderr)
     for outcome in outcomes:
@@ -371,7 +372,8 @@ def cmd_cost_pull(args: argparse.Namespace) -> int:
                 done.append((key, record))
         return done
 
-    results = asyncio.run(_with_store(settings, run))
+    # Sealed: the pull reads the connections' access tokens.
+    results = asyncio.run(_with_store(settings, run, sealed=True))
     if not results:
         print("no app has a TikTok Ads connection")
     failed = False

@@ -32,7 +32,13 @@ from app.conversions import Install
 from app.fields import FieldError
 from app.jobs.audiences import SyncOutcome, sync_audiences
 from app.server import create_app
+from app.store.backends import open_store
 from app.store.columns import INSTALL_COLUMNS
+from app.store.interfaces import Store
+from app.store.postgres import PostgresStore
+from app.store.postgres.connections import Conn
+from app.store.postgres.rows import insert_sql as pg_insert_sql
+from app.store.postgres.rows import to_row as pg_to_row
 from app.store.sqlite import SqliteStore
 from app.store.sqlite.rows import insert_sql, to_row
 from app.tiktok_ads.client import MarketingClient
@@ -83,16 +89,27 @@ def ios_install(n: str, *, time: float = NOW - DAY, **fields: Any) -> Install:
 
 
 INSERT_INSTALL = insert_sql("installs", INSTALL_COLUMNS)
+PG_INSERT_INSTALL = pg_insert_sql("installs", INSTALL_COLUMNS)
 
 
-async def record(store: SqliteStore, installs: Sequence[Install]) -> None:
+async def record(store: Store, installs: Sequence[Install]) -> None:
     """Installs as the store writes them (its own row mapping), all in one transaction:
     thousands of `record_install` calls would cost seconds of this module's budget."""
+    if isinstance(store, PostgresStore):
+        pg_rows = [pg_to_row(i, INSTALL_COLUMNS) for i in installs]
+
+        async def write(conn: Conn) -> None:
+            async with conn.cursor() as cursor:
+                await cursor.executemany(PG_INSERT_INSTALL, pg_rows)
+
+        await store.database.write(write)
+        return
+    assert isinstance(store, SqliteStore)
     rows = [to_row(i, INSTALL_COLUMNS) for i in installs]
     await store.connections.write(lambda db: db.conn.executemany(INSERT_INSTALL, rows))
 
 
-async def connect(store: SqliteStore) -> None:
+async def connect(store: Store) -> None:
     await store.configs.put_app("demo", {"name": "Demo", "destinations": {}}, NOW)
     await store.configs.put_integration(
         "demo", "tiktok_ads", {"advertiser_ids": [ADV], "audiences_enabled": True}, TOKEN, NOW
@@ -100,7 +117,7 @@ async def connect(store: SqliteStore) -> None:
     await store.audiences.put_audience("demo", "buyers", validate_rule(RULE), NOW, reset=False)
 
 
-Scenario = Callable[[SqliteStore, Callable[..., Awaitable[list[SyncOutcome]]]], Awaitable[None]]
+Scenario = Callable[[Store, Callable[..., Awaitable[list[SyncOutcome]]]], Awaitable[None]]
 
 
 def run(
@@ -109,11 +126,13 @@ def run(
     scenario: Scenario,
     *,
     timeout: float = 5.0,
+    db: str | None = None,
 ) -> None:
-    settings = make_settings(tmp_path)
+    """`db`: the backend's database (a URL or a file); a new SQLite file by default."""
+    settings = make_settings(tmp_path, **({"db": db} if db else {}))
 
     async def go() -> None:
-        store = await SqliteStore.open(settings.db)
+        store = await open_store(settings.db)
         try:
             async with httpx.AsyncClient(timeout=timeout) as http:
 
@@ -199,9 +218,7 @@ def test_under_1000_members_nothing_is_created_and_the_audience_waits(
 ) -> None:
     fake_marketing.add_advertiser(ADV, token=TOKEN)
 
-    async def scenario(
-        store: SqliteStore, sync: Callable[..., Awaitable[list[SyncOutcome]]]
-    ) -> None:
+    async def scenario(store: Store, sync: Callable[..., Awaitable[list[SyncOutcome]]]) -> None:
         await record(store, [ios_install(f"n{i}") for i in range(999)])
         [outcome] = await sync()
         assert (outcome.state, outcome.wanted, outcome.error) == (WAITING, 999, None)
@@ -218,8 +235,9 @@ def test_under_1000_members_nothing_is_created_and_the_audience_waits(
     assert fake_marketing.audiences == []
 
 
+@pytest.mark.both_backends
 def test_a_create_then_only_the_difference_and_never_the_excluded(
-    tmp_path: Path, fake_marketing: FakeTikTokMarketing
+    tmp_path: Path, fake_marketing: FakeTikTokMarketing, backend_db: str
 ) -> None:
     fake_marketing.add_advertiser(ADV, token=TOKEN)
     # IDs as an SDK might send them: upper case, padded; the hash is of the normalised ID.
@@ -236,9 +254,7 @@ def test_a_create_then_only_the_difference_and_never_the_excluded(
     def hashes(installs: list[Install]) -> set[str]:
         return {expected_hash(i.idfa or "") for i in installs}
 
-    async def scenario(
-        store: SqliteStore, sync: Callable[..., Awaitable[list[SyncOutcome]]]
-    ) -> None:
+    async def scenario(store: Store, sync: Callable[..., Awaitable[list[SyncOutcome]]]) -> None:
         await record(store, [*stay, *leaving, *never])
         seen: list[tuple[Any, ...]] = []
         [first] = await sync(progress=lambda *call: seen.append(call))
@@ -255,7 +271,7 @@ def test_a_create_then_only_the_difference_and_never_the_excluded(
         assert audience is not None
         assert (audience.member_count, audience.sent_count) == (1220, 1220)
 
-    run(tmp_path, fake_marketing, scenario)
+    run(tmp_path, fake_marketing, scenario, db=backend_db)
     [create] = accepted(dmp(fake_marketing, "create"))
     assert create.body is not None and create.body["calculate_type"] == "IDFA_MD5"
     assert set(uploaded(fake_marketing, create)) == hashes(stay + leaving)
@@ -286,9 +302,7 @@ def test_an_update_that_would_leave_under_1000_is_not_sent(
     stay = [ios_install(f"s{i}") for i in range(900)]
     leaving = [ios_install(f"l{i}", time=NOW - 29.5 * DAY) for i in range(150)]
 
-    async def scenario(
-        store: SqliteStore, sync: Callable[..., Awaitable[list[SyncOutcome]]]
-    ) -> None:
+    async def scenario(store: Store, sync: Callable[..., Awaitable[list[SyncOutcome]]]) -> None:
         await record(store, [*stay, *leaving])
         await sync()
         [later] = await sync(now=NOW + DAY)
@@ -314,9 +328,7 @@ def test_a_sync_cut_off_half_way_resumes_sending_each_member_once(
     else:
         fake_marketing.script(code=50000, path="custom_audience/update")
 
-    async def scenario(
-        store: SqliteStore, sync: Callable[..., Awaitable[list[SyncOutcome]]]
-    ) -> None:
+    async def scenario(store: Store, sync: Callable[..., Awaitable[list[SyncOutcome]]]) -> None:
         await record(store, installs)
         [cut] = await sync(file_lines=1000)
         assert (cut.state, cut.created, cut.appended) == (FAILED, True, 1000)
@@ -344,9 +356,7 @@ def test_a_refused_token_stops_audiences_until_the_owner_connects_again(
     fake_marketing.add_advertiser(ADV, token=TOKEN)
     fake_marketing.script(code=40105, path="file/upload")
 
-    async def scenario(
-        store: SqliteStore, sync: Callable[..., Awaitable[list[SyncOutcome]]]
-    ) -> None:
+    async def scenario(store: Store, sync: Callable[..., Awaitable[list[SyncOutcome]]]) -> None:
         await record(store, [ios_install(f"n{i}") for i in range(1000)])
         [refused] = await sync()
         assert refused.state == FAILED and "TikTok refused the token" in (refused.error or "")
@@ -363,9 +373,7 @@ def test_a_refused_token_stops_audiences_until_the_owner_connects_again(
 def test_without_a_connection_the_sync_fails_with_the_reason(
     tmp_path: Path, fake_marketing: FakeTikTokMarketing
 ) -> None:
-    async def scenario(
-        store: SqliteStore, sync: Callable[..., Awaitable[list[SyncOutcome]]]
-    ) -> None:
+    async def scenario(store: Store, sync: Callable[..., Awaitable[list[SyncOutcome]]]) -> None:
         await store.configs.delete_integration("demo", "tiktok_ads")
         [outcome] = await sync()
         assert (outcome.state, outcome.error) == (FAILED, "TikTok Ads is not connected")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from datetime import date
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -14,10 +15,14 @@ import pytest
 from starlette.testclient import TestClient
 
 from app.__main__ import main
+from app.audiences import APPEND, SyncCounts, validate_rule
+from app.reports.cost import TIKTOK_API, CostEntry, CostScope
 from app.server import create_app
 from app.store.backends import open_store
 from app.store.copy import TABLES, Interrupted, copy_database
+from app.store.interfaces import Store
 from app.store.records import UserRecord
+from app.tiktok_ads.connection import AdvertiserInfo, ConnectionState, PullRecord
 from tests.aio import run_async
 from tests.fixtures import OTHER_IP, PHONE_IP, START, make_settings, open_gangway
 
@@ -68,11 +73,65 @@ def make_installation(tmp_path: Path) -> Installation:
             await store.users.create_user("ops@example.com", "hash", "viewer", ["demo"], START)
             await store.users.create_session("session-1", "ops@example.com", "csrf", START)
             await store.users.record_login_failure("ops@example.com", PHONE_IP, START)
+            await ads_and_audience_rows(store)
         finally:
             await store.close()
 
     run_async(console_rows())
     return db, admin, sdk, ids, postbacks
+
+
+AUDIENCE = {"advertiser_id": "7002", "platform": "android", "media_source": "any"}
+PULLED_DAY = date(2026, 11, 21)
+
+
+async def ads_and_audience_rows(store: Store) -> None:
+    """The TikTok Ads connection (state, a pull, a pulled cost row, a used OAuth state) and an
+    audience with one member sent and one not."""
+    scope = CostScope("demo", TIKTOK_API, "adv-1", PULLED_DAY, PULLED_DAY)
+    row = CostEntry("demo", PULLED_DAY, TIKTOK_API, "tiktokglobal_int", "c", "1800", "", "", "",
+                    "ad-1", "", "3", "USD", 3_000_000, "USD")  # fmt: skip
+    await store.cost.replace_cost(scope, [row], START)
+    info = AdvertiserInfo("adv-1", "Shop", "USD", "UTC")
+    await store.tiktok_ads.set_connection_state(
+        ConnectionState("demo", "connected", None, (info,), START)
+    )
+    await store.tiktok_ads.record_pull(
+        PullRecord("pull-1", "demo", "cli", START, START + 1, PULLED_DAY, PULLED_DAY, rows=1)
+    )
+    assert await store.tiktok_ads.use_oauth_state("nonce-1", START, 3600)
+    audience = await store.audiences.put_audience(
+        "demo", "buyers", validate_rule(AUDIENCE), START, reset=False
+    )
+    run = await store.audiences.start_sync(audience.id, START, 60)
+    assert run is not None
+    await store.audiences.stage_members(audience.id, run, ["h-sent", "h-unsent"])
+    await store.audiences.confirm_sent(audience.id, APPEND, ["h-sent"], tiktok_audience_id="77")
+    await store.audiences.finish_sync(
+        audience.id, state="synced", member_count=2, error=None, now=START
+    )
+
+
+async def ads_and_audience_views(db: str) -> tuple[object, ...]:
+    """What the copied TikTok Ads and audience rows read as, and whether the OAuth state is
+    still used and the sent member still sent (a new sync would remove it, not append it)."""
+    store = await open_store(db)
+    try:
+        audience = await store.audiences.get_audience("demo", "buyers")
+        assert audience is not None
+        run = await store.audiences.start_sync(audience.id, START + 120, 60)
+        assert run is not None
+        counts = await store.audiences.staged(audience.id, run)
+        return (
+            audience,
+            counts,
+            await store.tiktok_ads.connection_state("demo"),
+            await store.tiktok_ads.recent_pulls("demo"),
+            await store.tiktok_ads.use_oauth_state("nonce-1", START + 1, 3600),
+            await store.cost.cost_between("demo", PULLED_DAY, PULLED_DAY),
+        )
+    finally:
+        await store.close()
 
 
 def owner_views(
@@ -120,8 +179,14 @@ def test_copy_resumes_after_an_interruption_and_serves_the_same_receipts(
     assert ("clicks", 3, 3) in seen
     copied = {r.table: r.source_rows for r in results}
     for table in ("users", "sessions", "login_failures", "cost", "cost_rates", "rollups",
-                  "rollups_by_source", "privacy_erasures"):  # fmt: skip
+                  "rollups_by_source", "privacy_erasures", "tiktok_ads_state",
+                  "tiktok_ads_pulls", "oauth_states", "audiences", "audience_members"):  # fmt: skip
         assert copied[table] > 0, table
+    # The TikTok Ads connection and the audience read the same (the PostgreSQL side first:
+    # reading takes a sync lease).
+    views = run_async(ads_and_audience_views(pg_database))
+    assert views == run_async(ads_and_audience_views(db))
+    assert views[1] == SyncCounts(0, 0, 1) and views[4] is False
 
     with psycopg.connect(pg_database) as conn:
         claims = conn.execute("SELECT COUNT(*) FROM click_claims").fetchone()

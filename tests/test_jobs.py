@@ -159,3 +159,59 @@ def test_a_periodic_job_on_two_nodes_runs_once_per_period_and_survives_its_holde
     a, b = run_async(scenario())
     assert ran == ["a"] * 4 + ["b"] * 2
     assert (a.runs, a.skipped, b.runs, b.skipped) == (4, 0, 2, 4)
+
+
+def test_the_cost_pull_and_audience_schedules_take_the_clusters_job_lease(
+    tmp_path: Path, pg_database: str
+) -> None:
+    """While another node holds a job's lease for the period, this node's cost-pull and
+    audiences ticks skip; once it has expired, they run (and hold the lease themselves)."""
+    import httpx
+
+    from app.jobs.audiences import AudienceApi, audiences_job
+    from app.jobs.cost_pull import CostPuller
+    from app.store.postgres import PostgresStore
+
+    now = [1_790_000_000.0]
+    settings = make_settings(tmp_path, db=pg_database)
+
+    async def scenario() -> list[tuple[int, int]]:
+        store = await PostgresStore.open(pg_database)
+        ticks: asyncio.Queue[None] = asyncio.Queue()
+
+        async def sleep(seconds: float) -> None:
+            await ticks.get()
+
+        def no_api(app_key: str, token: str) -> AudienceApi:
+            raise AssertionError("no audience to sync")
+
+        try:
+            for name in ("cost-pull", "audiences"):
+                assert await store.leases.acquire(name, "other-node", now[0], 3600.0)
+            async with httpx.AsyncClient() as http:
+                puller = CostPuller(store, http, lambda: now[0], settings, schedule_sleep=sleep)
+                audiences = audiences_job(
+                    store,
+                    settings,
+                    lambda: now[0],
+                    no_api,
+                    sleep=sleep,
+                )
+                assert puller.schedule is not None
+                jobs = [puller.schedule, audiences]
+                counts: list[tuple[int, int]] = []
+                async with Jobs([puller, audiences]):
+                    for turn in range(2):
+                        for _ in jobs:
+                            ticks.put_nowait(None)
+                        for _ in range(500):
+                            if all(j.runs + j.skipped > turn for j in jobs):
+                                break
+                            await asyncio.sleep(0.01)
+                        counts += [(j.runs, j.skipped) for j in jobs]
+                        now[0] += 3600.0
+                return counts
+        finally:
+            await store.close()
+
+    assert run_async(scenario()) == [(0, 1), (0, 1), (1, 1), (1, 1)]

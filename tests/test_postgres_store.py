@@ -330,3 +330,53 @@ def test_every_command_with_a_database_takes_a_url(
     assert command("retention", "run", "--db", pg_database) == 0
     out = capsys.readouterr().out
     assert "rollups rebuilt for every app: 0 rows" in out and "retention as of" in out
+
+
+def test_two_nodes_share_one_audience_sync_one_oauth_state_and_one_pull_replace(
+    pg_database: str,
+) -> None:
+    """Asked at once through two stores: one sync of an audience holds it, an OAuth state is
+    used once, and two replaces of one pull's scope leave exactly one pull's rows."""
+    from datetime import date
+
+    from app.audiences import validate_rule
+    from app.reports.cost import TIKTOK_API, CostEntry, CostScope
+
+    rule = validate_rule({"advertiser_id": "7002", "platform": "ios", "media_source": "any"})
+    day = date(2026, 11, 21)
+    scope = CostScope("demo", TIKTOK_API, "adv-1", day, day)
+
+    def pulled(ads: str) -> list[CostEntry]:
+        return [
+            CostEntry("demo", day, TIKTOK_API, "tiktokglobal_int", "c", "1700", "", "", "", a,
+                      "", "1", "USD", 1_000_000, "USD")
+            for a in ads
+        ]  # fmt: skip
+
+    async def scenario() -> tuple[list[int | None], list[bool], set[str]]:
+        nodes = [await PostgresStore.open(pg_database, max_size=6) for _ in range(2)]
+        try:
+            await nodes[0].configs.put_app("demo", {"name": "Demo"}, T0)
+            audience = await nodes[0].audiences.put_audience("demo", "a", rule, T0, reset=False)
+            runs = await asyncio.gather(
+                *(nodes[n % 2].audiences.start_sync(audience.id, T0, 60) for n in range(6))
+            )
+            used = await asyncio.gather(
+                *(nodes[n % 2].tiktok_ads.use_oauth_state("nonce-1", T0, 600) for n in range(6))
+            )
+            await asyncio.gather(
+                *(
+                    nodes[n % 2].cost.replace_cost(scope, pulled(ads), T0)
+                    for n, ads in enumerate(["abc", "cd", "ab", "d", "bcd", "a"])
+                )
+            )
+            rows = await nodes[1].cost.cost_between("demo", day, day)
+            return list(runs), list(used), {r.ad_id for r in rows}
+        finally:
+            for node in nodes:
+                await node.close()
+
+    runs, used, ads = run_async(scenario())
+    assert sorted(runs, key=str) == [1, None, None, None, None, None]
+    assert sorted(used) == [False] * 5 + [True]
+    assert ads in ({"a", "b", "c"}, {"c", "d"}, {"a", "b"}, {"d"}, {"b", "c", "d"}, {"a"})

@@ -968,9 +968,11 @@ def test_audience_members_follow_the_rule_and_never_include_the_excluded(
         erased = ios("era")
         past = ios("past", time=T0 - 20 * DAY)
         other = ios("other", media_source="organic")
+        # Older than tiktokglobal_int's retention, but of no source with one: still a member.
+        old_other = ios("old-other", media_source="organic", time=T0 - 20 * DAY)
         android = make_install("droid", time=T0 - DAY, gaid="droid-gaid-0001")
         everyone = [buyer, old_buyer, refunded, quiet, ldu, ldu_again, retained, erased, past]
-        for install in [*everyone, other, android]:
+        for install in [*everyone, other, old_other, android]:
             await store.installs.record_install(install, claim_click=None, now=T0)
         events = [(i, "af_purchase", T0 - 60) for i in everyone if i not in (old_buyer, quiet)]
         events += [(old_buyer, "af_purchase", T0 - 10 * DAY), (refunded, "refund", T0 - 30)]
@@ -994,6 +996,9 @@ def test_audience_members_follow_the_rule_and_never_include_the_excluded(
         # In pages of two, each eligible device once.
         assert await members({}) == sorted(str(i.idfa) for i in (buyer, old_buyer, refunded, quiet))
         assert await members({"platform": "android", "media_source": "any"}) == [android.gaid]
+        assert await members({"media_source": "any"}) == sorted(
+            str(i.idfa) for i in (buyer, old_buyer, refunded, quiet, other, old_other)
+        )
 
     with_store(store_opener, scenario)
 

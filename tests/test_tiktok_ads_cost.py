@@ -18,6 +18,7 @@ from app.configs import validate_app
 from app.jobs.cost_pull import CostPuller, PullRefused
 from app.reports.cost import TIKTOK_API, UPLOAD, CostEntry, effective_cost
 from app.sealing import token_sealer
+from app.store.backends import open_store
 from app.store.sqlite import SqliteStore
 from app.tiktok_ads import cost as plan
 from app.tiktok_ads.client import RateLimiter
@@ -289,6 +290,56 @@ def test_the_command_line_pulls_and_says_what_it_did(
     assert record.start_date is not None and record.end_date is not None
     assert (record.end_date - record.start_date).days == 1
     assert f"{record.start_date}..{record.end_date}: {record.rows} rows" in out
+
+
+@pytest.mark.both_backends
+def test_a_pull_stores_the_spend_supersedes_the_upload_and_a_repull_changes_nothing(
+    tmp_path: Path, fake_marketing: FakeTikTokMarketing, backend_db: str
+) -> None:
+    """On each backend: one event loop, so the store is opened inside it (the rig's store
+    outlives a loop, which only SQLite allows)."""
+    fake_marketing.add_advertiser(ADV, display_timezone="America/Los_Angeles")
+    fake_marketing.seed(ADV, ads=6, start=TODAY - dt.timedelta(days=4), days=5, campaigns=2)
+    settings = make_settings(tmp_path, tiktok_api_url=fake_marketing.base_url, db=backend_db)
+    campaign = next(iter(fake_marketing.spend_by_campaign_day(ADV)))[0]
+    upload = CostEntry(
+        app_key="demo", date=TODAY, source=UPLOAD, media_source="tiktokglobal_int",
+        campaign="by hand", campaign_id=campaign, adset="", adset_id="", ad="", ad_id="",
+        country="", cost="999", currency="USD", amount=999_000_000, report_currency="USD",
+    )  # fmt: skip
+    config, token = validate_connection({"advertiser_ids": [ADV], "access_token": "token-1"})
+
+    async def go() -> tuple[PullRecord, PullRecord, list[CostEntry], list[PullRecord]]:
+        store = await open_store(settings.db, sealer=token_sealer(settings))
+        try:
+            await store.configs.put_app("demo", validate_app({"name": "Demo"}), NOW)
+            await store.configs.put_integration("demo", PARTNER, config, token, NOW)
+            await store.cost.put_cost([upload], NOW)
+            clock = FakeClock(NOW)
+            async with httpx.AsyncClient(timeout=2.0) as http:
+                puller = CostPuller(
+                    store, http, clock, settings, scheduled=False, sleep=Sleeps(),
+                    rand=random.Random(7), limiters=lambda _app: RateLimiter(10_000),
+                )  # fmt: skip
+                first = await puller.pull("demo", days=3)
+                clock.now += 60
+                again = await puller.pull("demo", days=3)
+            stored = await store.cost.cost_between("demo", TODAY - dt.timedelta(days=4), TODAY)
+            return first, again, stored, await store.tiktok_ads.recent_pulls("demo")
+        finally:
+            await store.close()
+
+    first, again, stored, pulls = run_async(go())
+    start = TODAY - dt.timedelta(days=2)
+    expected = {k: v for k, v in fake_marketing.spend_by_campaign_day(ADV).items() if start <= k[1]}
+    pulled = [e for e in stored if e.source == TIKTOK_API]
+    assert first.error is None and first.superseded == 1 and first.rows == len(pulled)
+    assert by_campaign_day(pulled) == expected
+    assert sum(expected.values()) == Decimal(first.spend)
+    assert all(e.source == TIKTOK_API for e in effective_cost(stored))
+    assert (again.error, again.changed, again.rows) == (None, 0, first.rows)
+    assert [p.id for p in pulls] == [again.id, first.id]
+    assert fake_marketing.violations == []
 
 
 # -- pure planning -------------------------------------------------------------------------------

@@ -12,8 +12,9 @@ sending nothing twice and losing no one.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -318,11 +319,28 @@ def describe(outcome: SyncOutcome) -> str:
     return what + (f" ({outcome.error})" if outcome.error else "")
 
 
-def audiences_job(store: Store, settings: Settings, clock: Clock, make_api: ApiFactory) -> Periodic:
+def audiences_job(
+    store: Store,
+    settings: Settings,
+    clock: Clock,
+    make_api: ApiFactory,
+    *,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> Periodic:
     """The daily run inside the server."""
 
     async def run() -> None:
         for outcome in await sync_audiences(store, settings, make_api, now=clock()):
             log.info("audience %s", describe(outcome))
 
-    return Periodic("audiences", DAY_SECONDS, run, delay=FIRST_RUN_DELAY)
+    # The cluster's lease: one node runs the day's syncs (each audience's own sync lease
+    # still keeps a command-line sync from interleaving with it).
+    return Periodic(
+        "audiences",
+        DAY_SECONDS,
+        run,
+        delay=FIRST_RUN_DELAY,
+        sleep=sleep,
+        leases=store.leases,
+        clock=clock,
+    )

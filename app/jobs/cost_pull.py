@@ -103,6 +103,7 @@ class CostPuller:
         sleep: Sleep = asyncio.sleep,
         rand: random.Random | None = None,
         limiters: Callable[[str], RateLimiter] = limiter_for,
+        schedule_sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._store = store
         self._limiters = limiters
@@ -113,12 +114,16 @@ class CostPuller:
         self._rand = rand
         self._running: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._periodic = (
+        self.schedule = (
             Periodic(
                 self.name,
                 settings.cost_pull_check_minutes * 60,
                 self.pull_due,
                 delay=FIRST_CHECK_DELAY,
+                sleep=schedule_sleep,
+                # One node a period looks for due pulls: `_running` guards one process only.
+                leases=store.leases,
+                clock=clock,
             )
             if scheduled
             else None
@@ -127,12 +132,12 @@ class CostPuller:
     # -- the job -------------------------------------------------------------------------------
 
     def start(self) -> None:
-        if self._periodic is not None:
-            self._periodic.start()
+        if self.schedule is not None:
+            self.schedule.start()
 
     async def stop(self) -> None:
-        if self._periodic is not None:
-            await self._periodic.stop()
+        if self.schedule is not None:
+            await self.schedule.stop()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()

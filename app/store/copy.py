@@ -2,9 +2,9 @@
 
 Every table, ids unchanged, in batches. Each batch is one PostgreSQL transaction holding its
 rows and the table's progress (`gangway_copy`: the last SQLite rowid copied; for the tables
-SQLite keeps WITHOUT ROWID, the rollups, cost and rates, the rows copied so far in primary key
-order, the source not changing while it is copied), so an interrupted
-copy (Ctrl-C, a lost connection, a reboot) resumes after the last batch that committed, and no
+SQLite keeps WITHOUT ROWID, the rollups, cost, rates and audience members, the rows copied so
+far in primary key order, the source not changing while it is copied), so an interrupted copy
+(Ctrl-C, a lost connection, a reboot) resumes after the last batch that committed, and no
 row is copied twice (inserts also skip rows already there: `ON CONFLICT DO NOTHING`). At the
 end every table's rows are counted on both sides; a difference fails the command.
 
@@ -46,6 +46,11 @@ TABLES = (
     "postback_attempts",
     "cost",
     "cost_rates",
+    "tiktok_ads_state",
+    "tiktok_ads_pulls",
+    "oauth_states",
+    "audiences",
+    "audience_members",
     "rollups",
     "rollups_by_source",
     "privacy_erasures",

@@ -12,6 +12,7 @@ import logging
 
 from app.clock import system_clock
 from app.sealing import TokenSealer
+from app.store.postgres.audiences import PostgresAudiences
 from app.store.postgres.candidates import PostgresCandidates
 from app.store.postgres.configs import PostgresConfigs, PostgresTokens
 from app.store.postgres.connections import Database
@@ -24,6 +25,7 @@ from app.store.postgres.partitions import days_ahead, ensure_days
 from app.store.postgres.privacy import PostgresPrivacy
 from app.store.postgres.reports import PostgresReports
 from app.store.postgres.schema import migrate
+from app.store.postgres.tiktok_ads import PostgresTikTokAds
 from app.store.postgres.touches import PostgresTouches
 from app.store.records import StoreStats
 from app.store.urls import redacted
@@ -52,6 +54,8 @@ class PostgresStore:
         self._reports = PostgresReports(db)
         self._cost = PostgresCost(db)
         self._privacy = PostgresPrivacy(db)
+        self._audiences = PostgresAudiences(db)
+        self._tiktok_ads = PostgresTikTokAds(db)
 
     @classmethod
     async def open(
@@ -146,6 +150,14 @@ class PostgresStore:
     @property
     def privacy(self) -> PostgresPrivacy:
         return self._privacy
+
+    @property
+    def audiences(self) -> PostgresAudiences:
+        return self._audiences
+
+    @property
+    def tiktok_ads(self) -> PostgresTikTokAds:
+        return self._tiktok_ads
 
     def stats(self) -> StoreStats:
         return self._db.store_stats()

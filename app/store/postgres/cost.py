@@ -2,15 +2,21 @@
 
 An upsert changes a row only when a value differs (`IS DISTINCT FROM`), so its row count is
 what was new or changed, as on SQLite.
+
+A pull's replace (`replace_cost`) is one transaction holding a transaction-scoped advisory lock
+on its app, source and account: two nodes pulling the same advertiser at once (a scheduled pull
+and an asked-for one) replace one after the other, each seeing the other's rows, so the rows
+left are exactly one pull's, never a mix.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
 
-from app.reports.cost import CostEntry, Rate
+from app.reports.cost import UPLOAD, CostEntry, CostScope, Rate, Replaced
 from app.store.postgres.connections import Conn, Database
 
 _KEY = (
@@ -28,6 +34,30 @@ UPSERT_COST = (
     "OR cost.amount IS DISTINCT FROM excluded.amount "
     "OR cost.report_currency IS DISTINCT FROM excluded.report_currency"
 )
+_KEY_NAMES = tuple(name.strip() for name in _KEY.split(","))
+# A pulled row: its account too, and an unchanged row is not written (its updated_at stays).
+UPSERT_PULLED = (
+    f"INSERT INTO cost ({_KEY}, {_VALUES}, account, updated_at) "
+    f"VALUES ({', '.join(['%s'] * 17)}) "
+    f"ON CONFLICT ({_KEY}) DO UPDATE SET cost = excluded.cost, currency = excluded.currency, "
+    "amount = excluded.amount, report_currency = excluded.report_currency, "
+    "account = excluded.account, updated_at = excluded.updated_at "
+    "WHERE cost.cost IS DISTINCT FROM excluded.cost "
+    "OR cost.currency IS DISTINCT FROM excluded.currency "
+    "OR cost.amount IS DISTINCT FROM excluded.amount "
+    "OR cost.report_currency IS DISTINCT FROM excluded.report_currency "
+    "OR cost.account IS DISTINCT FROM excluded.account"
+)
+# Uploaded rows of an app's days whose campaign-day (`CostEntry.campaign_day`: date, media
+# source, campaign id, else campaign name) has a pulled row: what `superseded` says in Python.
+COUNT_SUPERSEDED = (
+    "SELECT COUNT(*) AS n FROM cost u WHERE u.app_key = %s AND u.source = %s "
+    "AND u.date >= %s AND u.date <= %s AND EXISTS (SELECT 1 FROM cost p "
+    "WHERE p.app_key = u.app_key AND p.date = u.date AND p.source <> u.source "
+    "AND p.media_source = u.media_source AND p.campaign_id = u.campaign_id "
+    "AND (u.campaign_id <> '' OR p.campaign = u.campaign))"
+)
+DELETE_BY_KEY = f"DELETE FROM cost WHERE {' AND '.join(f'{n} = %s' for n in _KEY_NAMES)}"
 UPSERT_RATE = (
     "INSERT INTO cost_rates (app_key, date, currency, rate, updated_at) "
     "VALUES (%s, %s, %s, %s, %s) "
@@ -75,6 +105,74 @@ class PostgresCost:
 
         async def write(conn: Conn) -> int:
             return await _upsert_each(conn, UPSERT_COST, rows)
+
+        return await self._db.write(write)
+
+    async def replace_cost(
+        self, scope: CostScope, entries: Sequence[CostEntry], now: float
+    ) -> Replaced:
+        for e in entries:
+            if (
+                e.app_key != scope.app_key
+                or e.source != scope.source
+                or not scope.start <= e.date <= scope.end
+            ):
+                raise ValueError(f"cost row of {e.date} {e.source} is outside {scope}")
+        rows = [
+            (
+                e.app_key,
+                e.date.isoformat(),
+                e.source,
+                e.media_source,
+                e.campaign,
+                e.campaign_id,
+                e.adset,
+                e.adset_id,
+                e.ad,
+                e.ad_id,
+                e.country,
+                e.cost,
+                e.currency,
+                e.amount,
+                e.report_currency,
+                scope.account,
+                now,
+            )
+            for e in entries
+        ]
+        where = "app_key = %s AND source = %s AND account = %s AND date >= %s AND date <= %s"
+        params: list[object] = [
+            scope.app_key,
+            scope.source,
+            scope.account,
+            scope.start.isoformat(),
+            scope.end.isoformat(),
+        ]
+        if scope.campaign_ids is not None:
+            where += " AND campaign_id = ANY(%s)"
+            params.append(list(scope.campaign_ids))
+        lock = json.dumps(["cost", scope.app_key, scope.source, scope.account])
+
+        async def write(conn: Conn) -> Replaced:
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [lock])
+            cursor = await conn.execute(f"SELECT {_KEY} FROM cost WHERE {where}", params)
+            existing = {tuple(r[n] for n in _KEY_NAMES) for r in await cursor.fetchall()}
+            stale = existing - {row[:11] for row in rows}
+            if stale:
+                async with conn.cursor() as deleting:
+                    await deleting.executemany(DELETE_BY_KEY, sorted(stale))
+            written = await _upsert_each(conn, UPSERT_PULLED, rows)
+            cursor = await conn.execute(
+                COUNT_SUPERSEDED,
+                [scope.app_key, UPLOAD, scope.start.isoformat(), scope.end.isoformat()],
+            )
+            counted = await cursor.fetchone()
+            return Replaced(
+                rows=len(rows),
+                changed=written + len(stale),
+                removed=len(stale),
+                superseded=int(counted["n"]) if counted else 0,
+            )
 
         return await self._db.write(write)
 

@@ -1,10 +1,11 @@
 """The PostgreSQL schema: the SQLite backend's named migrations, in PostgreSQL's dialect.
 
 Same names, same order (`0001_initial`, `0002_outbox_delivery`, `0003_install_reinstall_of`,
-`0004_reporting`, `0005_hardening`, `0007_console`), recorded in `gangway_migrations`; a
-database that has run a migration this code does not know is newer than the code, and the store
-refuses to open it (an old node must not write into a schema it does not understand). Nodes
-starting together take an advisory lock, so one of them migrates and the others find it done.
+`0004_reporting`, `0005_hardening`, `0007_console`, `0009_tiktok_ads`, `0010_audiences`),
+recorded in `gangway_migrations`; a database that has run a migration this code does not know
+is newer than the code, and the store refuses to open it (an old node must not write into a
+schema it does not understand). Nodes starting together take an advisory lock, so one of them
+migrates and the others find it done.
 
 Where PostgreSQL needs another shape for the same promise, 0001 says so:
 - touches (`impressions`, `clicks`) are partitioned by day on `time` (UTC days of Unix
@@ -375,6 +376,79 @@ CREATE INDEX login_failures_time ON login_failures (time);
 CREATE INDEX postbacks_app_created ON postbacks (app_key, created_at)
 """
 
+# SQLite's 0009: the TikTok Ads connection. `oauth_states.nonce` is the primary key, so a
+# state is used once across every node: the constraint decides a race. The pull log's days
+# are ISO text, as `cost.date`.
+TIKTOK_ADS = """
+ALTER TABLE cost ADD COLUMN account text NOT NULL DEFAULT '';
+CREATE INDEX cost_pull_scope ON cost (app_key, source, account, date);
+CREATE TABLE tiktok_ads_state (
+    app_key text PRIMARY KEY,
+    state text NOT NULL,
+    message text,
+    advertisers text NOT NULL DEFAULT '[]',
+    updated_at double precision NOT NULL
+);
+CREATE TABLE tiktok_ads_pulls (
+    id text PRIMARY KEY,
+    app_key text NOT NULL,
+    trigger text NOT NULL,
+    started_at double precision NOT NULL,
+    finished_at double precision,
+    start_date text,
+    end_date text,
+    rows bigint NOT NULL DEFAULT 0,
+    changed bigint NOT NULL DEFAULT 0,
+    spend text NOT NULL DEFAULT '0',
+    currency text NOT NULL DEFAULT '',
+    superseded bigint NOT NULL DEFAULT 0,
+    requests bigint NOT NULL DEFAULT 0,
+    error text
+);
+CREATE INDEX tiktok_ads_pulls_app ON tiktok_ads_pulls (app_key, started_at);
+CREATE TABLE oauth_states (
+    nonce text PRIMARY KEY,
+    used_at double precision NOT NULL
+);
+CREATE INDEX oauth_states_used ON oauth_states (used_at)
+"""
+
+# SQLite's 0010: audiences and their members by hash. `syncing_until` is the lease of the
+# sync running now: `start_sync` takes it with one conditional UPDATE, whose row lock orders
+# two nodes asking at once. `sent` is a boolean here. The partial indexes hold the advertising
+# IDs of an app's limited-data-use installs, the set each page of members is checked against
+# (`audiences.member_sql`): reading it costs those few rows, not the app's installs.
+AUDIENCES = """
+CREATE INDEX installs_ldu_idfa ON installs (app_key, idfa)
+    WHERE is_limited_data_use AND idfa IS NOT NULL;
+CREATE INDEX installs_ldu_gaid ON installs (app_key, gaid)
+    WHERE is_limited_data_use AND gaid IS NOT NULL;
+CREATE TABLE audiences (
+    id text PRIMARY KEY,
+    app_key text NOT NULL REFERENCES apps(app_key) ON DELETE CASCADE,
+    name text NOT NULL,
+    config text NOT NULL,
+    tiktok_audience_id text,
+    state text NOT NULL,
+    member_count bigint NOT NULL DEFAULT 0,
+    sent_count bigint NOT NULL DEFAULT 0,
+    sync_run bigint NOT NULL DEFAULT 0,
+    syncing_until double precision,
+    last_sync_at double precision,
+    last_error text,
+    created_at double precision NOT NULL,
+    updated_at double precision NOT NULL,
+    UNIQUE (app_key, name)
+);
+CREATE TABLE audience_members (
+    audience_id text NOT NULL REFERENCES audiences(id) ON DELETE CASCADE,
+    hash text NOT NULL,
+    sent boolean NOT NULL DEFAULT false,
+    seen_run bigint NOT NULL,
+    PRIMARY KEY (audience_id, hash)
+)
+"""
+
 # Appended, never edited: a database in the field has already run the old ones.
 MIGRATIONS: Sequence[tuple[str, str]] = (
     ("0001_initial", INITIAL),
@@ -383,6 +457,8 @@ MIGRATIONS: Sequence[tuple[str, str]] = (
     ("0004_reporting", REPORTING),
     ("0005_hardening", HARDENING),
     ("0007_console", CONSOLE),
+    ("0009_tiktok_ads", TIKTOK_ADS),
+    ("0010_audiences", AUDIENCES),
 )
 
 

@@ -82,7 +82,11 @@ def member_sql(query: MemberQuery, batch: int, after: tuple[float, str]) -> tupl
         where.append("i.media_source = ?")
         params.append(query.media_source)
     for source, cutoff in sorted(query.retention_cutoffs.items()):
-        where.append("NOT ((i.media_source = ? OR i.original_media_source = ?) AND i.time < ?)")
+        # COALESCE: an install with no original media source is not past another source's
+        # retention (NOT of a NULL would drop it).
+        where.append(
+            "NOT ((i.media_source = ? OR COALESCE(i.original_media_source, '') = ?) AND i.time < ?)"
+        )
         params += [source, source, cutoff]
     if query.did_event:
         where.append(
