@@ -5,6 +5,8 @@ python -m benchmarks.attribution     install matching over 10 million touches (b
                                      database under tmp/ the first time: minutes, ~7 GB)
 python -m benchmarks.touches         touches recorded durably per second, group commit against
                                      one commit per write (under two minutes; fails on a lost write)
+python -m benchmarks.ingest          Gangway's public routes (impression, click, landing page,
+                                     install) against a bare Starlette route, with wrk (a minute)
 python -m benchmarks.reports         the overview over 1M touches (flags for 10M) against a
                                      COUNT(*) of the raw tables; a raw export's memory
 """
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import attribution, reports, snippet_size, touches
+from benchmarks import attribution, ingest, reports, snippet_size, touches
 
 
 def main() -> int:
@@ -25,6 +27,8 @@ def main() -> int:
     failed |= attribution.main([])
     print("== benchmarks.touches", flush=True)
     failed |= touches.main([])
+    print("== benchmarks.ingest", flush=True)
+    failed |= ingest.main([])
     print("== benchmarks.reports", flush=True)
     failed |= reports.main([])
     return 1 if failed else 0
