@@ -59,6 +59,14 @@ from app.touches import Touch, TouchRecord
 
 
 class ConfigStore(Protocol):
+    async def config_version(self) -> int:
+        """A number every configuration write (apps, pages, integrations, sdk keys, sealed
+        tokens) changes, in the transaction of the write, whichever process made it: a config
+        held in memory is current while this answers what it answered when the config was read.
+        Called on every request that uses a config, so it must be cheap (one primary-key read,
+        no thread hop where the backend allows)."""
+        ...
+
     async def get_app(self, app_key: str) -> AppRecord | None: ...
     async def list_apps(self) -> list[AppRecord]: ...
     async def put_app(self, app_key: str, config: Mapping[str, Any], now: float) -> AppRecord:
