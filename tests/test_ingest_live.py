@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -144,3 +145,20 @@ def test_a_server_killed_under_load_keeps_every_acknowledged_touch(tmp_path: Pat
     assert len(acked["impressions"]) >= 100 and len(acked["clicks"]) >= 100
     assert set(acked["impressions"]) <= impressions
     assert set(acked["clicks"]) <= clicks
+
+
+def test_headers_over_the_limit_are_refused_and_the_connection_closed(
+    pair: tuple[LiveServer, LiveServer],
+) -> None:
+    server = pair[0]
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        try:
+            for i in range(40):  # 40 headers of 1 KB: over the 16 KB bound
+                sock.sendall(b"X-Filler-%d: %s\r\n" % (i, b"a" * 1000))
+        except OSError:
+            pass  # closed while we were still sending: refused, as it should be
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+    assert answer.startswith((b"HTTP/1.1 431", b"HTTP/1.1 400")), answer[:100]
