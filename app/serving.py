@@ -105,6 +105,7 @@ if FAST_STACK:
             super().__init__(*args, **kwargs)
             self._header_deadline: asyncio.TimerHandle | None = None
             self._header_bytes = 0
+            self._in_headers = False
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -115,21 +116,32 @@ if FAST_STACK:
             if self._header_deadline is None and (cycle is None or cycle.response_complete):
                 # The first bytes of the next request on a kept-alive connection.
                 self._arm_header_deadline()
-            reading_headers = self._header_deadline is not None
+            if self._header_deadline is not None or self._in_headers:
+                # Counted before parsing: the parser would hold them all, however many.
+                end = data.find(b"\r\n\r\n")
+                self._header_bytes += len(data) if end < 0 else end + 4
+                if self._header_bytes > MAX_HEADER_BYTES:
+                    self._refuse_headers()
+                    return
             super().data_received(data)
-            if reading_headers and self._header_deadline is not None:
-                # Still no end of headers: these bytes were all request line and headers.
-                self._header_bytes += len(data)
-                if self._header_bytes > MAX_HEADER_BYTES and not self.transport.is_closing():
-                    self._disarm_header_deadline()
-                    self.transport.write(
-                        b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
-                        b"content-length: 0\r\nconnection: close\r\n\r\n"
-                    )
-                    self.transport.close()
+
+        def _refuse_headers(self) -> None:
+            self._disarm_header_deadline()
+            if not self.transport.is_closing():
+                self.transport.write(
+                    b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+                    b"content-length: 0\r\nconnection: close\r\n\r\n"
+                )
+                self.transport.close()
+
+        def on_message_begin(self) -> None:
+            self._in_headers = True
+            super().on_message_begin()
 
         def on_headers_complete(self) -> None:
             # Its headers are complete: the request is the application's now.
+            self._in_headers = False
+            self._header_bytes = 0
             self._disarm_header_deadline()
             super().on_headers_complete()
 

@@ -39,7 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -158,6 +158,7 @@ class Result:
     rss_before_mb: float | None = None
     rss_after_mb: float | None = None
     stored: int | None = None
+    cpu_ms: float | None = None  # server CPU per answered request
 
 
 def free_port() -> int:
@@ -187,7 +188,9 @@ def _duration_ms(text: str) -> float:
 def parse_wrk(name: str, output: str) -> Result:
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output)[1])  # type: ignore[index]
     requests = int(re.search(r"(\d+) requests in", output)[1])  # type: ignore[index]
-    percentiles = dict(re.findall(r"^\s+(50|99)(?:\.000)?%\s+(\S+)$", output, re.MULTILINE))
+    percentiles = dict(re.findall(r"^\s*(50|99)(?:\.0+)?%\s+(\S+)\s*$", output, re.MULTILINE))
+    if "50" not in percentiles or "99" not in percentiles:
+        raise ValueError(f"no latency percentiles in wrk's output:\n{output}")
     bad = 0
     if match := re.search(r"Non-2xx or 3xx responses: (\d+)", output):
         bad += int(match[1])
@@ -264,10 +267,18 @@ def server(
             process.wait()
 
 
-def bare(stack: str, seconds: int, connections: int, scripts: Path, log: Path) -> Result:
+def process_cpu(pid: int) -> float | None:
+    """CPU seconds (user + system) a process has used so far; None off Linux."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bare_argv(stack: str, port: int) -> list[str]:
     loop, http = ("asyncio", "h11") if stack == "h11" else ("uvloop", "httptools")
-    port = free_port()
-    argv = [
+    return [
         sys.executable,
         "-m",
         "uvicorn",
@@ -284,16 +295,40 @@ def bare(stack: str, seconds: int, connections: int, scripts: Path, log: Path) -
         "--log-level",
         "warning",
     ]
-    post = (
-        'request = function() return wrk.format("POST", "/", '
-        '{["Content-Type"] = "text/plain"}, \'{"pvid":"x"}\') end\n'
-    )
-    url = f"http://127.0.0.1:{port}"
-    with server(argv, port, log):
-        wrk(url, post, WARMUP_SECONDS, connections, scripts)
-        return parse_wrk(
-            f"bare Starlette ({loop} + {http})", wrk(url, post, seconds, connections, scripts)
-        )
+
+
+BARE_POST = (
+    'request = function() return wrk.format("POST", "/", '
+    '{["Content-Type"] = "text/plain"}, \'{"pvid":"x"}\') end\n'
+)
+
+
+@dataclass
+class Target:
+    """A running server wrk is pointed at."""
+
+    name: str
+    url: str
+    pid: int
+
+    def measure(
+        self,
+        name: str,
+        script: str,
+        seconds: int,
+        connections: int,
+        dirs: Path,
+        warm: Callable[[], object] = lambda: None,
+    ) -> Result:
+        """A warm-up, then `warm()`, then the measured run."""
+        wrk(self.url, script, WARMUP_SECONDS, connections, dirs)
+        warm()
+        cpu = process_cpu(self.pid)
+        result = parse_wrk(name, wrk(self.url, script, seconds, connections, dirs))
+        cpu_after = process_cpu(self.pid)
+        if cpu is not None and cpu_after is not None and result.requests:
+            result.cpu_ms = (cpu_after - cpu) * 1000 / result.requests
+        return result
 
 
 async def seed(db: Path) -> str:
@@ -321,60 +356,105 @@ def count_rows(db: Path, table: str) -> int:
         conn.close()
 
 
-def gangway(
-    directory: Path, seconds: int, connections: int, scripts: Path, log: Path
-) -> list[Result]:
+@dataclass
+class Row:
+    """One Gangway route with the two bare runs measured right around it."""
+
+    result: Result
+    yard: Result
+    fast: Result
+
+
+def run_all(directory: Path, seconds: int, connections: int) -> list[Row]:
+    """Three servers at once; for each route the yardstick just before it and the fast bare
+    app just after, so a change in the machine's load between routes moves all three."""
     db = directory / "ingest.db"
+    log = directory / "servers.log"
     sdk_key = asyncio.run(seed(db))
-    port = free_port()
     env = {
         "GANGWAY_DB": str(db),
         "GANGWAY_SECRET_KEY": "benchmark-secret",
         "GANGWAY_TIKTOK_API_URL": "http://127.0.0.1:9",
         "GANGWAY_LOG_LEVEL": "warning",
     }
-    argv = [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    url = f"http://127.0.0.1:{port}"
-    results: list[Result] = []
-    with server(argv, port, log, env, probe="/healthz") as process:
-        for route in ROUTES:
+    rows: list[Row] = []
+    with contextlib.ExitStack() as stack:
+        targets: dict[str, Target] = {}
+        for name in ("h11", "fast", "gangway"):
+            port = free_port()
+            if name == "gangway":
+                argv = [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1"]
+                argv += ["--port", str(port)]
+                process = stack.enter_context(server(argv, port, log, env, probe="/healthz"))
+            else:
+                process = stack.enter_context(server(bare_argv(name, port), port, log))
+            targets[name] = Target(name, f"http://127.0.0.1:{port}", process.pid)
+        gw = targets["gangway"]
+        for n, route in enumerate(ROUTES, 1):
+            print(f"[{n}/{len(ROUTES)}] {route.name}", file=sys.stderr, flush=True)
+            yard = targets["h11"].measure(
+                "bare Starlette (asyncio + h11)", BARE_POST, seconds, connections, directory
+            )
             script = route.script.replace("__UA__", UA).replace("__SDK_KEY__", sdk_key)
-            wrk(url, script, WARMUP_SECONDS, connections, scripts)
-            warm_rows = count_rows(db, route.table) if route.table else 0
-            rss_before = rss_mb(process.pid)
-            result = parse_wrk(route.name, wrk(url, script, seconds, connections, scripts))
-            result.rss_before_mb, result.rss_after_mb = rss_before, rss_mb(process.pid)
+            before: dict[str, float | None] = {}  # noqa: B023 - used before the next round
+
+            def warm(table: str | None = route.table) -> None:
+                before["rows"] = count_rows(db, table) if table else 0
+                before["rss"] = rss_mb(gw.pid)
+
+            result = gw.measure(route.name, script, seconds, connections, directory, warm)
+            result.rss_before_mb, result.rss_after_mb = before["rss"], rss_mb(gw.pid)
             if route.table:
-                # Rows the measured run left; at least one per acknowledged answer.
-                result.stored = count_rows(db, route.table) - warm_rows
-            results.append(result)
-    return results
+                # At least one row per acknowledged answer of the measured run.
+                result.stored = count_rows(db, route.table) - int(before["rows"] or 0)
+            fast = targets["fast"].measure(
+                "bare Starlette (uvloop + httptools)", BARE_POST, seconds, connections, directory
+            )
+            rows.append(Row(result, yard, fast))
+    return rows
 
 
-def report(yard: Result, fast: Result, results: Sequence[Result]) -> tuple[list[str], list[str]]:
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+def report(rows: Sequence[Row]) -> tuple[list[str], list[str]]:
     lines = [
         f"cores: {os.cpu_count()} (nproc {len(os.sched_getaffinity(0))}); "
-        f"wrk -t1, python {sys.version.split()[0]}",
-        f"{'route':<38} {'rps':>8} {'p50 ms':>7} {'p99 ms':>7} {'/yard':>6} {'/fast':>6} "
-        f"{'RSS MB':>13} {'acked':>7} {'stored':>7}",
+        f"wrk -t1 -c32, python {sys.version.split()[0]}; ratios against the bare runs measured "
+        "just before (yard) and after (fast) each route",
+        f"{'route':<34} {'rps':>7} {'p50 ms':>7} {'p99 ms':>7} {'/yard':>6} {'/fast':>6} "
+        f"{'cpu ms':>7} {'cpu/yd':>7} {'RSS MB':>10} {'acked':>7} {'stored':>7}",
     ]
-    for r in (yard, fast):
+    for label, runs in (
+        ("yardstick: bare asyncio+h11", [r.yard for r in rows]),
+        ("bare uvloop+httptools", [r.fast for r in rows]),
+    ):
+        rps = [r.rps for r in runs]
+        cpu = _mean([r.cpu_ms for r in runs if r.cpu_ms is not None])
         lines.append(
-            f"{r.name:<38} {r.rps:8.0f} {r.p50_ms:7.2f} {r.p99_ms:7.2f} "
-            f"{r.rps / yard.rps:6.2f} {r.rps / fast.rps:6.2f}"
+            f"{label:<34} {_mean(rps):7.0f} {_mean([r.p50_ms for r in runs]):7.2f} "
+            f"{_mean([r.p99_ms for r in runs]):7.2f} {'':>6} {'':>6} {cpu:7.3f}"
+            f"   (rps {min(rps):.0f}-{max(rps):.0f} over the {len(runs)} runs)"
         )
     failures: list[str] = []
     routes = {route.name: route for route in ROUTES}
-    for r in results:
+    for row in rows:
+        r = row.result
         rss = (
-            f"{r.rss_before_mb:.0f} -> {r.rss_after_mb:.0f}"
+            f"{r.rss_before_mb:.0f}->{r.rss_after_mb:.0f}"
             if r.rss_before_mb is not None and r.rss_after_mb is not None
             else "-"
         )
         acked = r.requests - r.bad
+        ratio = r.rps / row.yard.rps
+        cpu = f"{r.cpu_ms:7.3f}" if r.cpu_ms is not None else f"{'-':>7}"
+        cpu_ratio = (
+            f"{row.yard.cpu_ms / r.cpu_ms:7.2f}" if r.cpu_ms and row.yard.cpu_ms else f"{'-':>7}"
+        )
         lines.append(
-            f"{'Gangway ' + r.name:<38} {r.rps:8.0f} {r.p50_ms:7.2f} {r.p99_ms:7.2f} "
-            f"{r.rps / yard.rps:6.2f} {r.rps / fast.rps:6.2f} {rss:>13} {acked:7d} "
+            f"{'Gangway ' + r.name:<34} {r.rps:7.0f} {r.p50_ms:7.2f} {r.p99_ms:7.2f} "
+            f"{ratio:6.2f} {r.rps / row.fast.rps:6.2f} {cpu} {cpu_ratio} {rss:>10} {acked:7d} "
             f"{'-' if r.stored is None else r.stored:>7}"
         )
         route = routes[r.name]
@@ -382,10 +462,14 @@ def report(yard: Result, fast: Result, results: Sequence[Result]) -> tuple[list[
             failures.append(f"{r.name}: {r.bad} answers were errors")
         if r.stored is not None and r.stored < acked:
             failures.append(f"{r.name}: {acked - r.stored} acknowledged rows LOST")
-        if route.goal is not None and r.rps / yard.rps < route.goal:
-            failures.append(f"{r.name}: {r.rps / yard.rps:.2f} of the yardstick < {route.goal}")
+        if route.goal is not None and ratio < route.goal:
+            failures.append(f"{r.name}: {ratio:.2f} of the yardstick < {route.goal}")
         if route.p99_goal_ms is not None and r.p99_ms >= route.p99_goal_ms:
             failures.append(f"{r.name}: p99 {r.p99_ms:.1f} ms >= {route.p99_goal_ms} ms")
+    lines.append(
+        "cpu ms: server CPU per answered request; cpu/yd: the yardstick's CPU per request over "
+        "Gangway's (what the ratio would be with a core to itself)"
+    )
     return lines, failures
 
 
@@ -400,27 +484,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     args.dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="ingest-", dir=args.dir) as tmp:
-        directory = Path(tmp)
-        log = directory / "servers.log"
-        total = 3
-        step = 0
-
-        def progress(what: str) -> None:
-            nonlocal step
-            step += 1
-            print(f"[{step}/{total}] {what}", file=sys.stderr, flush=True)
-
         try:
-            progress("yardstick: bare Starlette on asyncio + h11")
-            yard = bare("h11", args.seconds, args.connections, directory, log)
-            progress("bare Starlette on uvloop + httptools")
-            fast = bare("fast", args.seconds, args.connections, directory, log)
-            progress(f"Gangway, {len(ROUTES)} routes")
-            results = gangway(directory, args.seconds, args.connections, directory, log)
+            rows = run_all(Path(tmp), args.seconds, args.connections)
         except subprocess.CalledProcessError as exc:
             print(f"wrk failed: {exc.stderr}", file=sys.stderr)
             return 1
-    lines, failures = report(yard, fast, results)
+    lines, failures = report(rows)
     print("\n".join(lines))
     for failure in failures:
         print(f"MISSED: {failure}")

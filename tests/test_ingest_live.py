@@ -153,12 +153,14 @@ def test_headers_over_the_limit_are_refused_and_the_connection_closed(
     server = pair[0]
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
-        try:
-            for i in range(40):  # 40 headers of 1 KB: over the 16 KB bound
-                sock.sendall(b"X-Filler-%d: %s\r\n" % (i, b"a" * 1000))
-        except OSError:
-            pass  # closed while we were still sending: refused, as it should be
         answer = b""
-        while chunk := sock.recv(4096):
-            answer += chunk
-    assert answer.startswith((b"HTTP/1.1 431", b"HTTP/1.1 400")), answer[:100]
+        try:
+            for i in range(40):  # 40 headers of 1 KB, then the end of them: over 16 KB
+                sock.sendall(b"X-Filler-%d: %s\r\n" % (i, b"a" * 1000))
+            sock.sendall(b"\r\n")
+            while chunk := sock.recv(4096):
+                answer += chunk
+        except ConnectionResetError:
+            pass  # closed on us while we still sent: refused, as it should be
+    # Refused (431 from httptools' guard, 400 from h11) or cut, never answered.
+    assert answer == b"" or answer.startswith((b"HTTP/1.1 431", b"HTTP/1.1 400")), answer[:100]
