@@ -396,9 +396,11 @@ def run_all(directory: Path, seconds: int, connections: int) -> list[Row]:
                 "bare Starlette (asyncio + h11)", BARE_POST, seconds, connections, directory
             )
             script = route.script.replace("__UA__", UA).replace("__SDK_KEY__", sdk_key)
-            before: dict[str, float | None] = {}  # noqa: B023 - used before the next round
+            before: dict[str, float | None] = {}
 
-            def warm(table: str | None = route.table) -> None:
+            def warm(
+                table: str | None = route.table, before: dict[str, float | None] = before
+            ) -> None:
                 before["rows"] = count_rows(db, table) if table else 0
                 before["rss"] = rss_mb(gw.pid)
 
