@@ -8,12 +8,21 @@ and answers from memory while it is the one the memory was filled at; any other 
 by this process or another one on the same database, empties the memory first. A config change
 is therefore visible to the next request on every process.
 
+The version itself is read at most once per turn of the event loop, not once per request: under
+load a turn serves tens of requests, and each read of the database from the loop's thread waits
+for the GIL the writer thread holds. That keeps the promise above. A read made during a turn is
+forgotten by the first callback of the next turn (`call_soon` from within a turn runs before
+anything the next turn's I/O schedules), so only requests whose bytes arrived before the read
+use it; any config write their sender waited for was committed before those bytes were sent.
+A write through this object forgets it at once.
+
 Records are shared between requests: callers treat them as read-only (they are frozen
 dataclasses; nothing writes into their `config` dicts).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar, cast
 
@@ -33,12 +42,27 @@ class CachedConfigs:
         self._inner = inner
         self._version: int | None = None
         self._entries: dict[tuple[str, ...], object] = {}
+        # The loop whose current turn has read the version; None: read it again.
+        self._read_in: asyncio.AbstractEventLoop | None = None
 
-    async def _cached(self, key: tuple[str, ...], load: Callable[[], Awaitable[T]]) -> T:
+    def _forget_version(self) -> None:
+        self._read_in = None
+
+    async def _current(self) -> int | None:
+        loop = asyncio.get_running_loop()
+        if self._read_in is loop:
+            return self._version
         version = await self._inner.config_version()
         if version != self._version:
             self._entries.clear()
             self._version = version
+        if self._read_in is not loop:
+            self._read_in = loop
+            loop.call_soon(self._forget_version)
+        return version
+
+    async def _cached(self, key: tuple[str, ...], load: Callable[[], Awaitable[T]]) -> T:
+        version = await self._current()
         try:
             return cast(T, self._entries[key])
         except KeyError:
@@ -86,13 +110,22 @@ class CachedConfigs:
         return await self._inner.list_pages()
 
     async def put_app(self, app_key: str, config: Mapping[str, Any], now: float) -> AppRecord:
-        return await self._inner.put_app(app_key, config, now)
+        try:
+            return await self._inner.put_app(app_key, config, now)
+        finally:
+            self._forget_version()
 
     async def delete_app(self, app_key: str) -> bool:
-        return await self._inner.delete_app(app_key)
+        try:
+            return await self._inner.delete_app(app_key)
+        finally:
+            self._forget_version()
 
     async def rotate_sdk_key(self, app_key: str, now: float) -> AppRecord | None:
-        return await self._inner.rotate_sdk_key(app_key, now)
+        try:
+            return await self._inner.rotate_sdk_key(app_key, now)
+        finally:
+            self._forget_version()
 
     async def put_integration(
         self,
@@ -102,16 +135,31 @@ class CachedConfigs:
         access_token: str | None,
         now: float,
     ) -> IntegrationRecord:
-        return await self._inner.put_integration(app_key, partner, config, access_token, now)
+        try:
+            return await self._inner.put_integration(app_key, partner, config, access_token, now)
+        finally:
+            self._forget_version()
 
     async def delete_integration(self, app_key: str, partner: str) -> bool:
-        return await self._inner.delete_integration(app_key, partner)
+        try:
+            return await self._inner.delete_integration(app_key, partner)
+        finally:
+            self._forget_version()
 
     async def seal_tokens(self, *, rotate: bool = False) -> int:
-        return await self._inner.seal_tokens(rotate=rotate)
+        try:
+            return await self._inner.seal_tokens(rotate=rotate)
+        finally:
+            self._forget_version()
 
     async def put_page(self, slug: str, config: Mapping[str, Any], now: float) -> PageRecord:
-        return await self._inner.put_page(slug, config, now)
+        try:
+            return await self._inner.put_page(slug, config, now)
+        finally:
+            self._forget_version()
 
     async def delete_page(self, slug: str) -> bool:
-        return await self._inner.delete_page(slug)
+        try:
+            return await self._inner.delete_page(slug)
+        finally:
+            self._forget_version()

@@ -5,7 +5,6 @@ Pure ASGI (not BaseHTTPMiddleware), so streamed answers are not buffered.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app import jsonfast
 from app.addresses import truncate_ip
 from app.clock import iso
 from app.devices import client_ip
@@ -122,7 +122,7 @@ class AccessLog:
         try:
             await self.app(scope, receive, send_noting)
         finally:
-            access_log.info(json.dumps(access_record(scope, status, started), ensure_ascii=False))
+            access_log.info(jsonfast.dumps(access_record(scope, status, started)))
 
 
 def access_record(scope: Scope, status: int, started: float) -> dict[str, Any]:

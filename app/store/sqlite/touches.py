@@ -6,12 +6,12 @@ is on disk. The unique `(app_key, pvid)` index of impressions keeps one impressi
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import Any
 
 from sqlite_utils import Database
 
+from app import jsonfast
 from app.reports.rollups import Increment
 from app.store.columns import CLICK_ONLY_FIELDS, TOUCH_COLUMNS
 from app.store.records import PageView
@@ -32,7 +32,7 @@ def touch_row(rec: TouchRecord) -> dict[str, Any]:
     row["page_slug"] = rec.page_slug
     row["language"] = rec.language
     row["in_app"] = rec.in_app
-    row["params"] = json.dumps(dict(rec.all_params), ensure_ascii=False)
+    row["params"] = jsonfast.dumps(dict(rec.all_params))
     row["flags"] = ",".join(rec.flags)
     if t.kind == "click":
         for column in CLICK_ONLY_FIELDS:
