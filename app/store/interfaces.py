@@ -46,6 +46,7 @@ from app.store.records import (
     ActivityItem,
     AppRecord,
     CandidateQuery,
+    InstallInputs,
     IntegrationRecord,
     PageRecord,
     PageView,
@@ -155,6 +156,19 @@ class CandidateStore(Protocol):
 
 
 class InstallStore(Protocol):
+    async def install_inputs(
+        self,
+        app_key: str,
+        app_instance_id: str,
+        device_ids: Mapping[str, str],
+        candidates: CandidateQuery,
+    ) -> InstallInputs:
+        """In one read transaction: `install_by_instance`; when there is none, also
+        `prior_install(app_key, device_ids, 0.0)`, the prior's first install (`get_install` of
+        its `first_install_id`, when that is another install) and `find_candidates`. The hot
+        path of POST /api/v1/installs: one round trip instead of four."""
+        ...
+
     async def install_by_instance(self, app_key: str, app_instance_id: str) -> Install | None: ...
     async def get_install(self, install_id: str) -> Install | None: ...
     async def prior_install(
