@@ -7,8 +7,9 @@ process. The same bare app on the fastest stack Gangway ships (uvloop + httptool
 `python -m app serve` uses) is measured too: a ratio against it says what Gangway itself costs,
 so a faster server is not mistaken for a faster Gangway.
 
-Load: wrk, one thread, 32 connections, on 127.0.0.1 only. Every impression beacon carries a new
-`pvid` and every install a new `app_instance_id` (a repeated one takes the dedup path and
+Load: wrk, one thread, 32 connections, on 127.0.0.1 only. Every impression beacon and click
+carries a new `pvid` (a click from a landing page has one, and looks its page view up) and every
+install a new `app_instance_id` (a repeated one takes the dedup path and
 flatters the figure): wrk's Lua scripts make them from a counter. Installs come from addresses
 no touch came from, so they are organic.
 
@@ -90,7 +91,7 @@ LUA_CLICK = (
 request = function()
   local id = fresh()
   return wrk.format("GET", "/c/demo?pid=tiktokweb_int&c=bench&ttclid=E.C.P." .. id
-    .. "&af_sub1=E.C.P." .. id .. "&platform=ios", {["User-Agent"] = ua})
+    .. "&af_sub1=E.C.P." .. id .. "&platform=ios&pvid=" .. id, {["User-Agent"] = ua})
 end
 """
 )

@@ -125,6 +125,18 @@ class AccessLog:
             access_log.info(jsonfast.dumps(access_record(scope, status, started)))
 
 
+_last_second: list[Any] = [None, None]
+
+
+def _now_iso() -> str | None:
+    """The time in whole seconds, formatted once a second (every access line writes it)."""
+    second = int(time.time())
+    if _last_second[0] != second:
+        _last_second[:] = [second, iso(second)]
+    text: str | None = _last_second[1]
+    return text
+
+
 def access_record(scope: Scope, status: int, started: float) -> dict[str, Any]:
     state = scope.get("state") or {}
     svc = state.get("services")
@@ -136,7 +148,7 @@ def access_record(scope: Scope, status: int, started: float) -> dict[str, Any]:
         ip = client_ip(peer, forwarded, svc.trusted_proxies)
     path: str = scope["path"]
     record: dict[str, Any] = {
-        "time": iso(time.time()),
+        "time": _now_iso(),
         "method": scope["method"],
         "path": path,
         "status": 499 if state.get(DISCONNECTED) else status,

@@ -70,8 +70,13 @@ class SqliteTouches:
         return await self._conns.write(write)
 
     async def page_view(self, app_key: str, pvid: str) -> PageView | None:
-        row = await self._conns.one(
-            "SELECT original_url, page_slug FROM impressions WHERE app_key = ? AND pvid = ?",
-            [app_key, pvid],
+        # Every click from a landing page asks. One row by the unique (app_key, pvid) index is
+        # read on the calling (event loop's) thread: microseconds, where the hop to a worker
+        # thread and back cost more than the read.
+        row = self._conns.read_sync(
+            lambda conn: conn.execute(
+                "SELECT original_url, page_slug FROM impressions WHERE app_key = ? AND pvid = ?",
+                [app_key, pvid],
+            ).fetchone()
         )
         return PageView(row["original_url"], row["page_slug"]) if row else None
