@@ -6,6 +6,7 @@ is on disk. The unique `(app_key, pvid)` index of impressions keeps one impressi
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Any
 
@@ -44,6 +45,13 @@ def touch_row(rec: TouchRecord) -> dict[str, Any]:
 _CAMPAIGN = frozenset(CAMPAIGN_PARAMS)
 
 
+@functools.lru_cache(maxsize=8)
+def _insert_sql(table: str, columns: tuple[str, ...]) -> str:
+    """The INSERT of a touch row: the same two texts (click, impression) for every touch."""
+    marks = ", ".join(f":{k}" for k in columns)
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
+
+
 class SqliteTouches:
     def __init__(self, conns: Connections) -> None:
         self._conns = conns
@@ -52,8 +60,7 @@ class SqliteTouches:
         counted = list(rollups)
         table = "clicks" if rec.touch.kind == "click" else "impressions"
         row = touch_row(rec)
-        columns = ", ".join(row)
-        marks = ", ".join(f":{k}" for k in row)
+        insert = _insert_sql(table, tuple(row))
 
         def write(db: Database) -> str:
             if table == "impressions" and rec.touch.pvid is not None:
@@ -63,7 +70,7 @@ class SqliteTouches:
                 ).fetchone()
                 if existing:
                     return str(existing[0])
-            db.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", row)
+            db.execute(insert, row)
             add_rollups(db, counted)
             return rec.touch.id
 
