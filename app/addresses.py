@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
 
 IPAddress = IPv4Address | IPv6Address
 
 
+# Every request parses its peer's address several times (client IP, burst counter, access log);
+# addresses are immutable values, so the parse is remembered.
+@functools.lru_cache(maxsize=4096)
 def parse_ip(text: str) -> IPAddress:
     """`text` as an address, an IPv4-mapped IPv6 one (`::ffff:192.0.2.1`) as its IPv4 address.
 

@@ -16,6 +16,7 @@ naming the offending field.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -236,6 +237,12 @@ def ttclid_slot(params: Mapping[str, str], ttclid: str | None, sub: str) -> str 
     return next((k for k in free if not params.get(k)), None)
 
 
+@functools.cache
+def _preset() -> _AfParameters:
+    """The TikTok preset, parsed once: most pages use it, and every landing page resolves it."""
+    return _parse_af_parameters(TIKTOK_PRESET, "afParameters")
+
+
 def _resolve(
     args: Mapping[str, object],
     page_url: str,
@@ -246,7 +253,7 @@ def _resolve(
 ) -> dict[str, str] | None:
     """The outgoing parameters in order, or None. Raises MappingError on bad arguments."""
     raw = args.get("afParameters")
-    mapping = _parse_af_parameters(TIKTOK_PRESET if raw is None else raw, "afParameters")
+    mapping = _preset() if raw is None else _parse_af_parameters(raw, "afParameters")
     referrer_skip = _str_list(args.get("referrerSkipList"), "referrerSkipList")
     url_skip = _str_list(args.get("urlSkipList"), "urlSkipList")
     web_referrer = _optional_str(args.get("webReferrer"), "webReferrer")

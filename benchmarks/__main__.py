@@ -5,6 +5,8 @@ python -m benchmarks.attribution     install matching over 10 million touches (b
                                      database under tmp/ the first time: minutes, ~7 GB)
 python -m benchmarks.touches         touches recorded durably per second, group commit against
                                      one commit per write (under two minutes; fails on a lost write)
+python -m benchmarks.ingest          Gangway's public routes (impression, click, landing page,
+                                     install) against a bare Starlette route, with wrk (a minute)
 python -m benchmarks.reports         the overview over 1M touches (flags for 10M) against a
                                      COUNT(*) of the raw tables; a raw export's memory
 python -m benchmarks.cost_pull       a 60-day TikTok Ads cost pull of 10,000 ads against the
@@ -18,7 +20,16 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import attribution, audiences, cost_pull, nodes, reports, snippet_size, touches
+from benchmarks import (
+    attribution,
+    audiences,
+    cost_pull,
+    ingest,
+    nodes,
+    reports,
+    snippet_size,
+    touches,
+)
 
 
 def main() -> int:
@@ -30,6 +41,8 @@ def main() -> int:
     failed |= attribution.main([])
     print("== benchmarks.touches", flush=True)
     failed |= touches.main([])
+    print("== benchmarks.ingest", flush=True)
+    failed |= ingest.main([])
     print("== benchmarks.nodes", flush=True)
     failed |= nodes.main([])
     print("== benchmarks.reports", flush=True)

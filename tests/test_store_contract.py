@@ -372,6 +372,62 @@ def test_a_prior_install_is_the_devices_latest_and_names_the_first(
     with_store(store_opener, scenario)
 
 
+def test_install_inputs_are_the_separate_reads_in_one(store_opener: StoreOpener) -> None:
+    async def scenario(store: Store) -> None:
+        first = make_install("a1", time=T0, gaid="g-1")
+        second = make_install("a2", time=T0 + 100, gaid="g-1", reinstall_of="i-a1")
+        for install in (first, second):
+            await store.installs.record_install(install, claim_click=None, now=T0)
+        await store.touches.record_touch(TouchRecord(touch("c-1", time=T0 + 150)))
+        span = TimeRange(T0, T0 + 200)
+        query = CandidateQuery("demo", IP, None, span, span)
+
+        known = await store.installs.install_inputs("demo", "a2", {"gaid": "g-1"}, query)
+        assert known.stored == second and known.candidates is None
+
+        fresh = await store.installs.install_inputs("demo", "a9", {"gaid": "g-1"}, query)
+        assert fresh.stored is None
+        assert fresh.prior == await store.installs.prior_install("demo", {"gaid": "g-1"}, 0.0)
+        assert fresh.first == first
+        assert fresh.candidates == await store.candidates.find_candidates(query)
+        assert [c.id for c in fresh.candidates.clicks] == ["c-1"]
+
+        new_device = await store.installs.install_inputs("demo", "a9", {"gaid": "g-7"}, query)
+        assert new_device.prior is None and new_device.first is None
+
+    with_store(store_opener, scenario)
+
+
+def test_every_config_write_changes_the_config_version(store_opener: StoreOpener) -> None:
+    async def scenario(store: Store) -> None:
+        seen = [await store.configs.config_version()]
+
+        async def changed() -> None:
+            seen.append(await store.configs.config_version())
+            assert seen[-1] != seen[-2]
+
+        await store.configs.put_app("demo", DEMO_APP, T0)
+        await changed()
+        await store.configs.rotate_sdk_key("demo", T0)
+        await changed()
+        await store.configs.put_integration("demo", "tiktokweb_int", {"enabled": True}, "t", T0)
+        await changed()
+        await store.configs.delete_integration("demo", "tiktokweb_int")
+        await changed()
+        await store.configs.put_page("p", {"app_key": "demo"}, T0)
+        await changed()
+        await store.configs.delete_page("p")
+        await changed()
+        await store.configs.delete_app("demo")
+        await changed()
+        # Reads and other writes leave it alone.
+        await store.configs.list_apps()
+        await store.tokens.create_token("t", T0)
+        assert await store.configs.config_version() == seen[-1]
+
+    with_store(store_opener, scenario)
+
+
 def test_a_click_is_claimed_by_one_install_and_the_losers_write_nothing(
     store_opener: StoreOpener,
 ) -> None:

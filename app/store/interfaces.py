@@ -53,6 +53,7 @@ from app.store.records import (
     ActivityItem,
     AppRecord,
     CandidateQuery,
+    InstallInputs,
     IntegrationRecord,
     PageRecord,
     PageView,
@@ -67,6 +68,14 @@ from app.touches import Touch, TouchRecord
 
 
 class ConfigStore(Protocol):
+    async def config_version(self) -> int:
+        """A number every configuration write (apps, pages, integrations, sdk keys, sealed
+        tokens) changes, in the transaction of the write, whichever process made it: a config
+        held in memory is current while this answers what it answered when the config was read.
+        Called on every request that uses a config, so it must be cheap (one primary-key read,
+        no thread hop where the backend allows)."""
+        ...
+
     async def get_app(self, app_key: str) -> AppRecord | None: ...
     async def list_apps(self) -> list[AppRecord]: ...
     async def put_app(self, app_key: str, config: Mapping[str, Any], now: float) -> AppRecord:
@@ -155,6 +164,19 @@ class CandidateStore(Protocol):
 
 
 class InstallStore(Protocol):
+    async def install_inputs(
+        self,
+        app_key: str,
+        app_instance_id: str,
+        device_ids: Mapping[str, str],
+        candidates: CandidateQuery,
+    ) -> InstallInputs:
+        """In one read transaction: `install_by_instance`; when there is none, also
+        `prior_install(app_key, device_ids, 0.0)`, the prior's first install (`get_install` of
+        its `first_install_id`, when that is another install) and `find_candidates`. The hot
+        path of POST /api/v1/installs: one round trip instead of four."""
+        ...
+
     async def install_by_instance(self, app_key: str, app_instance_id: str) -> Install | None: ...
     async def get_install(self, install_id: str) -> Install | None: ...
     async def prior_install(

@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.attribution import CANDIDATE_LIMIT, TimeRange
+from app.attribution import CANDIDATE_LIMIT, Candidates, TimeRange
+from app.conversions import Install, PriorInstall
 
 
 class ClickAlreadyClaimed(Exception):
@@ -62,6 +63,18 @@ class CandidateQuery:
     clicks: TimeRange
     impressions: TimeRange
     limit: int = CANDIDATE_LIMIT
+
+
+@dataclass(frozen=True)
+class InstallInputs:
+    """What an install request reads before it is planned, read together (one snapshot): the
+    install already stored under its app_instance_id (then nothing else is read), the device's
+    latest earlier install and that one's first install, and the attribution candidates."""
+
+    stored: Install | None
+    prior: PriorInstall | None = None
+    first: Install | None = None
+    candidates: Candidates | None = None
 
 
 # Commit-latency histogram bounds, seconds (Prometheus `le` labels).

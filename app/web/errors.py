@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
+from app import jsonfast
 from app.fields import FieldError
 
 log = logging.getLogger("gangway.web")
@@ -115,7 +116,7 @@ async def read_json(
         raise ApiError(415, "unsupported_media_type", f"send {' or '.join(sorted(allowed))}")
     raw = await read_body(request, limit)
     try:
-        return json.loads(raw.decode("utf-8"))
+        return jsonfast.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ApiError(400, "invalid_json", f"body is not valid JSON: {exc}") from None
     except ValueError:

@@ -43,6 +43,7 @@ class HostPolicy:
     def __init__(self, settings: Settings) -> None:
         self.any_port: set[str] = set()
         self.exact: set[tuple[str, str]] = set()
+        self._seen: dict[str, bool] = {}
         if settings.public_url:
             public = urlsplit(settings.public_url).hostname
             if public:
@@ -59,8 +60,16 @@ class HostPolicy:
     def allows(self, host: str | None) -> bool:
         if not host:
             return False
-        name, port = _split(host)
-        return name in self.any_port or (port is not None and (name, port) in self.exact)
+        known = self._seen.get(host)
+        if known is None:
+            name, port = _split(host)
+            known = name in self.any_port or (port is not None and (name, port) in self.exact)
+            # Remembered per Host value (a real deployment sees a handful); bounded, because
+            # anybody can send any Host.
+            if len(self._seen) >= 256:
+                self._seen.clear()
+            self._seen[host] = known
+        return known
 
 
 class HostCheck:

@@ -5,7 +5,6 @@ Pure ASGI (not BaseHTTPMiddleware), so streamed answers are not buffered.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app import jsonfast
 from app.addresses import truncate_ip
 from app.clock import iso
 from app.devices import client_ip
@@ -122,7 +122,19 @@ class AccessLog:
         try:
             await self.app(scope, receive, send_noting)
         finally:
-            access_log.info(json.dumps(access_record(scope, status, started), ensure_ascii=False))
+            access_log.info(jsonfast.dumps(access_record(scope, status, started)))
+
+
+_last_second: list[Any] = [None, None]
+
+
+def _now_iso() -> str | None:
+    """The time in whole seconds, formatted once a second (every access line writes it)."""
+    second = int(time.time())
+    if _last_second[0] != second:
+        _last_second[:] = [second, iso(second)]
+    text: str | None = _last_second[1]
+    return text
 
 
 def access_record(scope: Scope, status: int, started: float) -> dict[str, Any]:
@@ -136,7 +148,7 @@ def access_record(scope: Scope, status: int, started: float) -> dict[str, Any]:
         ip = client_ip(peer, forwarded, svc.trusted_proxies)
     path: str = scope["path"]
     record: dict[str, Any] = {
-        "time": iso(time.time()),
+        "time": _now_iso(),
         "method": scope["method"],
         "path": path,
         "status": 499 if state.get(DISCONNECTED) else status,

@@ -188,36 +188,36 @@ async def post_install(request: Request) -> Response:
     req = _parse_install(request, svc, body)
     store = svc.store
 
-    stored = await store.installs.install_by_instance(app.app_key, req.app_instance_id)
-    if stored is not None:
-        return JSONResponse(stored.answer | {"is_first_launch": False})
-
     integration = await store.configs.get_integration(app.app_key, PARTNER)
     settings = _attribution_settings(app, integration)
-    # Every earlier install of the device, however old: one beyond the re-attribution window
-    # makes a touch's install a re-attribution rather than a new one. A device has a handful.
-    prior = await store.installs.prior_install(app.app_key, req.device_ids, 0.0)
-    first = (
-        await store.installs.get_install(prior.first_install_id)
-        if prior is not None and prior.first_install_id != prior.id
-        else None
-    )
-    verdict = bot_verdict(req.user_agent) if req.user_agent else None
-    facts = plans.install_facts(
-        req,
-        prior,
-        is_bot=verdict is not None and attribution.is_bot_install(req.user_agent, verdict.label),
-        first_install_time=first.time if first else None,
-    )
     clicks_range, impressions_range = attribution.candidate_ranges(settings, req.time, req.platform)
-    found = await store.candidates.find_candidates(
+    # One read of the store: the install already kept under this app_instance_id, else every
+    # earlier install of the device however old (one beyond the re-attribution window makes a
+    # touch's install a re-attribution rather than a new one; a device has a handful), its
+    # first install, and the candidate touches.
+    inputs = await store.installs.install_inputs(
+        app.app_key,
+        req.app_instance_id,
+        req.device_ids,
         CandidateQuery(
             app_key=app.app_key,
             ip=req.ip,
             referrer_click_id=attribution.referrer_click_id(req.install_referrer),
             clicks=clicks_range,
             impressions=impressions_range,
-        )
+        ),
+    )
+    if inputs.stored is not None:
+        return JSONResponse(inputs.stored.answer | {"is_first_launch": False})
+    prior, first = inputs.prior, inputs.first
+    assert inputs.candidates is not None  # read whenever nothing was stored
+    found = inputs.candidates
+    verdict = bot_verdict(req.user_agent) if req.user_agent else None
+    facts = plans.install_facts(
+        req,
+        prior,
+        is_bot=verdict is not None and attribution.is_bot_install(req.user_agent, verdict.label),
+        first_install_time=first.time if first else None,
     )
     lost: set[str] = set()
     # Each lost race marks one more click claimed, so this ends within (clicks + 2) rounds.

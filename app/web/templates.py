@@ -27,6 +27,9 @@ def make_templates() -> Jinja2Templates:
         # Every template is HTML and every value may come from a hostile query string.
         autoescape=True,
         undefined=jinja2.StrictUndefined,
+        # Templates do not change while we run (like static files): without this every page
+        # stat()ed each of its template files to see whether it had (5 a landing page).
+        auto_reload=False,
     )
     env.globals["static_url"] = static_url
     return Jinja2Templates(env=env)

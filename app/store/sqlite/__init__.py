@@ -10,6 +10,7 @@ from __future__ import annotations
 import anyio.to_thread
 
 from app.sealing import TokenSealer
+from app.store.config_cache import CachedConfigs
 from app.store.records import StoreStats
 from app.store.sqlite.audiences import SqliteAudiences
 from app.store.sqlite.candidates import SqliteCandidates
@@ -41,7 +42,8 @@ class SqliteStore:
     def __init__(self, conns: Connections, sealer: TokenSealer | None = None) -> None:
         self.path = conns.path
         self._conns = conns
-        self._configs = SqliteConfigs(conns, sealer)
+        # Configs from memory, fresh by the version every config write bumps (config_cache).
+        self._configs = CachedConfigs(SqliteConfigs(conns, sealer))
         self._tokens = SqliteTokens(conns)
         self._touches = SqliteTouches(conns)
         self._candidates = SqliteCandidates(conns)
@@ -85,7 +87,7 @@ class SqliteStore:
     # -- the parts, by concern -----------------------------------------------------------------
 
     @property
-    def configs(self) -> SqliteConfigs:
+    def configs(self) -> CachedConfigs:
         return self._configs
 
     @property

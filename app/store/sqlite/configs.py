@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
@@ -42,6 +43,17 @@ def _page(row: Mapping[str, Any]) -> PageRecord:
 log = logging.getLogger("gangway.store")
 
 
+def bump_config_version(db: Database) -> None:
+    """Called inside every configuration write's transaction: the write and the new version
+    commit together, so no process can see one without the other."""
+    db.execute("UPDATE config_version SET version = version + 1 WHERE id = 1")
+
+
+def _read_version(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT version FROM config_version WHERE id = 1").fetchone()
+    return int(row[0]) if row else 0
+
+
 class SqliteConfigs:
     """`sealer` seals access tokens at rest; without one (tests, tools) they are kept as given."""
 
@@ -59,6 +71,12 @@ class SqliteConfigs:
         except SealError as exc:
             log.error("integration of app %s: %s", app_key, exc)
             return None
+
+    async def config_version(self) -> int:
+        # Read on the event loop's own read connection, not through a worker thread: a
+        # one-row primary-key read costs microseconds, the hop to a thread and back far more,
+        # and every request that uses a config asks.
+        return self._conns.read_sync(_read_version)
 
     # -- apps --------------------------------------------------------------------------------
 
@@ -90,12 +108,14 @@ class SqliteConfigs:
                 "config = excluded.config, updated_at = excluded.updated_at",
                 row,
             )
+            bump_config_version(db)
             return row
 
         return _app(await self._conns.write(write))
 
     async def delete_app(self, app_key: str) -> bool:
         def write(db: Database) -> bool:
+            bump_config_version(db)
             return db.execute("DELETE FROM apps WHERE app_key = ?", [app_key]).rowcount > 0
 
         return await self._conns.write(write)
@@ -110,6 +130,7 @@ class SqliteConfigs:
                 "UPDATE apps SET sdk_key = ?, updated_at = ? WHERE app_key = ?",
                 [new_secret(), now, app_key],
             )
+            bump_config_version(db)
             return cursor.rowcount > 0
 
         return await self.get_app(app_key) if await self._conns.write(write) else None
@@ -157,6 +178,7 @@ class SqliteConfigs:
                 "access_token = COALESCE(excluded.access_token, integrations.access_token)",
                 [app_key, partner, json.dumps(config), access_token, now],
             )
+            bump_config_version(db)
             row = db.execute(
                 "SELECT access_token FROM integrations WHERE app_key = ? AND partner = ?",
                 [app_key, partner],
@@ -171,6 +193,7 @@ class SqliteConfigs:
             cursor = db.execute(
                 "DELETE FROM integrations WHERE app_key = ? AND partner = ?", [app_key, partner]
             )
+            bump_config_version(db)
             return cursor.rowcount > 0
 
         return await self._conns.write(write)
@@ -210,6 +233,8 @@ class SqliteConfigs:
                         [sealed, app_key, partner],
                     )
                     changed += 1
+                if changed:
+                    bump_config_version(db)
                 return changed
             finally:
                 db.execute("PRAGMA secure_delete = OFF")
@@ -242,12 +267,14 @@ class SqliteConfigs:
                 "config = excluded.config, updated_at = excluded.updated_at",
                 row,
             )
+            bump_config_version(db)
             return row
 
         return _page(await self._conns.write(write))
 
     async def delete_page(self, slug: str) -> bool:
         def write(db: Database) -> bool:
+            bump_config_version(db)
             return db.execute("DELETE FROM pages WHERE slug = ?", [slug]).rowcount > 0
 
         return await self._conns.write(write)

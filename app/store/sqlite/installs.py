@@ -20,7 +20,8 @@ from app.conversions import Event, Install, PriorInstall
 from app.postbacks.postback import NewPostback
 from app.reports.rollups import Increment
 from app.store.columns import EVENT_COLUMNS, INSTALL_COLUMNS
-from app.store.records import ClickAlreadyClaimed
+from app.store.records import CandidateQuery, ClickAlreadyClaimed, InstallInputs
+from app.store.sqlite.candidates import find_candidates
 from app.store.sqlite.connections import Connections
 from app.store.sqlite.outbox import queue_postbacks
 from app.store.sqlite.rollups import add_rollups
@@ -53,6 +54,21 @@ def _named(cursor: sqlite3.Cursor) -> dict[str, object] | None:
     if row is None:
         return None
     return dict(zip((d[0] for d in cursor.description), row, strict=True))
+
+
+def _prior_install(
+    conn: sqlite3.Connection, app_key: str, device_ids: Mapping[str, str], since: float
+) -> PriorInstall | None:
+    best: PriorInstall | None = None
+    for column, value in device_ids.items():
+        if column not in DEVICE_ID_COLUMNS or not value:
+            continue
+        row = conn.execute(
+            PRIOR_INSTALL_SQL.format(column=column), [app_key, value, since]
+        ).fetchone()
+        if row and (best is None or row["time"] > best.time):
+            best = PriorInstall(row["id"], row["time"], row["reinstall_of"] or row["id"])
+    return best
 
 
 # The tables of the touches an install can be credited to, by its `touch_type`.
@@ -125,6 +141,41 @@ class SqliteInstalls:
 
         return await self._conns.write(write)
 
+    async def install_inputs(
+        self,
+        app_key: str,
+        app_instance_id: str,
+        device_ids: Mapping[str, str],
+        candidates: CandidateQuery,
+    ) -> InstallInputs:
+        def run(conn: sqlite3.Connection) -> InstallInputs:
+            # One snapshot: what the install is planned over is what one moment of the file held.
+            conn.execute("BEGIN")
+            try:
+                row = conn.execute(
+                    f"{_SELECT_INSTALL} WHERE app_key = ? AND app_instance_id = ?",
+                    [app_key, app_instance_id],
+                ).fetchone()
+                if row is not None:
+                    return InstallInputs(stored=_install(row))
+                prior = _prior_install(conn, app_key, device_ids, 0.0)
+                first = None
+                if prior is not None and prior.first_install_id != prior.id:
+                    found = conn.execute(
+                        f"{_SELECT_INSTALL} WHERE id = ?", [prior.first_install_id]
+                    ).fetchone()
+                    first = _install(found) if found is not None else None
+                return InstallInputs(
+                    stored=None,
+                    prior=prior,
+                    first=first,
+                    candidates=find_candidates(conn, candidates),
+                )
+            finally:
+                conn.execute("COMMIT")
+
+        return await self._conns.read(run)
+
     async def install_by_instance(self, app_key: str, app_instance_id: str) -> Install | None:
         row = await self._conns.one(
             f"{_SELECT_INSTALL} WHERE app_key = ? AND app_instance_id = ?",
@@ -139,19 +190,7 @@ class SqliteInstalls:
     async def prior_install(
         self, app_key: str, device_ids: Mapping[str, str], since: float
     ) -> PriorInstall | None:
-        def run(conn: sqlite3.Connection) -> PriorInstall | None:
-            best: PriorInstall | None = None
-            for column, value in device_ids.items():
-                if column not in DEVICE_ID_COLUMNS or not value:
-                    continue
-                row = conn.execute(
-                    PRIOR_INSTALL_SQL.format(column=column), [app_key, value, since]
-                ).fetchone()
-                if row and (best is None or row["time"] > best.time):
-                    best = PriorInstall(row["id"], row["time"], row["reinstall_of"] or row["id"])
-            return best
-
-        return await self._conns.read(run)
+        return await self._conns.read(lambda conn: _prior_install(conn, app_key, device_ids, since))
 
     async def record_install(
         self,

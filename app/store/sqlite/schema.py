@@ -377,6 +377,23 @@ def console(db: Database) -> None:
     )
 
 
+@migrations(name="0008_config_version")
+def config_version(db: Database) -> None:
+    """One row counting configuration writes: every write to apps, pages or integrations bumps
+    it in its own transaction, so each process can keep configs in memory and know, with one
+    primary-key read, that a write elsewhere made them stale."""
+    _run(
+        db,
+        """
+        CREATE TABLE config_version (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            version INTEGER NOT NULL
+        );
+        INSERT INTO config_version (id, version) VALUES (1, 0)
+        """,
+    )
+
+
 @migrations(name="0009_tiktok_ads")
 def tiktok_ads(db: Database) -> None:
     """The TikTok Ads connection (tiktok-ads.md sections 1 and 2): which advertiser account a

@@ -6,12 +6,13 @@ is on disk. The unique `(app_key, pvid)` index of impressions keeps one impressi
 
 from __future__ import annotations
 
-import json
+import functools
 from collections.abc import Iterable
 from typing import Any
 
 from sqlite_utils import Database
 
+from app import jsonfast
 from app.reports.rollups import Increment
 from app.store.columns import CLICK_ONLY_FIELDS, TOUCH_COLUMNS
 from app.store.records import PageView
@@ -32,7 +33,7 @@ def touch_row(rec: TouchRecord) -> dict[str, Any]:
     row["page_slug"] = rec.page_slug
     row["language"] = rec.language
     row["in_app"] = rec.in_app
-    row["params"] = json.dumps(dict(rec.all_params), ensure_ascii=False)
+    row["params"] = jsonfast.dumps(dict(rec.all_params))
     row["flags"] = ",".join(rec.flags)
     if t.kind == "click":
         for column in CLICK_ONLY_FIELDS:
@@ -44,6 +45,13 @@ def touch_row(rec: TouchRecord) -> dict[str, Any]:
 _CAMPAIGN = frozenset(CAMPAIGN_PARAMS)
 
 
+@functools.lru_cache(maxsize=8)
+def _insert_sql(table: str, columns: tuple[str, ...]) -> str:
+    """The INSERT of a touch row: the same two texts (click, impression) for every touch."""
+    marks = ", ".join(f":{k}" for k in columns)
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
+
+
 class SqliteTouches:
     def __init__(self, conns: Connections) -> None:
         self._conns = conns
@@ -52,8 +60,7 @@ class SqliteTouches:
         counted = list(rollups)
         table = "clicks" if rec.touch.kind == "click" else "impressions"
         row = touch_row(rec)
-        columns = ", ".join(row)
-        marks = ", ".join(f":{k}" for k in row)
+        insert = _insert_sql(table, tuple(row))
 
         def write(db: Database) -> str:
             if table == "impressions" and rec.touch.pvid is not None:
@@ -63,15 +70,20 @@ class SqliteTouches:
                 ).fetchone()
                 if existing:
                     return str(existing[0])
-            db.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", row)
+            db.execute(insert, row)
             add_rollups(db, counted)
             return rec.touch.id
 
         return await self._conns.write(write)
 
     async def page_view(self, app_key: str, pvid: str) -> PageView | None:
-        row = await self._conns.one(
-            "SELECT original_url, page_slug FROM impressions WHERE app_key = ? AND pvid = ?",
-            [app_key, pvid],
+        # Every click from a landing page asks. One row by the unique (app_key, pvid) index is
+        # read on the calling (event loop's) thread: microseconds, where the hop to a worker
+        # thread and back cost more than the read.
+        row = self._conns.read_sync(
+            lambda conn: conn.execute(
+                "SELECT original_url, page_slug FROM impressions WHERE app_key = ? AND pvid = ?",
+                [app_key, pvid],
+            ).fetchone()
         )
         return PageView(row["original_url"], row["page_slug"]) if row else None

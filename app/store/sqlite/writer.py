@@ -2,13 +2,17 @@
 
 SQLite allows one writer at a time; rather than let request handlers fight over the lock, every
 write is a function handed to one thread that owns the write connection. The thread takes
-whatever is queued (up to `batch_max` writes), runs each inside its own SAVEPOINT of one
-transaction, commits once, and only then resolves the waiting requests. So:
+whatever is queued (up to `batch_max` writes), runs them all in one transaction, commits once,
+and only then resolves the waiting requests. So:
 
 - a handler that awaits `write(fn)` and then answers 2xx has its row on disk (WAL with
   `synchronous=FULL`: the commit is fsynced);
 - one fsync serves a whole batch, which is what keeps throughput up under load;
-- one failing write rolls back to its savepoint and fails alone; its neighbours still commit.
+- one failing write fails alone: the batch is rolled back and done again write by write, each
+  in its own transaction, so its neighbours still commit. (A SAVEPOINT around every write did
+  the same at a cost paid by every write; a failing write is rare, so its batch pays instead.)
+- the waiting requests of one event loop are woken together, one wake-up per committed batch,
+  not one per write.
 """
 
 from __future__ import annotations
@@ -32,6 +36,10 @@ log = logging.getLogger("gangway.writer")
 
 T = TypeVar("T")
 WriteFn = Callable[[Database], Any]
+# Who waits for a write: a thread (a concurrent Future) or a coroutine (an asyncio Future of
+# the loop it runs on).
+Waiter = Future[Any] | tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
+Outcome = tuple[Waiter, bool, Any]
 
 _STOP = object()
 
@@ -116,7 +124,12 @@ class Writer:
 
     async def write(self, fn: Callable[[Database], T]) -> T:
         """Run `fn` in the next batch; return its result once the batch is committed."""
-        return await asyncio.wrap_future(self.submit(fn))
+        if self._thread is None:
+            raise RuntimeError("writer is not running")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put((fn, (loop, future)))
+        return await future
 
     def write_sync(self, fn: Callable[[Database], T]) -> T:
         """The same, for callers outside the event loop (command line, tests)."""
@@ -141,7 +154,7 @@ class Writer:
         ready.set_result(None)
         stopping = False
         while not stopping:
-            batch: list[tuple[WriteFn, Future[Any]]] = []
+            batch: list[tuple[WriteFn, Waiter]] = []
             item = self._queue.get()
             while True:
                 if item is _STOP:
@@ -158,43 +171,82 @@ class Writer:
                 self._commit_batch(conn, batch)
         conn.close()
 
-    def _commit_batch(
-        self, conn: sqlite3.Connection, batch: list[tuple[WriteFn, Future[Any]]]
-    ) -> None:
+    def _commit_batch(self, conn: sqlite3.Connection, batch: list[tuple[WriteFn, Waiter]]) -> None:
         assert self._db is not None
         started = time.perf_counter()
-        outcomes: list[tuple[Future[Any], bool, Any]] = []
+        # A waiter that gave up (its request was cancelled) before the batch began is skipped.
+        live = [(fn, waiter) for fn, waiter in batch if _still_waiting(waiter)]
+        outcomes: list[Outcome] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for fn, future in batch:
-                if not future.set_running_or_notify_cancel():
-                    continue
-                conn.execute("SAVEPOINT w")
+            failed = False
+            for fn, waiter in live:
                 try:
-                    result = fn(self._db)
-                except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
-                    conn.execute("ROLLBACK TO w")
-                    conn.execute("RELEASE w")
-                    outcomes.append((future, False, exc))
-                else:
-                    conn.execute("RELEASE w")
-                    outcomes.append((future, True, result))
-            conn.execute("COMMIT")
+                    outcomes.append((waiter, True, fn(self._db)))
+                except BaseException:  # noqa: BLE001 - the batch is redone write by write
+                    failed = True
+                    break
+            if failed:
+                conn.execute("ROLLBACK")
+                outcomes = [self._write_alone(conn, fn, waiter) for fn, waiter in live]
+            else:
+                conn.execute("COMMIT")
         except Exception as exc:
             log.exception("group commit failed; %d writes refused", len(batch))
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
-            self.stats.failed_writes += len(batch)
+            self.stats.failed_writes += len(live)
+            _resolve([(waiter, False, exc) for _, waiter in live])
             return
         elapsed = time.perf_counter() - started
-        self.stats.observe(elapsed, len(batch))
+        self.stats.observe(elapsed, len(live))
+        self.stats.failed_writes += sum(1 for _, ok, _ in outcomes if not ok)
         # Resolve only after COMMIT: a caller must never answer for a row that is not on disk.
-        for future, ok, value in outcomes:
+        _resolve(outcomes)
+
+    def _write_alone(self, conn: sqlite3.Connection, fn: WriteFn, waiter: Waiter) -> Outcome:
+        """One write in its own transaction: committed, or rolled back and its error kept."""
+        assert self._db is not None
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(self._db)
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
+            conn.execute("ROLLBACK")
+            return waiter, False, exc
+        conn.execute("COMMIT")
+        return waiter, True, result
+
+
+def _still_waiting(waiter: Waiter) -> bool:
+    if isinstance(waiter, Future):
+        return waiter.set_running_or_notify_cancel()
+    return not waiter[1].cancelled()
+
+
+def _resolve(outcomes: list[Outcome]) -> None:
+    """Threads are told at once; each event loop is woken once, for all its coroutines."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
+    for waiter, ok, value in outcomes:
+        if isinstance(waiter, Future):
             if ok:
-                future.set_result(value)
+                waiter.set_result(value)
             else:
-                self.stats.failed_writes += 1
-                future.set_exception(value)
+                waiter.set_exception(value)
+        else:
+            loop, future = waiter
+            by_loop.setdefault(loop, []).append((future, ok, value))
+    for loop, results in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_settle, results)
+        except RuntimeError:
+            pass  # the loop is closed: nobody is left to tell
+
+
+def _settle(results: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for future, ok, value in results:
+        if future.done():  # cancelled meanwhile
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
