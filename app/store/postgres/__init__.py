@@ -12,6 +12,7 @@ import logging
 
 from app.clock import system_clock
 from app.sealing import TokenSealer
+from app.store.config_cache import CachedConfigs
 from app.store.postgres.audiences import PostgresAudiences
 from app.store.postgres.candidates import PostgresCandidates
 from app.store.postgres.configs import PostgresConfigs, PostgresTokens
@@ -41,7 +42,7 @@ class PostgresStore:
     def __init__(self, db: Database, sealer: TokenSealer | None = None) -> None:
         self.url = db.url
         self._db = db
-        self._configs = PostgresConfigs(db, sealer)
+        self._configs = CachedConfigs(PostgresConfigs(db, sealer))
         self._tokens = PostgresTokens(db)
         self._touches = PostgresTouches(db)
         self._candidates = PostgresCandidates(db)
@@ -100,7 +101,7 @@ class PostgresStore:
     # -- the parts, by concern -----------------------------------------------------------------
 
     @property
-    def configs(self) -> PostgresConfigs:
+    def configs(self) -> CachedConfigs:
         return self._configs
 
     @property

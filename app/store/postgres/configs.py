@@ -18,6 +18,18 @@ log = logging.getLogger("gangway.store")
 TOKEN_USE_RESOLUTION_SECONDS = 60.0
 
 
+async def bump_config_version(conn: Conn) -> None:
+    """First in every configuration write's transaction: the write and the new version commit
+    together, so no node sees one without the other (and config writes across nodes queue on
+    this one row, in one order)."""
+    # An upsert: the row is made at migration, but a database emptied table by table (the
+    # tests' isolation, a hand clean-up) must still count.
+    await conn.execute(
+        "INSERT INTO config_version (id, version) VALUES (1, 1) "
+        "ON CONFLICT (id) DO UPDATE SET version = config_version.version + 1"
+    )
+
+
 def _app(row: Mapping[str, Any]) -> AppRecord:
     return AppRecord(
         app_key=row["app_key"],
@@ -57,6 +69,12 @@ class PostgresConfigs:
             log.error("integration of app %s: %s", app_key, exc)
             return None
 
+    async def config_version(self) -> int:
+        # One primary-key read per loop turn of a node (the config cache asks): a round trip to
+        # the server, the price of seeing another node's write at once.
+        row = await self._db.one("SELECT version FROM config_version WHERE id = 1")
+        return int(row["version"]) if row else 0
+
     # -- apps --------------------------------------------------------------------------------
 
     async def get_app(self, app_key: str) -> AppRecord | None:
@@ -70,6 +88,7 @@ class PostgresConfigs:
 
     async def put_app(self, app_key: str, config: Mapping[str, Any], now: float) -> AppRecord:
         async def write(conn: Conn) -> dict[str, Any]:
+            await bump_config_version(conn)
             # The sdk_key is made only if the row is new: ON CONFLICT keeps the stored one, and
             # RETURNING answers whichever is kept (two nodes creating one app agree on it).
             cursor = await conn.execute(
@@ -94,6 +113,7 @@ class PostgresConfigs:
 
     async def delete_app(self, app_key: str) -> bool:
         async def write(conn: Conn) -> bool:
+            await bump_config_version(conn)
             cursor = await conn.execute("DELETE FROM apps WHERE app_key = %s", [app_key])
             return cursor.rowcount > 0
 
@@ -105,6 +125,7 @@ class PostgresConfigs:
 
     async def rotate_sdk_key(self, app_key: str, now: float) -> AppRecord | None:
         async def write(conn: Conn) -> dict[str, Any] | None:
+            await bump_config_version(conn)
             cursor = await conn.execute(
                 "UPDATE apps SET sdk_key = %s, updated_at = %s WHERE app_key = %s RETURNING *",
                 [new_secret(), now, app_key],
@@ -150,6 +171,7 @@ class PostgresConfigs:
             access_token = self._sealer.seal(access_token)
 
         async def write(conn: Conn) -> str | None:
+            await bump_config_version(conn)
             cursor = await conn.execute(
                 "INSERT INTO integrations (app_key, partner, config, access_token, updated_at) "
                 "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (app_key, partner) DO UPDATE SET "
@@ -166,6 +188,7 @@ class PostgresConfigs:
 
     async def delete_integration(self, app_key: str, partner: str) -> bool:
         async def write(conn: Conn) -> bool:
+            await bump_config_version(conn)
             cursor = await conn.execute(
                 "DELETE FROM integrations WHERE app_key = %s AND partner = %s", [app_key, partner]
             )
@@ -186,6 +209,7 @@ class PostgresConfigs:
                 return 0
 
         async def write(conn: Conn) -> int:
+            await bump_config_version(conn)
             # FOR UPDATE: nodes starting together seal each token once, not over each other.
             cursor = await conn.execute(
                 "SELECT app_key, partner, access_token FROM integrations "
@@ -222,6 +246,7 @@ class PostgresConfigs:
 
     async def put_page(self, slug: str, config: Mapping[str, Any], now: float) -> PageRecord:
         async def write(conn: Conn) -> dict[str, Any]:
+            await bump_config_version(conn)
             cursor = await conn.execute(
                 "INSERT INTO pages (slug, app_key, config, created_at, updated_at) "
                 "VALUES (%s, %s, %s, %s, %s) "
@@ -237,6 +262,7 @@ class PostgresConfigs:
 
     async def delete_page(self, slug: str) -> bool:
         async def write(conn: Conn) -> bool:
+            await bump_config_version(conn)
             cursor = await conn.execute("DELETE FROM pages WHERE slug = %s", [slug])
             return cursor.rowcount > 0
 

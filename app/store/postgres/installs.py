@@ -22,11 +22,12 @@ from app.conversions import Event, Install, PriorInstall
 from app.postbacks.postback import NewPostback
 from app.reports.rollups import Increment
 from app.store.columns import EVENT_COLUMNS, INSTALL_COLUMNS
+from app.store.postgres.candidates import find_candidates
 from app.store.postgres.connections import Conn, Database, Rollback
 from app.store.postgres.outbox import queue_postbacks
 from app.store.postgres.rollups import add_rollups
 from app.store.postgres.rows import from_row, insert_sql, to_row
-from app.store.records import ClickAlreadyClaimed
+from app.store.records import CandidateQuery, ClickAlreadyClaimed, InstallInputs
 
 DEVICE_ID_COLUMNS = ("idfa", "idfv", "gaid", "android_id")
 PRIOR_INSTALL_SQL = (
@@ -52,6 +53,22 @@ def _event(row: Mapping[str, object]) -> Event:
 
 # The tables of the touches an install can be credited to, by its `touch_type`.
 _TOUCH_TABLES = {"click": "clicks", "impression": "impressions"}
+
+
+async def _prior_install(
+    conn: Conn, app_key: str, device_ids: Mapping[str, str], since: float
+) -> PriorInstall | None:
+    best: PriorInstall | None = None
+    for column, value in device_ids.items():
+        if column not in DEVICE_ID_COLUMNS or not value:
+            continue
+        cursor = await conn.execute(
+            PRIOR_INSTALL_SQL.format(column=column), [app_key, value, since]
+        )
+        row = await cursor.fetchone()
+        if row and (best is None or row["time"] > best.time):
+            best = PriorInstall(row["id"], row["time"], row["reinstall_of"] or row["id"])
+    return best
 
 
 async def _mask_install(conn: Conn, install_id: str, touch_type: Any, touch_id: Any) -> None:
@@ -114,6 +131,41 @@ class PostgresInstalls:
 
         return await self._db.write(write)
 
+    async def install_inputs(
+        self,
+        app_key: str,
+        app_instance_id: str,
+        device_ids: Mapping[str, str],
+        candidates: CandidateQuery,
+    ) -> InstallInputs:
+        async def run(conn: Conn) -> InstallInputs:
+            # One snapshot, as on SQLite: the install is planned over one moment of the data.
+            async with conn.transaction():
+                await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                cursor = await conn.execute(
+                    f"{_SELECT_INSTALL} WHERE app_key = %s AND app_instance_id = %s",
+                    [app_key, app_instance_id],
+                )
+                row = await cursor.fetchone()
+                if row is not None:
+                    return InstallInputs(stored=_install(row))
+                prior = await _prior_install(conn, app_key, device_ids, 0.0)
+                first = None
+                if prior is not None and prior.first_install_id != prior.id:
+                    cursor = await conn.execute(
+                        f"{_SELECT_INSTALL} WHERE id = %s", [prior.first_install_id]
+                    )
+                    found = await cursor.fetchone()
+                    first = _install(found) if found is not None else None
+                return InstallInputs(
+                    stored=None,
+                    prior=prior,
+                    first=first,
+                    candidates=await find_candidates(conn, candidates),
+                )
+
+        return await self._db.read(run)
+
     async def install_by_instance(self, app_key: str, app_instance_id: str) -> Install | None:
         row = await self._db.one(
             f"{_SELECT_INSTALL} WHERE app_key = %s AND app_instance_id = %s",
@@ -128,21 +180,7 @@ class PostgresInstalls:
     async def prior_install(
         self, app_key: str, device_ids: Mapping[str, str], since: float
     ) -> PriorInstall | None:
-        async def run(conn: Conn) -> PriorInstall | None:
-            best: PriorInstall | None = None
-            for column, value in device_ids.items():
-                if column not in DEVICE_ID_COLUMNS or not value:
-                    continue
-                cursor = await conn.execute(
-                    PRIOR_INSTALL_SQL.format(column=column),
-                    [app_key, value, since],
-                )
-                row = await cursor.fetchone()
-                if row and (best is None or row["time"] > best.time):
-                    best = PriorInstall(row["id"], row["time"], row["reinstall_of"] or row["id"])
-            return best
-
-        return await self._db.read(run)
+        return await self._db.read(lambda conn: _prior_install(conn, app_key, device_ids, since))
 
     async def record_install(
         self,

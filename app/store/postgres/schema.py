@@ -1,7 +1,8 @@
 """The PostgreSQL schema: the SQLite backend's named migrations, in PostgreSQL's dialect.
 
 Same names, same order (`0001_initial`, `0002_outbox_delivery`, `0003_install_reinstall_of`,
-`0004_reporting`, `0005_hardening`, `0007_console`, `0009_tiktok_ads`, `0010_audiences`),
+`0004_reporting`, `0005_hardening`, `0007_console`, `0008_config_version`, `0009_tiktok_ads`,
+`0010_audiences`),
 recorded in `gangway_migrations`; a database that has run a migration this code does not know
 is newer than the code, and the store refuses to open it (an old node must not write into a
 schema it does not understand). Nodes starting together take an advisory lock, so one of them
@@ -449,6 +450,14 @@ CREATE TABLE audience_members (
 )
 """
 
+CONFIG_VERSION = """
+CREATE TABLE config_version (
+    id integer PRIMARY KEY CHECK (id = 1),
+    version bigint NOT NULL
+);
+INSERT INTO config_version (id, version) VALUES (1, 0)
+"""
+
 # Appended, never edited: a database in the field has already run the old ones.
 MIGRATIONS: Sequence[tuple[str, str]] = (
     ("0001_initial", INITIAL),
@@ -457,6 +466,7 @@ MIGRATIONS: Sequence[tuple[str, str]] = (
     ("0004_reporting", REPORTING),
     ("0005_hardening", HARDENING),
     ("0007_console", CONSOLE),
+    ("0008_config_version", CONFIG_VERSION),
     ("0009_tiktok_ads", TIKTOK_ADS),
     ("0010_audiences", AUDIENCES),
 )
