@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from starlette.testclient import TestClient
 
 from app.server import create_app
@@ -33,6 +35,14 @@ from tests.pg import PgDatabases, TakenDatabases, ThrowawayPostgres
 BACKENDS = ("sqlite", "postgresql")
 
 pytest_plugins = ["tests.fakes.tiktok_api"]
+
+# The suite runs on every core at once, beside Chromium and PostgreSQL: how long one example
+# takes to draw or run there says nothing about the code, so timing is not a failure. What a
+# property checks, and how many examples it checks it on, stay as each test sets them.
+hypothesis_settings.register_profile(
+    "suite", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+hypothesis_settings.load_profile("suite")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
