@@ -60,11 +60,15 @@ UA = (
 )
 
 # Fresh ids per request: a per-run prefix (so the warm-up and the measured run never collide)
-# and a counter.
+# and a counter. The prefix comes from the kernel's random bytes: a seed from the clock
+# (seconds + CPU time at start) gave two wrk runs a second apart the same ids, and the second
+# one's beacons took the dedup path.
 LUA_COMMON = """
 local n = 0
-math.randomseed(os.time() + os.clock() * 1000000)
-local prefix = string.format("%06x%06x", math.random(0, 0xffffff), math.random(0, 0xffffff))
+local urandom = assert(io.open("/dev/urandom", "rb"))
+local prefix = urandom:read(6):gsub(".", function(c) return string.format("%02x", c:byte()) end)
+urandom:close()
+math.randomseed(tonumber(prefix:sub(1, 8), 16))
 local function fresh()
   n = n + 1
   return prefix .. string.format("%08x", n)

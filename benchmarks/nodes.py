@@ -2,16 +2,22 @@
 
     python -m benchmarks.nodes [--seconds 15] [--rounds 3] [--concurrency 32] [--touches 1000000]
 
-Throughput: one load client (this process, an httpx.AsyncClient, `--concurrency` requests in
-flight) posts `POST /i/demo` beacons (fresh pvid each) for `--seconds` to each of one SQLite
-node, one PostgreSQL node and two PostgreSQL nodes on one database (requests alternating between
-them, as a load balancer would). Every server is started first; the setups are then measured in
-turn, `--rounds` times each, so a neighbour's burst of load on a shared machine falls on all.
+Throughput: wrk (one per node, `--concurrency` connections split among them, as a load
+balancer spreads visitors) posts `POST /i/demo` beacons (fresh pvid each, the script of
+`benchmarks.ingest`) for `--seconds` to each of one SQLite node, one PostgreSQL node and two
+PostgreSQL nodes on one database. (A Python load client was tried first: it used a whole core
+at 1.8-8 ms of CPU a request, and it, not the nodes, was what got measured.) Every server is
+started first; the setups are then measured in turn, `--rounds` times each, so a neighbour's
+burst of load on a shared machine falls on all.
 Every node is a real server (`python -m app serve`, a subprocess). A 202 promises a committed
 row: SQLite commits with `synchronous=FULL`, and the PostgreSQL server here runs with
-`fsync=on` and `synchronous_commit=on`, so both pay for durable commits. After each run the
-acknowledged ids are looked up; a lost one makes the exit status 1.
+`fsync=on` and `synchronous_commit=on`, so both pay for durable commits. Afterwards the
+impressions on disk are counted: fewer than were acknowledged is a loss, and the exit status 1.
 The figures are impressions acknowledged per second, and their ratios to the SQLite node.
+While each setup is timed, the CPU used by its nodes, by the PostgreSQL server (every backend,
+the WAL writer and the checkpointer) and by the load client is read from /proc: each party's
+share of a core says which one runs out first as load grows (`--throughput-only` with a
+`--concurrency` of 8, 32, 128 ... compares loads without the lookup).
 
 The machine matters: on 2 cores, the two nodes, PostgreSQL and the load client share them, so
 the two-node figure is a floor (two machines would each have their own CPU), and it may well be
@@ -32,29 +38,30 @@ import argparse
 import asyncio
 import contextlib
 import io
-import json
+import os
+import resource
 import shutil
+import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import psycopg
 from psycopg.rows import dict_row
 
 from app.attribution import candidate_ranges, decide, referrer_click_id
-from app.ids import new_id
 from app.paths import ROOT
 from app.store.backends import open_store
 from app.store.postgres import PostgresStore
 from app.store.postgres.candidates import find_candidates
 from app.store.postgres.partitions import DAY, day_of, ensure_days
 from app.store.records import CandidateQuery
-from benchmarks import attribution
+from benchmarks import attribution, ingest
 from tests.live import LiveServer
 from tests.pg import ThrowawayPostgres
 
@@ -68,26 +75,133 @@ NOTE = (
 )
 
 
+# -- where the CPU goes: what saturates first as load grows --------------------------------
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _stat(pid: int) -> list[str] | None:
+    """Fields of /proc/<pid>/stat after the command name (which may hold spaces)."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text.rpartition(")")[2].split()
+
+
+def process_cpu(pid: int, *, children: bool = False) -> float:
+    """CPU seconds (user + system) a process has used; with `children`, also what its exited
+    children used (a PostgreSQL backend that has ended is counted by the postmaster)."""
+    fields = _stat(pid)
+    if fields is None:
+        return 0.0
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime
+    if children:
+        ticks += int(fields[13]) + int(fields[14])  # cutime, cstime
+    return ticks / _TICK
+
+
+def postgres_cpu(data: Path) -> float:
+    """CPU seconds of a PostgreSQL server: the postmaster, its live children (backends,
+    WAL writer, checkpointer), and the children that have exited."""
+    try:
+        postmaster = int((data / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    total = process_cpu(postmaster, children=True)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _stat(int(entry.name))
+            if fields is not None and fields[1] == str(postmaster):  # ppid
+                total += process_cpu(int(entry.name))
+    return total
+
+
+@dataclass
+class Cpu:
+    """CPU seconds used during the measured load, by who used them."""
+
+    nodes: float = 0.0
+    postgresql: float = 0.0
+    client: float = 0.0
+
+    def add(self, other: Cpu) -> None:
+        self.nodes += other.nodes
+        self.postgresql += other.postgresql
+        self.client += other.client
+
+
+class CpuMeter:
+    """Reads the CPU of the nodes, the PostgreSQL server and this load client, before and after."""
+
+    def __init__(self, node_pids: list[int], pg_data: Path | None) -> None:
+        self.node_pids = node_pids
+        self.pg_data = pg_data
+
+    def read(self) -> Cpu:
+        return Cpu(
+            nodes=sum(process_cpu(pid) for pid in self.node_pids),
+            postgresql=postgres_cpu(self.pg_data) if self.pg_data else 0.0,
+            client=time.process_time(),
+        )
+
+    @staticmethod
+    def spent(before: Cpu, after: Cpu) -> Cpu:
+        return Cpu(
+            after.nodes - before.nodes,
+            after.postgresql - before.postgresql,
+            after.client - before.client,
+        )
+
+
 @dataclass
 class Throughput:
     label: str
-    acked: int
-    seconds: float
-    latencies_ms: list[float]
-    lost: int
-    errors: int
+    acked: int = 0
+    seconds: float = 0.0
+    p50s_ms: list[float] = field(default_factory=list)  # one per load client and round
+    p99s_ms: list[float] = field(default_factory=list)
+    lost: int = 0
+    errors: int = 0
+    nodes: int = 1
+    cpu: Cpu = field(default_factory=Cpu)
+    untimed: int = 0  # acknowledged during the warm-ups
 
     @property
     def per_second(self) -> float:
-        return self.acked / self.seconds
+        return self.acked / self.seconds if self.seconds else 0.0
 
     def line(self) -> str:
-        ordered = sorted(self.latencies_ms) or [0.0]
-        p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+        p50 = statistics.median(self.p50s_ms) if self.p50s_ms else 0.0
+        p99 = max(self.p99s_ms, default=0.0)
         return (
             f"  {self.label:<22} {self.per_second:>8,.0f} impressions/s  "
-            f"median {statistics.median(ordered):6.1f} ms  p99 {p99:6.1f} ms  "
+            f"median {p50:6.1f} ms  p99 {p99:6.1f} ms  "
             f"({self.acked:,} acknowledged, {self.lost} lost, {self.errors} errors)"
+        )
+
+    def cpu_line(self) -> str:
+        """Each party's share of a core over the run (100 % = one core busy throughout) and
+        its CPU per impression: the party near its ceiling is what breaks first."""
+        if not self.seconds or not self.acked:
+            return f"  {self.label:<22} no impressions"
+        per_node = self.cpu.nodes / self.nodes
+
+        def share(seconds: float) -> str:
+            return f"{seconds / self.seconds * 100:4.0f} %"
+
+        def each(seconds: float) -> str:
+            return f"{seconds / self.acked * 1000:5.2f} ms"
+
+        pg = (
+            f"postgresql {share(self.cpu.postgresql)} ({each(self.cpu.postgresql)})  "
+            if self.cpu.postgresql
+            else ""
+        )
+        return (
+            f"  {self.label:<22} each node {share(per_node)} (all nodes {each(self.cpu.nodes)} "
+            f"an impression)  {pg}load client {share(self.cpu.client)} "
+            f"({each(self.cpu.client)})"
         )
 
 
@@ -102,98 +216,86 @@ async def _seed(db: str) -> None:
         await store.close()
 
 
-async def load(
-    urls: Sequence[str], concurrency: int, seconds: float
-) -> tuple[list[str], Throughput]:
-    """Beacons for `seconds`, `concurrency` in flight, alternating over `urls`."""
-    clients = [
-        httpx.AsyncClient(
-            base_url=url,
-            timeout=30.0,
-            limits=httpx.Limits(max_connections=concurrency),
-            headers={"user-agent": UA, "content-type": "text/plain"},
-        )
-        for url in urls
-    ]
-    acked: list[str] = []
-    latencies: list[float] = []
-    errors = 0
-    turn = 0
-
-    async def one(client: httpx.AsyncClient, record: bool) -> None:
-        nonlocal errors
-        beacon = {"url": "http://127.0.0.1/lp/demo?pid=tiktokweb_int&c=bench", "pvid": new_id()}
-        started = time.perf_counter()
-        try:
-            answer = await client.post("/i/demo", content=json.dumps(beacon))
-        except httpx.HTTPError:
-            errors += 1
-            return
-        if answer.status_code != 202:
-            errors += 1
-            return
-        if record:
-            latencies.append((time.perf_counter() - started) * 1000)
-            acked.append(answer.json()["id"])
-
-    async def worker(deadline: float, record: bool) -> None:
-        nonlocal turn
-        while time.perf_counter() < deadline:
-            client = clients[turn % len(clients)]
-            turn += 1
-            await one(client, record)
-
-    try:
-        # A second of warm-up opens the connections and fills the pools before timing.
-        warm = time.perf_counter() + 1.0
-        await asyncio.gather(*(worker(warm, False) for _ in range(concurrency)))
-        errors = 0
-        started = time.perf_counter()
-        deadline = started + seconds
-        await asyncio.gather(*(worker(deadline, True) for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
-    finally:
-        for client in clients:
-            await client.aclose()
-    return acked, Throughput("", len(acked), elapsed, latencies, 0, errors)
-
-
-def lost(db: str, ids: list[str]) -> int:
+def stored(db: str) -> int:
+    """Impressions on disk (read by a new connection: only what was committed)."""
     if db.startswith("postgresql://"):
         with psycopg.connect(db) as conn:
-            found = conn.execute("SELECT id FROM impressions WHERE id = ANY(%s)", [ids]).fetchall()
-    else:
-        import sqlite3
+            row = conn.execute("SELECT count(*) FROM impressions").fetchone()
+            return int(row[0]) if row else 0
+    conn2 = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return int(conn2.execute("SELECT count(*) FROM impressions").fetchone()[0])
+    finally:
+        conn2.close()
 
-        conn2 = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-        try:
-            found = []
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                found += conn2.execute(
-                    f"SELECT id FROM impressions WHERE id IN ({marks})", chunk
-                ).fetchall()
-        finally:
-            conn2.close()
-    return len(set(ids) - {row[0] for row in found})
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def load(
+    urls: Sequence[str], concurrency: int, seconds: float, scripts: Path, meter: CpuMeter
+) -> Throughput:
+    """One wrk per node, `concurrency` connections split among them (as a load balancer would
+    spread visitors), every beacon a new pvid. wrk, not a Python client: a Python load client
+    runs out of CPU long before one node does, and then it is what gets measured."""
+    per_node = max(1, concurrency // len(urls))
+    script = scripts / "impression.lua"
+    script.write_text(ingest.LUA_IMPRESSION.replace("__UA__", ingest.UA))
+
+    def run_wrk(url: str, duration: float) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            ["wrk", "-t1", f"-c{per_node}", f"-d{duration:g}s", "--latency", "-s", str(script)]
+            + [url],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    # A second of warm-up opens the connections and fills the pools before timing; what it
+    # has acknowledged must be on disk too.
+    warmed = 0
+    for warm in [run_wrk(url, 1) for url in urls]:
+        result = ingest.parse_wrk("warm-up", warm.communicate(timeout=60)[0])
+        warmed += result.requests - result.bad
+    before = meter.read()
+    client_before = _children_cpu()
+    started = time.perf_counter()
+    loads = [run_wrk(url, seconds) for url in urls]
+    outputs = [process.communicate(timeout=seconds + 60)[0] for process in loads]
+    elapsed = time.perf_counter() - started
+    spent = CpuMeter.spent(before, meter.read())
+    spent.client = _children_cpu() - client_before
+    part = Throughput("", seconds=elapsed, nodes=len(urls), cpu=spent, untimed=warmed)
+    for url, output in zip(urls, outputs, strict=True):
+        result = ingest.parse_wrk(url, output)
+        part.acked += result.requests - result.bad
+        part.errors += result.bad
+        part.p50s_ms.append(result.p50_ms)
+        part.p99s_ms.append(result.p99_ms)
+    return part
 
 
 @dataclass
 class Setup:
-    label: str
     db: str
     servers: list[LiveServer]
-    acked: list[str]
     result: Throughput
+    rows_before: int = 0
 
 
 async def throughput(
-    setups: list[tuple[str, str, int]], folder: Path, concurrency: int, seconds: float, rounds: int
+    setups: list[tuple[str, str, int]],
+    folder: Path,
+    concurrency: int,
+    seconds: float,
+    rounds: int,
+    pg_data: Path | None = None,
 ) -> list[Throughput]:
     """Every setup's servers started at once, then measured in turn, `rounds` times each for
     `seconds / rounds`: a burst of a neighbour's load on a shared machine then falls on every
-    setup alike, not on whichever ran at that moment."""
+    setup alike, not on whichever ran at that moment. An acknowledged impression missing from
+    the database afterwards (fewer rows than 202s) is counted as lost."""
     runs = []
     for label, db, nodes in setups:
         await _seed(db)
@@ -205,25 +307,36 @@ async def throughput(
             )
             for i in range(nodes)
         ]
-        runs.append(Setup(label, db, servers, [], Throughput(label, 0, 0.0, [], 0, 0)))
+        runs.append(Setup(db, servers, Throughput(label, nodes=nodes)))
     try:
         for run in runs:
             for server in run.servers:
                 await asyncio.to_thread(server.start)
+            run.rows_before = stored(run.db)
         for _ in range(rounds):
             for run in runs:
-                ids, part = await load([s.url for s in run.servers], concurrency, seconds / rounds)
-                run.acked += ids
-                run.result.acked += part.acked
-                run.result.seconds += part.seconds
-                run.result.latencies_ms += part.latencies_ms
-                run.result.errors += part.errors
+                meter = CpuMeter(
+                    [s.process.pid for s in run.servers if s.process],
+                    pg_data if run.db.startswith("postgresql://") else None,
+                )
+                part = await asyncio.to_thread(
+                    load, [s.url for s in run.servers], concurrency, seconds / rounds, folder, meter
+                )
+                total = run.result
+                total.seconds += part.seconds
+                total.errors += part.errors
+                total.p50s_ms += part.p50s_ms
+                total.p99s_ms += part.p99s_ms
+                total.cpu.add(part.cpu)
+                total.acked += part.acked
+                total.untimed += part.untimed
+        for run in runs:
+            acknowledged = run.result.acked + run.result.untimed
+            run.result.lost = max(0, acknowledged - (stored(run.db) - run.rows_before))
     finally:
         for run in runs:
             for server in run.servers:
                 await asyncio.to_thread(server.stop)
-    for run in runs:
-        run.result.lost = lost(run.db, run.acked)
     return [run.result for run in runs]
 
 
@@ -295,6 +408,9 @@ async def measure_postgres(
 
 
 async def run(args: argparse.Namespace) -> int:
+    if shutil.which("wrk") is None:
+        print(ingest.INSTALL_HINT, file=sys.stderr)
+        return 2
     folder = Path(tempfile.mkdtemp(prefix="bench-nodes-", dir=ROOT / "tmp"))
     server = ThrowawayPostgres(fsync=True).start()
     failed = 0
@@ -305,10 +421,15 @@ async def run(args: argparse.Namespace) -> int:
             ("postgresql, 1 node", server.create_database("nodes1"), 1),
             ("postgresql, 2 nodes", server.create_database("nodes2"), 2),
         ]
-        results = await throughput(setups, folder, args.concurrency, args.seconds, args.rounds)
+        assert server.folder is not None
+        results = await throughput(
+            setups, folder, args.concurrency, args.seconds, args.rounds, server.folder / "data"
+        )
         for result in results:
             print(result.line(), flush=True)
             failed |= result.lost > 0
+        if args.throughput_only:
+            return _report_throughput(args, results, failed)
 
         sqlite_path = Path(args.sqlite_db)
         built = await asyncio.to_thread(attribution.build, sqlite_path, args.touches)
@@ -326,20 +447,7 @@ async def run(args: argparse.Namespace) -> int:
         server.stop()
         shutil.rmtree(folder, ignore_errors=True)
 
-    base = results[0].per_second
-    print()
-    print(
-        f"durable impressions per second (POST /i, {args.concurrency} in flight, "
-        f"{args.seconds:g} s each, one load client):"
-    )
-    for result in results:
-        print(result.line())
-    print(
-        f"ratios: postgresql 1 node x{results[1].per_second / base:.2f} of sqlite; "
-        f"postgresql 2 nodes x{results[2].per_second / base:.2f} of sqlite, "
-        f"x{results[2].per_second / results[1].per_second:.2f} of 1 postgresql node"
-    )
-    print(f"note: {NOTE}")
+    _report_throughput(args, results, failed)
     print()
     print(f"candidate lookup, {args.touches:,} touches, {len(batch):,} installs, one at a time:")
     print("  " + sqlite_result.line())
@@ -354,6 +462,27 @@ async def run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _report_throughput(args: argparse.Namespace, results: list[Throughput], failed: int) -> int:
+    base = results[0].per_second
+    print()
+    print(
+        f"durable impressions per second (POST /i, {args.concurrency} in flight, "
+        f"{args.seconds:g} s each, one load client):"
+    )
+    for result in results:
+        print(result.line())
+    print(
+        f"ratios: postgresql 1 node x{results[1].per_second / base:.2f} of sqlite; "
+        f"postgresql 2 nodes x{results[2].per_second / base:.2f} of sqlite, "
+        f"x{results[2].per_second / results[1].per_second:.2f} of 1 postgresql node"
+    )
+    print(f"note: {NOTE}")
+    print(f"CPU while timed ({os.cpu_count()} cores; 100 % = one core busy throughout):")
+    for result in results:
+        print(result.cpu_line())
+    return 1 if failed else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.nodes")
     parser.add_argument("--seconds", type=float, default=15.0, help="per setup, in all")
@@ -365,6 +494,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--sqlite-db",
         default=None,
         help="the SQLite lookup file (default tmp/bench-nodes-<touches>.db, reused)",
+    )
+    parser.add_argument(
+        "--throughput-only",
+        action="store_true",
+        help="skip the candidate lookup (to compare loads: --concurrency 8, 32, 128 ...)",
     )
     args = parser.parse_args(argv)
     if args.sqlite_db is None:
