@@ -87,23 +87,29 @@ class Database:
         fn: Callable[[Conn], Awaitable[T]],
         *,
         repair: Callable[[Conn, Exception], Awaitable[bool]] | None = None,
+        pipelined: bool = False,
     ) -> T:
         """Run `fn` in one transaction; return its result once committed. When it fails and
         `repair(conn, error)` answers True (it fixed the cause, e.g. made a missing
-        partition), `fn` runs once more in a new transaction."""
+        partition), `fn` runs once more in a new transaction.
+
+        `pipelined`: the transaction runs in pipeline mode. Statements whose results `fn`
+        does not read are sent without waiting for their answers, and COMMIT goes with them:
+        a hot row locked by the last statements (a rollup every touch adds to) is held for the
+        server's time only, not for round trips and the event loop's turns back to this
+        request. An error may then surface at COMMIT rather than at its statement; it is
+        handled the same way."""
         started = time.perf_counter()
         async with self.pool.connection() as conn:
             try:
                 try:
-                    async with conn.transaction():
-                        result = await fn(conn)
+                    result = await self._transaction(conn, fn, pipelined)
                 except Rollback:
                     raise
                 except Exception as exc:
                     if repair is None or not await repair(conn, exc):
                         raise
-                    async with conn.transaction():
-                        result = await fn(conn)
+                    result = await self._transaction(conn, fn, pipelined)
             except Rollback as rollback:
                 return rollback.answer  # type: ignore[return-value]
             except BaseException:
@@ -111,6 +117,14 @@ class Database:
                 raise
         self.stats.observe(time.perf_counter() - started)
         return result
+
+    @staticmethod
+    async def _transaction(conn: Conn, fn: Callable[[Conn], Awaitable[T]], pipelined: bool) -> T:
+        if not pipelined:
+            async with conn.transaction():
+                return await fn(conn)
+        async with conn.pipeline(), conn.transaction():
+            return await fn(conn)
 
     async def read(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
         async with self.pool.connection() as conn:

@@ -4,6 +4,10 @@ A write returns after COMMIT. One impression per page view holds across nodes th
 primary key of `page_views (app_key, pvid)`: the impression and its page view are inserted in
 one transaction, and a second node inserting the same `pvid` waits for the first, finds the
 conflict and answers the first impression's id, writing nothing.
+
+The write runs pipelined: every touch of a campaign-hour adds to the same rollup row, and
+sending those upserts with the COMMIT keeps that row locked for the server's time only
+(docs/scale.md, "What breaks first").
 """
 
 from __future__ import annotations
@@ -93,7 +97,7 @@ class PostgresTouches:
         async def repair(conn: Conn, error: Exception) -> bool:
             return await make_partition(conn, error, t.time)
 
-        return await self._db.write(write, repair=repair)
+        return await self._db.write(write, repair=repair, pipelined=True)
 
     async def page_view(self, app_key: str, pvid: str) -> PageView | None:
         row = await self._db.one(
