@@ -410,7 +410,7 @@ async def measure_postgres(
 async def run(args: argparse.Namespace) -> int:
     if shutil.which("wrk") is None:
         print(ingest.INSTALL_HINT, file=sys.stderr)
-        return 2
+        return 1
     folder = Path(tempfile.mkdtemp(prefix="bench-nodes-", dir=ROOT / "tmp"))
     server = ThrowawayPostgres(fsync=True).start()
     failed = 0

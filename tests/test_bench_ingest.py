@@ -1,5 +1,6 @@
 """`benchmarks.ingest` without running its load: it reads wrk's report right, and says how to
-install wrk when it is missing (CI has no wrk; the benchmark is run by hand and by `make bench`).
+install wrk when it is missing, as `benchmarks.nodes` does (CI has no wrk; the benchmarks are run
+by hand and by `make bench`).
 """
 
 from __future__ import annotations
@@ -8,6 +9,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from app.paths import ROOT
 from benchmarks.ingest import parse_wrk
@@ -39,9 +42,14 @@ def test_wrk_report_is_read_with_its_units_and_errors() -> None:
     assert result.bad == 5
 
 
-def test_without_wrk_it_says_how_to_install_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "argv",
+    [["benchmarks.ingest", "--dir", "{tmp}"], ["benchmarks.nodes", "--throughput-only"]],
+    ids=["ingest", "nodes"],
+)
+def test_without_wrk_it_says_how_to_install_it(tmp_path: Path, argv: list[str]) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.ingest", "--dir", str(tmp_path)],
+        [sys.executable, "-m", *(a.format(tmp=tmp_path) for a in argv)],
         cwd=ROOT,
         env={**os.environ, "PATH": str(tmp_path)},
         capture_output=True,

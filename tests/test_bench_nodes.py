@@ -1,15 +1,13 @@
 """`benchmarks.nodes` without running its load: the CPU it attributes to each party comes from
-the processes it names, and it says how to install wrk when it is missing."""
+the processes it names (`tests/test_bench_ingest.py` checks its message when wrk is missing)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from app.paths import ROOT
 from benchmarks.nodes import Cpu, CpuMeter, Throughput, postgres_cpu, process_cpu
 
 BUSY = "while True: pass"
@@ -52,16 +50,3 @@ def test_the_cpu_line_reads_as_a_share_of_a_core_and_a_cost_per_impression() -> 
     assert "each node   50 %" in line and "all nodes  2.00 ms" in line
     assert "postgresql   50 % ( 1.00 ms)" in line
     assert "load client    5 % ( 0.10 ms)" in line
-
-
-def test_without_wrk_it_says_how_to_install_it(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.nodes", "--throughput-only"],
-        cwd=ROOT,
-        env={**os.environ, "PATH": str(tmp_path)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 2
-    assert "wrk is not installed" in done.stderr and "apt-get install -y wrk" in done.stderr
