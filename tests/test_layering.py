@@ -42,3 +42,18 @@ def test_no_test_module_imports_another() -> None:
         if re.match(r"\s*(from|import) tests\.(test_\w+|conftest)\b", line)
     ]
     assert offenders == []
+
+
+def test_every_package_of_the_app_is_installed() -> None:
+    """A package missing from pyproject's list imports from a checkout but not from an
+    installed copy: the wheel (and a non-editable install) would leave it out."""
+    import tomllib
+
+    listed = set(
+        tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    found = {
+        ".".join(init.parent.relative_to(ROOT).parts)
+        for init in (ROOT / "app").rglob("__init__.py")
+    }
+    assert found == listed

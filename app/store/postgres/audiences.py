@@ -12,58 +12,26 @@ updates nothing. Members are staged and confirmed a page at a time in one statem
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from psycopg.rows import scalar_row
 
-from app.audiences import (
-    APPEND,
-    PENDING,
-    REMOVE,
-    Audience,
-    AudienceRule,
-    MemberQuery,
-    SyncCounts,
-    rule_from_config,
-)
+from app.audiences import PENDING, Audience, AudienceRule, MemberQuery, SyncCounts
 from app.ids import new_id
 from app.reports.privacy import ERASED_PREFIX
+from app.store.common import audiences as common
 from app.store.postgres.connections import Conn, Database
 from app.store.postgres.rows import clean
 
-_COLUMNS = (
-    "id, app_key, name, config, tiktok_audience_id, state, member_count, sent_count, "
-    "last_sync_at, last_error, created_at, updated_at"
-)
-_ID_COLUMNS = frozenset({"idfa", "gaid"})
-
-
-def _audience(row: dict[str, Any]) -> Audience:
-    return Audience(
-        id=row["id"],
-        app_key=row["app_key"],
-        name=row["name"],
-        rule=rule_from_config(json.loads(row["config"])),
-        tiktok_audience_id=row["tiktok_audience_id"],
-        state=row["state"],
-        member_count=row["member_count"],
-        sent_count=row["sent_count"],
-        last_sync_at=row["last_sync_at"],
-        last_error=row["last_error"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
+_COLUMNS = ", ".join(common.AUDIENCE_COLUMNS)
 
 
 def member_sql(query: MemberQuery, batch: int, after: tuple[float, str]) -> tuple[str, list[Any]]:
     """One page of the installs `query` matches, (time, id, device ID) in that order, after the
     (time, id) cursor `after`. The cursor's time starts the index range, so each page reads
     from where the last one stopped."""
-    column = query.id_column
-    if column not in _ID_COLUMNS:
-        raise ValueError(f"not an advertising ID column: {column}")
+    column = common.id_column(query)
     where = [
         "i.app_key = %s",
         "i.time >= %s",
@@ -127,7 +95,7 @@ class PostgresAudiences:
     async def put_audience(
         self, app_key: str, name: str, rule: AudienceRule, now: float, *, reset: bool
     ) -> Audience:
-        config = json.dumps(rule.to_config())
+        config = common.config_text(rule)
 
         async def write(conn: Conn) -> None:
             # One upsert: two nodes creating the same audience at once make one of it.
@@ -159,7 +127,7 @@ class PostgresAudiences:
         row = await self._db.one(
             f"SELECT {_COLUMNS} FROM audiences WHERE app_key = %s AND name = %s", [app_key, name]
         )
-        return _audience(row) if row else None
+        return common.audience(row) if row else None
 
     async def list_audiences(self, app_key: str | None) -> list[Audience]:
         if app_key is None:
@@ -168,7 +136,7 @@ class PostgresAudiences:
             rows = await self._db.all(
                 f"SELECT {_COLUMNS} FROM audiences WHERE app_key = %s ORDER BY name", [app_key]
             )
-        return [_audience(r) for r in rows]
+        return [common.audience(r) for r in rows]
 
     async def delete_audience(self, app_key: str, name: str) -> bool:
         async def write(conn: Conn) -> bool:
@@ -183,19 +151,11 @@ class PostgresAudiences:
 
     # -- the installs a rule matches ---------------------------------------------------------------
 
-    async def member_ids(
-        self, query: MemberQuery, *, batch: int = 1000
-    ) -> AsyncIterator[list[str]]:
-        after: tuple[float, str] = (query.installed_since, "")
-        while True:
-            page = await self._db.all(*member_sql(query, batch, after))
-            if not page:
-                return
-            last = page[-1]
-            after = (last["time"], last["id"])
-            yield [r[query.id_column] for r in page]
-            if len(page) < batch:
-                return
+    def member_ids(self, query: MemberQuery, *, batch: int = 1000) -> AsyncIterator[list[str]]:
+        async def page_after(after: tuple[float, str]) -> list[dict[str, Any]]:
+            return await self._db.all(*member_sql(query, batch, after))
+
+        return common.member_pages(query, batch, page_after)
 
     # -- syncing -------------------------------------------------------------------------------
 
@@ -252,12 +212,9 @@ class PostgresAudiences:
     async def pending_members(
         self, audience_id: str, run: int, action: str, *, after: str, limit: int
     ) -> list[str]:
-        if action == APPEND:
-            condition = "seen_run = %s AND NOT sent"
-        elif action == REMOVE:
-            condition = "seen_run <> %s AND sent"
-        else:
-            raise ValueError(f"unknown action {action}")
+        condition = common.by_action(
+            action, "seen_run = %s AND NOT sent", "seen_run <> %s AND sent"
+        )
         sql = (
             f"SELECT hash FROM audience_members WHERE audience_id = %s AND {condition} "
             "AND hash > %s ORDER BY hash LIMIT %s"
@@ -279,14 +236,11 @@ class PostgresAudiences:
         *,
         tiktok_audience_id: str | None = None,
     ) -> None:
-        if action == APPEND:
-            sql = (
-                "UPDATE audience_members SET sent = true WHERE audience_id = %s AND hash = ANY(%s)"
-            )
-        elif action == REMOVE:
-            sql = "DELETE FROM audience_members WHERE audience_id = %s AND hash = ANY(%s) AND sent"
-        else:
-            raise ValueError(f"unknown action {action}")
+        sql = common.by_action(
+            action,
+            "UPDATE audience_members SET sent = true WHERE audience_id = %s AND hash = ANY(%s)",
+            "DELETE FROM audience_members WHERE audience_id = %s AND hash = ANY(%s) AND sent",
+        )
 
         async def write(conn: Conn) -> None:
             if tiktok_audience_id is not None:

@@ -12,14 +12,21 @@ what the server runs.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from app.attribution import Candidates, TimeRange
 from app.store.columns import CLICK_COLUMNS, TOUCH_COLUMNS
+from app.store.common.candidates import (
+    Tier,
+    candidates_of,
+    capped_tier,
+    range_params,
+    touch_from_row,
+    touch_table,
+)
 from app.store.postgres.connections import Conn, Database
 from app.store.records import CandidateQuery
-from app.touches import CAMPAIGN_PARAMS, Touch, TouchKind, Verdict
+from app.touches import Touch, TouchKind
 
 _CLICK_COLUMNS = ", ".join(CLICK_COLUMNS)
 _IMPRESSION_COLUMNS = ", ".join(TOUCH_COLUMNS)
@@ -42,25 +49,14 @@ async def find_candidates(conn: Conn, query: CandidateQuery) -> Candidates:
         cursor = await conn.execute(REFERRER_CLICK_SQL, [query.referrer_click_id, query.app_key])
         row = await cursor.fetchone()
         # A click of another app is no click of this one: the engine sees "unknown id".
-        referrer_click = _touch("click", CLICK_COLUMNS, row) if row is not None else None
-    clicks: list[Touch] = []
-    impressions: list[Touch] = []
-    clicks_capped = impressions_capped = False
-    if query.ip is not None:
-        clicks, clicks_capped = await _range(
-            conn, CLICKS_SQL, "click", CLICK_COLUMNS, query, query.clicks
-        )
-        impressions, impressions_capped = await _range(
-            conn, IMPRESSIONS_SQL, "impression", TOUCH_COLUMNS, query, query.impressions
-        )
-    return Candidates(
-        referrer_click=referrer_click,
-        referrer_click_id=query.referrer_click_id,
-        clicks=clicks,
-        impressions=impressions,
-        clicks_capped=clicks_capped,
-        impressions_capped=impressions_capped,
+        referrer_click = touch_from_row("click", CLICK_COLUMNS, row) if row is not None else None
+    if query.ip is None:
+        return candidates_of(query, referrer_click, None)
+    clicks = await _range(conn, CLICKS_SQL, "click", CLICK_COLUMNS, query, query.clicks)
+    impressions = await _range(
+        conn, IMPRESSIONS_SQL, "impression", TOUCH_COLUMNS, query, query.impressions
     )
+    return candidates_of(query, referrer_click, (clicks, impressions))
 
 
 async def _range(
@@ -70,24 +66,10 @@ async def _range(
     fields: Sequence[str],
     query: CandidateQuery,
     span: TimeRange,
-) -> tuple[list[Touch], bool]:
-    cursor = await conn.execute(
-        sql,
-        [query.app_key, query.ip, span.start, span.end, query.limit + 1],
-    )
+) -> Tier:
+    cursor = await conn.execute(sql, range_params(query, span))
     rows = await cursor.fetchall()
-    capped = len(rows) > query.limit
-    return [_touch(kind, fields, row) for row in rows[: query.limit]], capped
-
-
-def _touch(kind: TouchKind, fields: Sequence[str], row: Mapping[str, Any]) -> Touch:
-    values = {f: row[f] for f in fields}
-    params = {k: v for k in CAMPAIGN_PARAMS if (v := values.pop(k)) is not None}
-    verdict: Verdict = values["verdict"] if values["verdict"] in ("bot", "suspect") else "human"
-    values["verdict"] = verdict
-    values["verdict_reasons"] = tuple(r for r in (values["verdict_reasons"] or "").split(",") if r)
-    values["gpc"] = bool(values["gpc"])
-    return Touch(kind=kind, params=params, **values)
+    return capped_tier(rows, query.limit, lambda row: touch_from_row(kind, fields, row))
 
 
 class PostgresCandidates:
@@ -100,10 +82,8 @@ class PostgresCandidates:
         return await self._db.read(lambda conn: find_candidates(conn, query))
 
     async def attributed_touch(self, kind: str, touch_id: str) -> Touch | None:
-        touch_kind: TouchKind = "click" if kind == "click" else "impression"
-        fields = CLICK_COLUMNS if touch_kind == "click" else TOUCH_COLUMNS
-        table = "clicks" if touch_kind == "click" else "impressions"
+        source = touch_table(kind)
         row = await self._db.one(
-            f"SELECT {', '.join(fields)} FROM {table} WHERE id = %s", [touch_id]
+            f"SELECT {', '.join(source.columns)} FROM {source.table} WHERE id = %s", [touch_id]
         )
-        return _touch(touch_kind, fields, row) if row is not None else None
+        return touch_from_row(source.kind, source.columns, row) if row is not None else None

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Mapping
 from typing import Any
 
 from app.ids import new_id, new_secret, token_hash
-from app.sealing import SealError, TokenSealer, is_sealed
+from app.sealing import TokenSealer
+from app.store.common.configs import (
+    all_sealed,
+    app_from_row,
+    integration_from_row,
+    open_token,
+    page_from_row,
+    resealed,
+    seal_input,
+    token_use_due,
+)
 from app.store.postgres.connections import Conn, Database
 from app.store.records import AppRecord, IntegrationRecord, PageRecord, TokenInfo
-
-log = logging.getLogger("gangway.store")
-
-# A token's last use is written at most this often: an admin's burst of requests writes once.
-TOKEN_USE_RESOLUTION_SECONDS = 60.0
 
 
 async def bump_config_version(conn: Conn) -> None:
@@ -30,44 +34,12 @@ async def bump_config_version(conn: Conn) -> None:
     )
 
 
-def _app(row: Mapping[str, Any]) -> AppRecord:
-    return AppRecord(
-        app_key=row["app_key"],
-        name=row["name"],
-        sdk_key=row["sdk_key"],
-        config=json.loads(row["config"]),
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
-
-
-def _page(row: Mapping[str, Any]) -> PageRecord:
-    return PageRecord(
-        slug=row["slug"],
-        app_key=row["app_key"],
-        config=json.loads(row["config"]),
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
-
-
 class PostgresConfigs:
     """`sealer` seals access tokens at rest; without one (tests, tools) they are kept as given."""
 
     def __init__(self, db: Database, sealer: TokenSealer | None = None) -> None:
         self._db = db
         self._sealer = sealer
-
-    def _open(self, app_key: str, stored: str | None) -> str | None:
-        if stored is None:
-            return None
-        if self._sealer is None:
-            return None if is_sealed(stored) else stored
-        try:
-            return self._sealer.open(stored)
-        except SealError as exc:
-            log.error("integration of app %s: %s", app_key, exc)
-            return None
 
     async def config_version(self) -> int:
         # One primary-key read per loop turn of a node (the config cache asks): a round trip to
@@ -79,12 +51,12 @@ class PostgresConfigs:
 
     async def get_app(self, app_key: str) -> AppRecord | None:
         row = await self._db.one("SELECT * FROM apps WHERE app_key = %s", [app_key])
-        return _app(row) if row else None
+        return app_from_row(row) if row else None
 
     async def list_apps(self) -> list[AppRecord]:
         # COLLATE "C": the same order as SQLite's byte-wise text comparison.
         rows = await self._db.all('SELECT * FROM apps ORDER BY app_key COLLATE "C"')
-        return [_app(r) for r in rows]
+        return [app_from_row(r) for r in rows]
 
     async def put_app(self, app_key: str, config: Mapping[str, Any], now: float) -> AppRecord:
         async def write(conn: Conn) -> dict[str, Any]:
@@ -109,7 +81,7 @@ class PostgresConfigs:
             assert row is not None
             return row
 
-        return _app(await self._db.write(write))
+        return app_from_row(await self._db.write(write))
 
     async def delete_app(self, app_key: str) -> bool:
         async def write(conn: Conn) -> bool:
@@ -121,7 +93,7 @@ class PostgresConfigs:
 
     async def app_by_sdk_key(self, sdk_key: str) -> AppRecord | None:
         row = await self._db.one("SELECT * FROM apps WHERE sdk_key = %s", [sdk_key])
-        return _app(row) if row else None
+        return app_from_row(row) if row else None
 
     async def rotate_sdk_key(self, app_key: str, now: float) -> AppRecord | None:
         async def write(conn: Conn) -> dict[str, Any] | None:
@@ -133,7 +105,7 @@ class PostgresConfigs:
             return await cursor.fetchone()
 
         row = await self._db.write(write)
-        return _app(row) if row else None
+        return app_from_row(row) if row else None
 
     async def app_for_destination(self, platform: str, app_id: str) -> AppRecord | None:
         row = await self._db.one(
@@ -141,7 +113,7 @@ class PostgresConfigs:
             ' ORDER BY app_key COLLATE "C" LIMIT 1',
             [platform, app_id],
         )
-        return _app(row) if row else None
+        return app_from_row(row) if row else None
 
     # -- integrations -------------------------------------------------------------------------
 
@@ -149,15 +121,7 @@ class PostgresConfigs:
         row = await self._db.one(
             "SELECT * FROM integrations WHERE app_key = %s AND partner = %s", [app_key, partner]
         )
-        if row is None:
-            return None
-        return IntegrationRecord(
-            app_key=row["app_key"],
-            partner=row["partner"],
-            config=json.loads(row["config"]),
-            access_token=self._open(row["app_key"], row["access_token"]),
-            updated_at=row["updated_at"],
-        )
+        return integration_from_row(row, self._sealer) if row else None
 
     async def put_integration(
         self,
@@ -167,8 +131,7 @@ class PostgresConfigs:
         access_token: str | None,
         now: float,
     ) -> IntegrationRecord:
-        if access_token is not None and self._sealer is not None:
-            access_token = self._sealer.seal(access_token)
+        access_token = seal_input(self._sealer, access_token)
 
         async def write(conn: Conn) -> str | None:
             await bump_config_version(conn)
@@ -184,7 +147,9 @@ class PostgresConfigs:
             return row["access_token"] if row else None
 
         token = await self._db.write(write)
-        return IntegrationRecord(app_key, partner, dict(config), self._open(app_key, token), now)
+        return IntegrationRecord(
+            app_key, partner, dict(config), open_token(self._sealer, app_key, token), now
+        )
 
     async def delete_integration(self, app_key: str, partner: str) -> bool:
         async def write(conn: Conn) -> bool:
@@ -205,7 +170,7 @@ class PostgresConfigs:
             kept = await self._db.all(
                 "SELECT access_token FROM integrations WHERE access_token IS NOT NULL"
             )
-            if all(is_sealed(row["access_token"]) for row in kept):
+            if all_sealed(kept):
                 return 0
 
         async def write(conn: Conn) -> int:
@@ -217,13 +182,8 @@ class PostgresConfigs:
             )
             changed = 0
             for row in await cursor.fetchall():
-                stored = row["access_token"]
-                if is_sealed(stored) and not rotate:
-                    continue
-                try:
-                    sealed = sealer.reseal(stored)
-                except SealError as exc:
-                    log.error("integration of app %s: %s", row["app_key"], exc)
+                sealed = resealed(sealer, row["app_key"], row["access_token"], rotate=rotate)
+                if sealed is None:
                     continue
                 await conn.execute(
                     "UPDATE integrations SET access_token = %s WHERE app_key = %s AND partner = %s",
@@ -238,11 +198,11 @@ class PostgresConfigs:
 
     async def get_page(self, slug: str) -> PageRecord | None:
         row = await self._db.one("SELECT * FROM pages WHERE slug = %s", [slug])
-        return _page(row) if row else None
+        return page_from_row(row) if row else None
 
     async def list_pages(self) -> list[PageRecord]:
         rows = await self._db.all('SELECT * FROM pages ORDER BY slug COLLATE "C"')
-        return [_page(r) for r in rows]
+        return [page_from_row(r) for r in rows]
 
     async def put_page(self, slug: str, config: Mapping[str, Any], now: float) -> PageRecord:
         async def write(conn: Conn) -> dict[str, Any]:
@@ -258,7 +218,7 @@ class PostgresConfigs:
             assert row is not None
             return row
 
-        return _page(await self._db.write(write))
+        return page_from_row(await self._db.write(write))
 
     async def delete_page(self, slug: str) -> bool:
         async def write(conn: Conn) -> bool:
@@ -290,8 +250,7 @@ class PostgresTokens:
         row = await self._db.one("SELECT last_used_at FROM tokens WHERE token_hash = %s", [digest])
         if row is None:
             return False
-        last = row["last_used_at"]
-        if last is None or now - last >= TOKEN_USE_RESOLUTION_SECONDS:
+        if token_use_due(row["last_used_at"], now):
 
             async def write(conn: Conn) -> None:
                 await conn.execute(

@@ -14,7 +14,7 @@ together, and several nodes write at once.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -135,7 +135,9 @@ class Database:
             cursor = await conn.execute(sql, params)
             return await cursor.fetchone()
 
-    async def all(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    async def all(
+        self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()
+    ) -> list[dict[str, Any]]:
         async with self.pool.connection() as conn:
             cursor = await conn.execute(sql, params)
             return list(await cursor.fetchall())

@@ -2,32 +2,22 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from app.postbacks.postback import PostbackRecord
+from app.store.common.console import (
+    KEEP_FAILURES_SECONDS,
+    KEEP_SESSIONS_SECONDS,
+    SESSION_USE_RESOLUTION_SECONDS,
+    apps_document,
+    session_from,
+    touch_counts,
+    user_from,
+)
 from app.store.postgres.connections import Conn, Database
 from app.store.postgres.outbox import postback_from_row
 from app.store.records import ActivityItem, SessionRecord, TouchCounts, UserRecord
-
-# A session's last use is written at most this often: a page's burst of requests writes once.
-SESSION_USE_RESOLUTION_SECONDS = 60.0
-# Sessions unused this long, and failed logins this old, are deleted as new ones are written:
-# past every limit that reads them (7 days, 15 minutes), so nothing grows without end.
-KEEP_SESSIONS_SECONDS = 8 * 24 * 3600.0
-KEEP_FAILURES_SECONDS = 24 * 3600.0
-
-
-def _user(row: Mapping[str, Any]) -> UserRecord:
-    apps = row["apps"]
-    return UserRecord(
-        username=row["username"],
-        password_hash=row["password_hash"],
-        role=row["role"],
-        apps=None if apps is None else tuple(json.loads(apps)),
-        created_at=row["created_at"],
-    )
 
 
 def _in_apps(app_keys: Collection[str] | None, column: str = "app_key") -> tuple[str, list[Any]]:
@@ -49,7 +39,7 @@ class PostgresUsers:
         apps: Sequence[str] | None,
         now: float,
     ) -> UserRecord:
-        apps_json = None if apps is None else json.dumps(sorted(set(apps)))
+        apps_json = apps_document(apps)
 
         async def write(conn: Conn) -> dict[str, Any] | None:
             cursor = await conn.execute(
@@ -69,15 +59,15 @@ class PostgresUsers:
 
         row = await self._db.write(write)
         assert row is not None
-        return _user(row)
+        return user_from(row)
 
     async def get_user(self, username: str) -> UserRecord | None:
         row = await self._db.one("SELECT * FROM users WHERE username = %s", [username])
-        return _user(row) if row else None
+        return user_from(row) if row else None
 
     async def list_users(self) -> list[UserRecord]:
         rows = await self._db.all('SELECT * FROM users ORDER BY username COLLATE "C"')
-        return [_user(r) for r in rows]
+        return [user_from(r) for r in rows]
 
     async def set_password_hash(self, username: str, password_hash: str) -> None:
         async def write(conn: Conn) -> None:
@@ -107,14 +97,7 @@ class PostgresUsers:
         row = await self._db.one("SELECT * FROM sessions WHERE id = %s", [session_id])
         if row is None:
             return None
-        return SessionRecord(
-            id=row["id"],
-            username=row["username"],
-            csrf_token=row["csrf_token"],
-            created_at=row["created_at"],
-            last_seen_at=row["last_seen_at"],
-            revoked_at=row["revoked_at"],
-        )
+        return session_from(row)
 
     async def touch_session(self, session_id: str, now: float) -> None:
         async def write(conn: Conn) -> None:
@@ -195,7 +178,7 @@ class PostgresActivity:
             [*keys, since] * 5,
         )
         assert row is not None
-        return TouchCounts(**{k: int(v) for k, v in row.items()})
+        return touch_counts(row)
 
     async def list_postbacks(
         self, app_keys: Collection[str] | None, state: str | None, limit: int

@@ -16,14 +16,12 @@ from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
 
-from app.reports.cost import UPLOAD, CostEntry, CostScope, Rate, Replaced
+from app.reports.cost import CostEntry, CostScope, Rate, Replaced
+from app.store.common import cost as common
 from app.store.postgres.connections import Conn, Database
 
-_KEY = (
-    "app_key, date, source, media_source, campaign, campaign_id, adset, adset_id, ad, ad_id, "
-    "country"
-)
-_VALUES = "cost, currency, amount, report_currency"
+_KEY = ", ".join(common.KEY_COLUMNS)
+_VALUES = ", ".join(common.VALUE_COLUMNS)
 UPSERT_COST = (
     f"INSERT INTO cost ({_KEY}, {_VALUES}, updated_at) VALUES ({', '.join(['%s'] * 16)}) "
     f"ON CONFLICT ({_KEY}) DO UPDATE SET cost = excluded.cost, currency = excluded.currency, "
@@ -34,7 +32,6 @@ UPSERT_COST = (
     "OR cost.amount IS DISTINCT FROM excluded.amount "
     "OR cost.report_currency IS DISTINCT FROM excluded.report_currency"
 )
-_KEY_NAMES = tuple(name.strip() for name in _KEY.split(","))
 # A pulled row: its account too, and an unchanged row is not written (its updated_at stays).
 UPSERT_PULLED = (
     f"INSERT INTO cost ({_KEY}, {_VALUES}, account, updated_at) "
@@ -57,7 +54,7 @@ COUNT_SUPERSEDED = (
     "AND p.media_source = u.media_source AND p.campaign_id = u.campaign_id "
     "AND (u.campaign_id <> '' OR p.campaign = u.campaign))"
 )
-DELETE_BY_KEY = f"DELETE FROM cost WHERE {' AND '.join(f'{n} = %s' for n in _KEY_NAMES)}"
+DELETE_BY_KEY = f"DELETE FROM cost WHERE {' AND '.join(f'{n} = %s' for n in common.KEY_COLUMNS)}"
 UPSERT_RATE = (
     "INSERT INTO cost_rates (app_key, date, currency, rate, updated_at) "
     "VALUES (%s, %s, %s, %s, %s) "
@@ -81,27 +78,7 @@ class PostgresCost:
         self._db = db
 
     async def put_cost(self, entries: Sequence[CostEntry], now: float) -> int:
-        rows = [
-            (
-                e.app_key,
-                e.date.isoformat(),
-                e.source,
-                e.media_source,
-                e.campaign,
-                e.campaign_id,
-                e.adset,
-                e.adset_id,
-                e.ad,
-                e.ad_id,
-                e.country,
-                e.cost,
-                e.currency,
-                e.amount,
-                e.report_currency,
-                now,
-            )
-            for e in entries
-        ]
+        rows = common.uploaded_rows(entries, now)
 
         async def write(conn: Conn) -> int:
             return await _upsert_each(conn, UPSERT_COST, rows)
@@ -111,43 +88,9 @@ class PostgresCost:
     async def replace_cost(
         self, scope: CostScope, entries: Sequence[CostEntry], now: float
     ) -> Replaced:
-        for e in entries:
-            if (
-                e.app_key != scope.app_key
-                or e.source != scope.source
-                or not scope.start <= e.date <= scope.end
-            ):
-                raise ValueError(f"cost row of {e.date} {e.source} is outside {scope}")
-        rows = [
-            (
-                e.app_key,
-                e.date.isoformat(),
-                e.source,
-                e.media_source,
-                e.campaign,
-                e.campaign_id,
-                e.adset,
-                e.adset_id,
-                e.ad,
-                e.ad_id,
-                e.country,
-                e.cost,
-                e.currency,
-                e.amount,
-                e.report_currency,
-                scope.account,
-                now,
-            )
-            for e in entries
-        ]
+        rows = common.pulled_rows(scope, entries, now)
         where = "app_key = %s AND source = %s AND account = %s AND date >= %s AND date <= %s"
-        params: list[object] = [
-            scope.app_key,
-            scope.source,
-            scope.account,
-            scope.start.isoformat(),
-            scope.end.isoformat(),
-        ]
+        params = common.scope_params(scope)
         if scope.campaign_ids is not None:
             where += " AND campaign_id = ANY(%s)"
             params.append(list(scope.campaign_ids))
@@ -156,35 +99,27 @@ class PostgresCost:
         async def write(conn: Conn) -> Replaced:
             await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [lock])
             cursor = await conn.execute(f"SELECT {_KEY} FROM cost WHERE {where}", params)
-            existing = {tuple(r[n] for n in _KEY_NAMES) for r in await cursor.fetchall()}
-            stale = existing - {row[:11] for row in rows}
+            existing = {tuple(r[n] for n in common.KEY_COLUMNS) for r in await cursor.fetchall()}
+            stale = common.stale_keys(existing, rows)
             if stale:
                 async with conn.cursor() as deleting:
-                    await deleting.executemany(DELETE_BY_KEY, sorted(stale))
+                    await deleting.executemany(DELETE_BY_KEY, stale)
             written = await _upsert_each(conn, UPSERT_PULLED, rows)
-            cursor = await conn.execute(
-                COUNT_SUPERSEDED,
-                [scope.app_key, UPLOAD, scope.start.isoformat(), scope.end.isoformat()],
-            )
+            cursor = await conn.execute(COUNT_SUPERSEDED, common.superseded_params(scope))
             counted = await cursor.fetchone()
-            return Replaced(
-                rows=len(rows),
-                changed=written + len(stale),
-                removed=len(stale),
-                superseded=int(counted["n"]) if counted else 0,
-            )
+            return common.replaced(rows, written, stale, int(counted["n"]) if counted else 0)
 
         return await self._db.write(write)
 
     async def cost_between(self, app_key: str, start: date, end: date) -> list[CostEntry]:
         rows = await self._db.all(
             f"SELECT {_KEY}, {_VALUES} FROM cost WHERE app_key = %s AND date >= %s AND date <= %s",
-            [app_key, start.isoformat(), end.isoformat()],
+            common.day_range_params(app_key, start, end),
         )
-        return [CostEntry(**(r | {"date": date.fromisoformat(r["date"])})) for r in rows]
+        return [common.cost_entry(r) for r in rows]
 
     async def put_rates(self, app_key: str, rates: Sequence[Rate], now: float) -> int:
-        rows = [(app_key, r.date.isoformat(), r.currency, str(r.rate), now) for r in rates]
+        rows = common.rate_rows(app_key, rates, now)
 
         async def write(conn: Conn) -> int:
             return await _upsert_each(conn, UPSERT_RATE, rows)
@@ -195,4 +130,4 @@ class PostgresCost:
         rows = await self._db.all(
             "SELECT date, currency, rate FROM cost_rates WHERE app_key = %s", [app_key]
         )
-        return {(date.fromisoformat(r["date"]), r["currency"]): Decimal(r["rate"]) for r in rows}
+        return common.rates_by_day(rows)

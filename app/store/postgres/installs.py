@@ -13,8 +13,7 @@ Races between nodes are settled by constraints, not by reading first:
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from app.addresses import truncate_ip
@@ -22,20 +21,33 @@ from app.conversions import Event, Install, PriorInstall
 from app.postbacks.postback import NewPostback
 from app.reports.rollups import Increment
 from app.store.columns import EVENT_COLUMNS, INSTALL_COLUMNS
+from app.store.common.installs import (
+    NewRow,
+    credited_table,
+    device_lookups,
+    event_from_row,
+    first_install_to_read,
+    install_from_row,
+    later_prior,
+    masked_ip,
+    masked_payload,
+    new_row,
+)
 from app.store.postgres.candidates import find_candidates
 from app.store.postgres.connections import Conn, Database, Rollback
 from app.store.postgres.outbox import queue_postbacks
 from app.store.postgres.rollups import add_rollups
-from app.store.postgres.rows import from_row, insert_sql, to_row
+from app.store.postgres.rows import insert_sql, to_row
 from app.store.records import CandidateQuery, ClickAlreadyClaimed, InstallInputs
 
-DEVICE_ID_COLUMNS = ("idfa", "idfv", "gaid", "android_id")
 PRIOR_INSTALL_SQL = (
     "SELECT id, time, reinstall_of FROM installs "
     "WHERE app_key = %s AND {column} = %s AND time >= %s ORDER BY time DESC LIMIT 1"
 )
 _SELECT_INSTALL = f"SELECT {', '.join(INSTALL_COLUMNS)} FROM installs"
+_INSTALL_BY_INSTANCE = f"{_SELECT_INSTALL} WHERE app_key = %s AND app_instance_id = %s"
 _SELECT_EVENT = f"SELECT {', '.join(EVENT_COLUMNS)} FROM events"
+_EVENT_BY_ID = f"{_SELECT_EVENT} WHERE app_key = %s AND event_id = %s"
 # ON CONFLICT with no target: a repeat may meet the winner on either unique key first (its id,
 # when a client resends the same values, or its app_instance_id / event_id), and either way it
 # must write nothing and answer the stored row rather than fail.
@@ -43,38 +55,21 @@ _INSERT_INSTALL = insert_sql("installs", INSTALL_COLUMNS, " ON CONFLICT DO NOTHI
 _INSERT_EVENT = insert_sql("events", EVENT_COLUMNS, " ON CONFLICT DO NOTHING RETURNING id")
 
 
-def _install(row: Mapping[str, object]) -> Install:
-    return from_row(Install, row, INSTALL_COLUMNS)
-
-
-def _event(row: Mapping[str, object]) -> Event:
-    return from_row(Event, row, EVENT_COLUMNS)
-
-
-# The tables of the touches an install can be credited to, by its `touch_type`.
-_TOUCH_TABLES = {"click": "clicks", "impression": "impressions"}
-
-
 async def _prior_install(
     conn: Conn, app_key: str, device_ids: Mapping[str, str], since: float
 ) -> PriorInstall | None:
     best: PriorInstall | None = None
-    for column, value in device_ids.items():
-        if column not in DEVICE_ID_COLUMNS or not value:
-            continue
-        cursor = await conn.execute(
-            PRIOR_INSTALL_SQL.format(column=column), [app_key, value, since]
-        )
-        row = await cursor.fetchone()
-        if row and (best is None or row["time"] > best.time):
-            best = PriorInstall(row["id"], row["time"], row["reinstall_of"] or row["id"])
+    for column, value in device_lookups(device_ids):
+        sql = PRIOR_INSTALL_SQL.format(column=column)
+        cursor = await conn.execute(sql, [app_key, value, since])
+        best = later_prior(best, await cursor.fetchone())
     return best
 
 
 async def _mask_install(conn: Conn, install_id: str, touch_type: Any, touch_id: Any) -> None:
     """Cut the IP of the install's credited touch and of its finished postbacks' JSON."""
-    table = _TOUCH_TABLES.get(touch_type or "")
-    if table and touch_id:
+    table = credited_table(touch_type, touch_id)
+    if table:
         cursor = await conn.execute(f"SELECT ip FROM {table} WHERE id = %s", [touch_id])
         found = await cursor.fetchone()
         if found and found["ip"]:
@@ -87,23 +82,37 @@ async def _mask_install(conn: Conn, install_id: str, touch_type: Any, touch_id: 
         [install_id, install_id],
     )
     for row in await cursor.fetchall():
-        document = json.loads(row["payload"])
-        user = document.get("user")
-        if isinstance(user, dict) and isinstance(user.get("ip"), str):
-            user["ip"] = truncate_ip(user["ip"])
+        masked = masked_payload(row["payload"])
+        if masked is not None:
             await conn.execute(
-                "UPDATE postbacks SET payload = %s WHERE id = %s",
-                [json.dumps(document, ensure_ascii=False), row["id"]],
+                "UPDATE postbacks SET payload = %s WHERE id = %s", [masked, row["id"]]
             )
 
 
-async def _effects(
-    conn: Conn, postbacks: Sequence[NewPostback], rollups: Sequence[Increment], now: float
-) -> None:
+async def _inserted(conn: Conn, insert: str, new: NewRow) -> bool:
+    """Insert a new install's or event's row; False when a stored row holds one of its unique
+    keys, and nothing was written."""
+    cursor = await conn.execute(insert, new.row)
+    return await cursor.fetchone() is not None
+
+
+async def _repeat(
+    conn: Conn, select: str, key: list[Any], kind: str, row_id: str
+) -> dict[str, Any]:
+    """The stored row a refused insert repeats, found by its `kind`'s own key. When there is
+    none, only the id was taken, by another row: no repeat, and nothing to answer."""
+    cursor = await conn.execute(select, key)
+    stored = await cursor.fetchone()
+    if stored is None:
+        raise RuntimeError(f"{kind} id {row_id} is taken by another {kind}")
+    return stored
+
+
+async def _effects(conn: Conn, new: NewRow) -> None:
     """What a new install or event causes, in its own transaction: its postbacks queued and its
     rollups added (so all of it is committed together, or none of it)."""
-    await queue_postbacks(conn, postbacks, now)
-    await add_rollups(conn, rollups)
+    await queue_postbacks(conn, new.postbacks, new.now)
+    await add_rollups(conn, new.rollups)
 
 
 class PostgresInstalls:
@@ -124,7 +133,7 @@ class PostgresInstalls:
                 await conn.execute(
                     "UPDATE installs SET ip = %s, gaid = NULL, android_id = NULL, idfa = NULL, "
                     "masked_at = %s WHERE id = %s",
-                    [truncate_ip(row["ip"]) if row["ip"] else None, now, row["id"]],
+                    [masked_ip(row["ip"]), now, row["id"]],
                 )
                 await _mask_install(conn, row["id"], row["touch_type"], row["touch_id"])
             return len(rows)
@@ -142,21 +151,16 @@ class PostgresInstalls:
             # One snapshot, as on SQLite: the install is planned over one moment of the data.
             async with conn.transaction():
                 await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                cursor = await conn.execute(
-                    f"{_SELECT_INSTALL} WHERE app_key = %s AND app_instance_id = %s",
-                    [app_key, app_instance_id],
-                )
+                cursor = await conn.execute(_INSTALL_BY_INSTANCE, [app_key, app_instance_id])
                 row = await cursor.fetchone()
                 if row is not None:
-                    return InstallInputs(stored=_install(row))
+                    return InstallInputs(stored=install_from_row(row))
                 prior = await _prior_install(conn, app_key, device_ids, 0.0)
                 first = None
-                if prior is not None and prior.first_install_id != prior.id:
-                    cursor = await conn.execute(
-                        f"{_SELECT_INSTALL} WHERE id = %s", [prior.first_install_id]
-                    )
+                if (first_id := first_install_to_read(prior)) is not None:
+                    cursor = await conn.execute(f"{_SELECT_INSTALL} WHERE id = %s", [first_id])
                     found = await cursor.fetchone()
-                    first = _install(found) if found is not None else None
+                    first = install_from_row(found) if found is not None else None
                 return InstallInputs(
                     stored=None,
                     prior=prior,
@@ -167,15 +171,12 @@ class PostgresInstalls:
         return await self._db.read(run)
 
     async def install_by_instance(self, app_key: str, app_instance_id: str) -> Install | None:
-        row = await self._db.one(
-            f"{_SELECT_INSTALL} WHERE app_key = %s AND app_instance_id = %s",
-            [app_key, app_instance_id],
-        )
-        return _install(row) if row else None
+        row = await self._db.one(_INSTALL_BY_INSTANCE, [app_key, app_instance_id])
+        return install_from_row(row) if row else None
 
     async def get_install(self, install_id: str) -> Install | None:
         row = await self._db.one(f"{_SELECT_INSTALL} WHERE id = %s", [install_id])
-        return _install(row) if row else None
+        return install_from_row(row) if row else None
 
     async def prior_install(
         self, app_key: str, device_ids: Mapping[str, str], since: float
@@ -191,21 +192,13 @@ class PostgresInstalls:
         now: float,
         rollups: Iterable[Increment] = (),
     ) -> tuple[Install, bool]:
-        row = to_row(install, INSTALL_COLUMNS)
-        pending = list(postbacks)
-        counted = list(rollups)
+        new = new_row(to_row(install, INSTALL_COLUMNS), postbacks, rollups, now)
 
         async def write(conn: Conn) -> tuple[Install, bool]:
-            cursor = await conn.execute(_INSERT_INSTALL, row)
-            if await cursor.fetchone() is None:
-                cursor = await conn.execute(
-                    f"{_SELECT_INSTALL} WHERE app_key = %s AND app_instance_id = %s",
-                    [install.app_key, install.app_instance_id],
-                )
-                existing = await cursor.fetchone()
-                if existing is None:  # only the id was taken: not a repeat of this install
-                    raise RuntimeError(f"install id {install.id} is taken by another install")
-                raise Rollback((_install(existing), False))
+            if not await _inserted(conn, _INSERT_INSTALL, new):
+                key = [install.app_key, install.app_instance_id]
+                existing = await _repeat(conn, _INSTALL_BY_INSTANCE, key, "install", install.id)
+                raise Rollback((install_from_row(existing), False))
             if claim_click is not None:
                 cursor = await conn.execute(
                     "INSERT INTO click_claims (click_id, app_key, claimed_by, claimed_at) "
@@ -218,7 +211,7 @@ class PostgresInstalls:
                     "UPDATE clicks SET claimed_by = %s, claimed_at = %s WHERE id = %s",
                     [install.app_instance_id, now, claim_click],
                 )
-            await _effects(conn, pending, counted, now)
+            await _effects(conn, new)
             return install, True
 
         return await self._db.write(write)
@@ -229,10 +222,8 @@ class PostgresEvents:
         self._db = db
 
     async def event_by_id(self, app_key: str, event_id: str) -> Event | None:
-        row = await self._db.one(
-            f"{_SELECT_EVENT} WHERE app_key = %s AND event_id = %s", [app_key, event_id]
-        )
-        return _event(row) if row else None
+        row = await self._db.one(_EVENT_BY_ID, [app_key, event_id])
+        return event_from_row(row) if row else None
 
     async def record_event(
         self,
@@ -242,22 +233,14 @@ class PostgresEvents:
         now: float,
         rollups: Iterable[Increment] = (),
     ) -> tuple[Event, bool]:
-        row = to_row(event, EVENT_COLUMNS)
-        pending = list(postbacks)
-        counted = list(rollups)
+        new = new_row(to_row(event, EVENT_COLUMNS), postbacks, rollups, now)
 
         async def write(conn: Conn) -> tuple[Event, bool]:
-            cursor = await conn.execute(_INSERT_EVENT, row)
-            if await cursor.fetchone() is None:
-                cursor = await conn.execute(
-                    f"{_SELECT_EVENT} WHERE app_key = %s AND event_id = %s",
-                    [event.app_key, event.event_id],
-                )
-                existing = await cursor.fetchone()
-                if existing is None:  # only the id was taken: not a repeat of this event
-                    raise RuntimeError(f"event id {event.id} is taken by another event")
-                return _event(existing), False
-            await _effects(conn, pending, counted, now)
+            if not await _inserted(conn, _INSERT_EVENT, new):
+                key = [event.app_key, event.event_id]
+                existing = await _repeat(conn, _EVENT_BY_ID, key, "event", event.id)
+                return event_from_row(existing), False
+            await _effects(conn, new)
             return event, True
 
         return await self._db.write(write)

@@ -11,19 +11,22 @@ lease leaves its rows to expire and be claimed by another node: at least once, w
 
 from __future__ import annotations
 
-import json
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
-from app.postbacks.postback import (
-    LoggedAttempt,
-    NewPostback,
-    PostbackAttempt,
-    PostbackDetail,
-    PostbackRecord,
+from app.postbacks.postback import NewPostback, PostbackAttempt, PostbackDetail, PostbackRecord
+from app.store.common.outbox import (
+    attempt_log_rows,
+    attempt_state_rows,
+    postback_detail,
+    postback_from_row,
+    queued_rows,
+    state_counts,
 )
 from app.store.jsontext import json_text
 from app.store.postgres.connections import Conn, Database
+
+__all__ = ["PostgresOutbox", "postback_from_row", "queue_postbacks"]
 
 _DUE = (
     "state IN ('pending', 'retrying') AND next_attempt_at <= %(now)s "
@@ -73,7 +76,7 @@ class PostgresOutbox:
         rows = await self._db.all(
             f"SELECT p.* FROM postbacks p JOIN ({window}) d ON d.id = p.id "
             "ORDER BY d.next_attempt_at, d.seq",
-            params,  # type: ignore[arg-type]
+            params,
         )
         return [postback_from_row(r) for r in rows]
 
@@ -124,41 +127,13 @@ class PostgresOutbox:
 
     async def postback_states(self) -> dict[str, int]:
         rows = await self._db.all("SELECT state, COUNT(*) AS n FROM postbacks GROUP BY state")
-        return {r["state"]: int(r["n"]) for r in rows}
+        return state_counts(rows)
 
     async def record_attempts(self, attempts: Sequence[PostbackAttempt]) -> None:
         """Log one delivery attempt per postback, move each to its next state and end its
         lease, together."""
-        log_rows = [
-            [
-                a.postback_id,
-                a.time,
-                a.http_status,
-                a.code,
-                a.message,
-                a.request_id,
-                a.state,
-                a.pixel_code,
-                a.test_event_code,
-                a.batch_size,
-            ]
-            for a in attempts
-        ]
-        updates = [
-            [
-                a.state,
-                a.time,
-                a.http_status,
-                a.code,
-                a.message,
-                a.request_id,
-                a.next_attempt_at,
-                a.state,
-                a.time,
-                a.postback_id,
-            ]
-            for a in attempts
-        ]
+        log_rows = attempt_log_rows(attempts)
+        updates = attempt_state_rows(attempts)
 
         async def write(conn: Conn) -> None:
             async with conn.cursor() as cursor:
@@ -212,7 +187,7 @@ class PostgresOutbox:
         attempts = await self._db.all(
             "SELECT * FROM postback_attempts WHERE postback_id = %s ORDER BY id", [postback_id]
         )
-        return PostbackDetail(postback_from_row(row), [_attempt(a) for a in attempts])
+        return postback_detail(row, attempts)
 
     async def postbacks_for(self, subject_id: str) -> list[PostbackRecord]:
         rows = await self._db.all(
@@ -230,20 +205,7 @@ async def queue_postbacks(conn: Conn, postbacks: Sequence[NewPostback], now: flo
             "INSERT INTO postbacks (id, app_key, partner, kind, subject_id, event, payload, "
             "state, created_at, next_attempt_at) "
             "VALUES (%s, %s, %s, %s, %s, %s, %s, 'pending', %s, %s)",
-            [
-                [
-                    p.id,
-                    p.app_key,
-                    p.partner,
-                    p.kind,
-                    p.subject_id,
-                    p.event,
-                    json_text(p.payload),
-                    now,
-                    now,
-                ]
-                for p in postbacks
-            ],
+            queued_rows(postbacks, now, json_text),
         )
 
 
@@ -255,40 +217,3 @@ async def _restart(conn: Conn, where: str, params: list[Any], now: float) -> int
         [now, now, *params],
     )
     return int(cursor.rowcount)
-
-
-def postback_from_row(row: Mapping[str, Any]) -> PostbackRecord:
-    return PostbackRecord(
-        id=row["id"],
-        app_key=row["app_key"],
-        partner=row["partner"],
-        kind=row["kind"],
-        subject_id=row["subject_id"],
-        event=row["event"],
-        payload=json.loads(row["payload"]),
-        state=row["state"],
-        attempts=row["attempts"],
-        created_at=row["created_at"],
-        next_attempt_at=row["next_attempt_at"],
-        last_code=row["last_code"],
-        last_message=row["last_message"],
-        retry_since=row["retry_since"],
-        retry_attempts=row["retry_attempts"],
-        last_http_status=row["last_http_status"],
-        last_request_id=row["last_request_id"],
-        sent_at=row["sent_at"],
-    )
-
-
-def _attempt(row: Mapping[str, Any]) -> LoggedAttempt:
-    return LoggedAttempt(
-        time=row["time"],
-        state=row["state"],
-        http_status=row["http_status"],
-        code=row["code"],
-        message=row["message"],
-        request_id=row["request_id"],
-        pixel_code=row["pixel_code"],
-        test_event_code=row["test_event_code"],
-        batch_size=row["batch_size"],
-    )

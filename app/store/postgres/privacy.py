@@ -9,50 +9,51 @@ claimed click's claim holds the `app_instance_id`; both are erased with their to
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from app.conversions import Event, Install
-from app.ids import new_id
-from app.reports.privacy import (
-    ERASE_TABLES,
-    ERASED_PREFIX,
-    INSTALL_USER_COLUMNS,
-    TOUCH_USER_COLUMNS,
-    EraseKey,
-    RetainItem,
-    erase_row,
-    user_values,
-)
+from app.reports.privacy import ERASE_TABLES, INSTALL_USER_COLUMNS, EraseKey, RetainItem, erase_row
 from app.store.columns import EVENT_COLUMNS, INSTALL_COLUMNS
-from app.store.jsontext import json_text
+from app.store.common.installs import credited_table
+from app.store.common.privacy import (
+    RETAIN_TABLES,
+    UNDELIVERED,
+    claim_of,
+    cutoff_params,
+    decoded,
+    erase_apps,
+    erase_secrets,
+    erase_ttclids,
+    erased_claim,
+    erased_id,
+    erasure_from_row,
+    erasure_row,
+    payload_pattern,
+    retained,
+    touch_changes,
+    update_values,
+)
 from app.store.postgres.connections import Conn, Database
 from app.store.postgres.rollups import add_rollups
 from app.store.postgres.rows import from_row
 
-_JSON = frozenset({"receipt", "answer", "event_value", "params", "payload"})
-_TOUCH_TABLES = {"click": "clicks", "impression": "impressions"}
-_UNDELIVERED = ("pending", "retrying", "failed", "dead")
+# One media source's installs due: by its own or original source, before its cutoff.
+_DUE_SOURCE = "((media_source = %s OR original_media_source = %s) AND time < %s)"
 
 
 async def _rows(conn: Conn, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
     cursor = await conn.execute(sql, params)
-    out = []
-    for row in await cursor.fetchall():
-        for column in _JSON & row.keys():
-            if isinstance(row[column], str):
-                row[column] = json.loads(row[column])
-        out.append(row)
-    return out
+    return [decoded(row) for row in await cursor.fetchall()]
 
 
 async def _update(conn: Conn, table: str, row_id: Any, changes: Mapping[str, Any]) -> int:
     if not changes:
         return 0
     sets = ", ".join(f"{c} = %s" for c in changes)
-    values = [json_text(v) if c in _JSON else v for c, v in changes.items()]
-    await conn.execute(f"UPDATE {table} SET {sets} WHERE id = %s", [*values, row_id])
+    await conn.execute(
+        f"UPDATE {table} SET {sets} WHERE id = %s", [*update_values(changes), row_id]
+    )
     return 1
 
 
@@ -63,8 +64,7 @@ async def _erase_touch(
     secrets: set[str],
     replace: Mapping[str, Any] | None = None,
 ) -> int:
-    changes = erase_row(row, TOUCH_USER_COLUMNS, extra_secrets=secrets, replace=replace)
-    secrets |= user_values(row, TOUCH_USER_COLUMNS)
+    changes = touch_changes(row, secrets, replace)
     if "original_url" in changes and table == "impressions":
         await conn.execute(
             "UPDATE page_views SET original_url = %s WHERE impression_id = %s",
@@ -86,13 +86,8 @@ class PostgresPrivacy:
 
     @staticmethod
     def _due_where(cutoffs: Mapping[str, float]) -> tuple[str, list[Any]]:
-        parts: list[str] = []
-        params: list[Any] = []
-        for source, cutoff in sorted(cutoffs.items()):
-            parts.append("((media_source = %s OR original_media_source = %s) AND time < %s)")
-            params += [source, source, cutoff]
-        where = " OR ".join(parts) or "false"
-        return f"NOT is_retained_organic AND ({where})", params
+        where = " OR ".join([_DUE_SOURCE] * len(cutoffs)) or "false"
+        return f"NOT is_retained_organic AND ({where})", cutoff_params(cutoffs)
 
     async def retention_due(self, cutoffs: Mapping[str, float], *, limit: int) -> list[Install]:
         where, params = self._due_where(cutoffs)
@@ -121,7 +116,7 @@ class PostgresPrivacy:
         work = list(items)
 
         async def write(conn: Conn) -> dict[str, int]:
-            counts = dict.fromkeys(("installs", "events", "clicks", "impressions"), 0)
+            counts = dict.fromkeys(RETAIN_TABLES, 0)
             for item in work:
                 # FOR UPDATE: a retention run on another node waits, then finds it retained.
                 found = await _rows(
@@ -132,9 +127,7 @@ class PostgresPrivacy:
                 if not found:
                     continue
                 install = found[0]
-                secrets = user_values(install, INSTALL_USER_COLUMNS)
-                changes = erase_row(install, INSTALL_USER_COLUMNS)
-                changes["is_retained_organic"] = True
+                secrets, changes = retained(install, True)
                 counts["installs"] += await _update(conn, "installs", install["id"], changes)
                 counts |= await self._erase_related(conn, install, secrets, counts, erase_id=False)
                 await add_rollups(conn, item.rollups)
@@ -152,17 +145,12 @@ class PostgresPrivacy:
         erase_id: bool,
     ) -> dict[str, int]:
         """Erase the install's attributed touch and events; answers `counts` updated."""
-        replace_id = {"app_instance_id": ERASED_PREFIX + install["id"]} if erase_id else None
-        if install["touch_type"] in _TOUCH_TABLES and install["touch_id"]:
-            table = _TOUCH_TABLES[install["touch_type"]]
+        replace_id = erased_id(install) if erase_id else None
+        if table := credited_table(install["touch_type"], install["touch_id"]):
             for row in await _rows(
                 conn, f"SELECT * FROM {table} WHERE id = %s", [install["touch_id"]]
             ):
-                claimed = (
-                    {"claimed_by": ERASED_PREFIX + install["id"]}
-                    if erase_id and row.get("claimed_by") == install["app_instance_id"]
-                    else None
-                )
+                claimed = claim_of(install, row) if erase_id else None
                 counts[table] += await _erase_touch(conn, table, row, secrets, claimed)
         for row in await _rows(conn, "SELECT * FROM events WHERE install_id = %s", [install["id"]]):
             changes = erase_row(row, (), extra_secrets=secrets, replace=replace_id)
@@ -174,29 +162,21 @@ class PostgresPrivacy:
     async def erase(self, key: EraseKey, *, actor: str, now: float) -> dict[str, int]:
         async def write(conn: Conn) -> dict[str, int]:
             counts = dict.fromkeys(ERASE_TABLES, 0)
-            secrets: set[str] = set()
             subjects: list[str] = []
             if key.ttclid:
                 installs = await _rows(
                     conn, "SELECT * FROM installs WHERE ttclid = %s FOR UPDATE", [key.ttclid]
                 )
-                secrets.add(key.ttclid)
             else:
                 installs = await _rows(
                     conn,
                     "SELECT * FROM installs WHERE app_key = %s AND app_instance_id = %s FOR UPDATE",
                     [key.app_key, key.app_instance_id],
                 )
-                assert key.app_instance_id is not None
-                secrets.add(key.app_instance_id)
-            for install in installs:
-                secrets |= user_values(install, (*INSTALL_USER_COLUMNS, "app_instance_id"))
+            secrets = erase_secrets(key, installs)
             for install in installs:
                 changes = erase_row(
-                    install,
-                    INSTALL_USER_COLUMNS,
-                    extra_secrets=secrets,
-                    replace={"app_instance_id": ERASED_PREFIX + install["id"]},
+                    install, INSTALL_USER_COLUMNS, extra_secrets=secrets, replace=erased_id(install)
                 )
                 counts["installs"] += await _update(conn, "installs", install["id"], changes)
                 subjects.append(install["id"])
@@ -212,10 +192,9 @@ class PostgresPrivacy:
                     [install["app_key"], install["app_instance_id"]],
                 ):
                     counts["clicks"] += await _erase_touch(
-                        conn, "clicks", row, secrets,
-                        {"claimed_by": ERASED_PREFIX + install["id"]},
-                    )  # fmt: skip
-            ttclids = {key.ttclid} if key.ttclid else {i["ttclid"] for i in installs if i["ttclid"]}
+                        conn, "clicks", row, secrets, erased_claim(install)
+                    )
+            ttclids = erase_ttclids(key, installs)
             for ttclid in ttclids:
                 for table in ("clicks", "impressions"):
                     for row in await _rows(
@@ -224,13 +203,10 @@ class PostgresPrivacy:
                         counts[table] += await _erase_touch(conn, table, row, secrets)
             # Postbacks of other rows that describe this user's touch (a reinstall's events carry
             # the first install's ttclid), found by the ttclid in the JSON.
-            apps = {i["app_key"] for i in installs} | ({key.app_key} if key.app_key else set())
+            apps = erase_apps(key, installs)
             for ttclid in ttclids:
-                pattern = (
-                    "%" + ttclid.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-                )
                 where = "payload LIKE %s ESCAPE '\\'"
-                params: list[Any] = [pattern]
+                params: list[Any] = [payload_pattern(ttclid)]
                 if apps:
                     where += " AND app_key = ANY(%s)"
                     params.append(sorted(apps))
@@ -244,7 +220,7 @@ class PostgresPrivacy:
             await conn.execute(
                 "INSERT INTO privacy_erasures (id, time, actor, key_kind, app_key, counts) "
                 "VALUES (%s, %s, %s, %s, %s, %s)",
-                [new_id(), now, actor, key.kind, key.app_key, json.dumps(counts)],
+                erasure_row(key, actor, now, counts),
             )
             return counts
 
@@ -257,7 +233,7 @@ class PostgresPrivacy:
             for row in await _rows(
                 conn, "SELECT * FROM postbacks WHERE subject_id = %s FOR UPDATE", [subject]
             ):
-                if row["state"] in _UNDELIVERED:
+                if row["state"] in UNDELIVERED:
                     # Never sent: dropped, with nothing of the user left in it (nor a lease,
                     # so no node sends it).
                     await conn.execute(
@@ -276,4 +252,4 @@ class PostgresPrivacy:
             "SELECT time, actor, key_kind, app_key, counts FROM privacy_erasures "
             "ORDER BY time DESC, seq DESC"
         )
-        return [r | {"counts": json.loads(r["counts"])} for r in rows]
+        return [erasure_from_row(r) for r in rows]

@@ -12,19 +12,28 @@ twice, as with SQLite's single writer.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import psycopg
 from psycopg.rows import dict_row, tuple_row
 
-from app.conversions import Event, Install, attributing_install
+from app.conversions import Event, Install
 from app.postbacks.postback import PostbackRecord
 from app.reports.overview import RollupSum
-from app.reports.rollups import DIMENSIONS, Increment, RollupFold, RollupKey
-from app.store.columns import CLICK_COLUMNS, EVENT_COLUMNS, INSTALL_COLUMNS, TOUCH_COLUMNS
-from app.store.postgres.candidates import _touch
+from app.reports.rollups import RollupFold, RollupKey
+from app.store.columns import INSTALL_COLUMNS
+from app.store.common.candidates import TOUCH_TABLES, touch_from_row, touch_table
+from app.store.common.reports import (
+    EVENT_INSTALLS_SELECT,
+    RebuildTotals,
+    RowRecords,
+    rollup_groups,
+    rollup_sums,
+    rollup_values,
+    touch_record,
+    touch_record_columns,
+)
 from app.store.postgres.connections import Conn, Database
 from app.store.postgres.outbox import postback_from_row
 from app.store.postgres.rollups import BY_SOURCE, ROLLUP_COLUMNS, add_rollups
@@ -32,60 +41,21 @@ from app.store.postgres.rows import from_row
 from app.touches import TouchRecord
 
 T = TypeVar("T")
-_DIMS = frozenset(DIMENSIONS)
-_TOUCH_EXTRA = ("page_slug", "language", "in_app", "params", "flags")
 # Rows fetched per round trip of the rebuild's cursors.
 _REBUILD_FETCH = 5000
+_RECORDS = RowRecords(from_row)
 
-
-def _install_cols(alias: str) -> str:
-    return ", ".join(f"{alias}.{c} AS {alias}_{c}" for c in INSTALL_COLUMNS)
-
-
-def _install_from(row: Mapping[str, Any], alias: str) -> Install:
-    return from_row(Install, {c: row[f"{alias}_{c}"] for c in INSTALL_COLUMNS}, INSTALL_COLUMNS)
-
-
-def _event_from(row: Mapping[str, Any]) -> Event:
-    return from_row(Event, {c: row[f"e_{c}"] for c in EVENT_COLUMNS}, EVENT_COLUMNS)
-
-
-_EVENT_COLS = ", ".join(f"e.{c} AS e_{c}" for c in EVENT_COLUMNS)
 # Each event with its own install (i) and, for a reinstall, the device's first install (f).
 EVENTS_WITH_INSTALLS = (
-    f"SELECT {_EVENT_COLS}, {_install_cols('i')}, {_install_cols('f')} FROM events e "
+    f"SELECT {EVENT_INSTALLS_SELECT} FROM events e "
     "JOIN installs i ON i.id = e.install_id LEFT JOIN installs f ON f.id = i.reinstall_of"
 )
-
-
-def _attributing_of(row: Mapping[str, Any]) -> Install:
-    install = _install_from(row, "i")
-    first = _install_from(row, "f") if row["f_id"] is not None else None
-    return attributing_install(install, first)
-
-
-def _touch_record(kind: str, row: Mapping[str, Any]) -> TouchRecord:
-    fields = CLICK_COLUMNS if kind == "click" else TOUCH_COLUMNS
-    touch = _touch("click" if kind == "click" else "impression", fields, row)
-    return TouchRecord(
-        touch=touch,
-        page_slug=row["page_slug"],
-        language=row["language"],
-        in_app=row["in_app"],
-        all_params=json.loads(row["params"] or "{}"),
-        flags=tuple(f for f in (row["flags"] or "").split(",") if f),
-        destination=row["destination"] if kind == "click" else None,
-    )
 
 
 # Raw install rows leave out the receipt and conversion data (raw data shows neither).
 _RAW_INSTALL_SELECT = ", ".join(
     f"'{{}}' AS {c}" if c in ("receipt", "answer") else c for c in INSTALL_COLUMNS
 )
-
-
-def _raw_install(row: Mapping[str, Any]) -> Install:
-    return from_row(Install, row, INSTALL_COLUMNS)
 
 
 class PostgresReports:
@@ -103,16 +73,11 @@ class PostgresReports:
         filters: Mapping[str, str],
         segments: Sequence[tuple[int, int]],
     ) -> list[RollupSum]:
-        groups = [g for g in group_by if g in _DIMS]
+        groups = rollup_groups(group_by, filters)
         # Grouped and filtered by media source at most: the narrow table has the same sums.
         table = "rollups_by_source" if set(groups) | set(filters) <= BY_SOURCE else "rollups"
-        where = ["app_key = %s", "hour >= %s", "hour < %s"]
-        params: list[Any] = [app_key, first_hour, end_hour]
-        for name, value in filters.items():
-            if name not in _DIMS:
-                raise ValueError(f"unknown dimension {name!r}")
-            where.append(f"{name} = %s")
-            params.append(value)
+        where = ["app_key = %s", "hour >= %s", "hour < %s", *(f"{name} = %s" for name in filters)]
+        params: list[Any] = [app_key, first_hour, end_hour, *filters.values()]
         # The local day of each hour, by the offset of its stretch (latest stretch first);
         # integer division truncates as SQLite's does.
         cases = " ".join(
@@ -125,17 +90,12 @@ class PostgresReports:
             f"SELECT {day} AS day, {', '.join([*groups, 'metric'])}, SUM(value)::bigint "
             f"FROM {table} WHERE {' AND '.join(where)} GROUP BY {keys}"
         )
-        n = len(groups)
 
         async def run(conn: Conn) -> list[RollupSum]:
             async with conn.cursor(row_factory=tuple_row) as cur:
                 await cur.execute(sql, params)
                 rows = await cur.fetchall()
-            return [
-                RollupSum(int(r[0]), tuple(r[1 : 1 + n]), r[1 + n], int(r[2 + n]))
-                for r in rows
-                if r[2 + n]
-            ]
+            return rollup_sums(rows, len(groups))
 
         return await self._db.read(run)
 
@@ -145,7 +105,7 @@ class PostgresReports:
             "WHERE app_key = %s AND value != 0",
             [app_key],
         )
-        return {RollupKey(**{c: r[c] for c in ROLLUP_COLUMNS}): r["value"] for r in rows}
+        return rollup_values(rows, ROLLUP_COLUMNS)
 
     async def rebuild_rollups(self, app_key: str | None, fold: RollupFold) -> int:
         where = " WHERE app_key = %s" if app_key is not None else ""
@@ -160,27 +120,20 @@ class PostgresReports:
 
         async def write(conn: Conn) -> int:
             await conn.execute("LOCK TABLE rollups, rollups_by_source IN EXCLUSIVE MODE")
-            totals: dict[RollupKey, int] = {}
-
-            def add(increments: Sequence[Increment]) -> None:
-                for inc in increments:
-                    totals[inc.key] = totals.get(inc.key, 0) + inc.value
-
+            totals = RebuildTotals(fold, _RECORDS)
             await conn.execute(f"DELETE FROM rollups{where}", args)
             await conn.execute(f"DELETE FROM rollups_by_source{where}", args)
-            for kind, table, fields in (
-                ("impression", "impressions", TOUCH_COLUMNS),
-                ("click", "clicks", CLICK_COLUMNS),
-            ):
-                async for row in rows_of(conn, f"SELECT {', '.join(fields)} FROM {table}{where}"):
-                    add(fold.touch(_touch(kind, fields, row)))  # type: ignore[arg-type]
+            for source in TOUCH_TABLES:
+                touch_sql = f"SELECT {', '.join(source.columns)} FROM {source.table}{where}"
+                async for row in rows_of(conn, touch_sql):
+                    totals.touch(touch_from_row(source.kind, source.columns, row))
             install_sql = f"SELECT {', '.join(INSTALL_COLUMNS)} FROM installs{where}"
             async for row in rows_of(conn, install_sql):
-                add(fold.install(from_row(Install, row, INSTALL_COLUMNS)))
+                totals.install(row)
             event_where = " WHERE e.app_key = %s" if app_key is not None else ""
             async for row in rows_of(conn, EVENTS_WITH_INSTALLS + event_where):
-                add(fold.event(_event_from(row), _attributing_of(row)))
-            kept = [Increment(k, v) for k, v in totals.items() if v != 0]
+                totals.event(row)
+            kept = totals.increments()
             await add_rollups(conn, kept)
             return len(kept)
 
@@ -211,7 +164,7 @@ class PostgresReports:
             f"SELECT {_RAW_INSTALL_SELECT} FROM installs "
             'WHERE app_key = %s AND time >= %s AND time < %s ORDER BY time, id COLLATE "C"',
             [app_key, start, end],
-            _raw_install,
+            _RECORDS.install,
             batch,
         )
 
@@ -222,22 +175,19 @@ class PostgresReports:
             f"{EVENTS_WITH_INSTALLS} WHERE e.app_key = %s AND e.event_time >= %s "
             'AND e.event_time < %s ORDER BY e.event_time, e.id COLLATE "C"',
             [app_key, start, end],
-            lambda row: (_event_from(row), _install_from(row, "i")),
+            _RECORDS.event_and_install,
             batch,
         )
 
     def stream_touches(
         self, kind: str, app_key: str, start: float, end: float, *, batch: int = 1000
     ) -> AsyncIterator[list[TouchRecord]]:
-        table = "clicks" if kind == "click" else "impressions"
-        fields = CLICK_COLUMNS if kind == "click" else TOUCH_COLUMNS
-        extra = (*_TOUCH_EXTRA, "destination") if kind == "click" else _TOUCH_EXTRA
-        columns = ", ".join(dict.fromkeys((*fields, *extra)))
+        source = touch_table(kind)
         return self._stream(
-            f"SELECT {columns} FROM {table} WHERE app_key = %s AND time >= %s AND time < %s "
-            'ORDER BY time, id COLLATE "C"',
+            f"SELECT {touch_record_columns(source)} FROM {source.table} "
+            'WHERE app_key = %s AND time >= %s AND time < %s ORDER BY time, id COLLATE "C"',
             [app_key, start, end],
-            lambda row: _touch_record(kind, row),
+            lambda row: touch_record(kind, row),
             batch,
         )
 

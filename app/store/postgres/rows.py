@@ -7,14 +7,13 @@ rather than the whole write refused.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
-from app.store.columns import BOOLEAN_COLUMNS, JSON_COLUMNS
-from app.store.jsontext import json_text
+from app.store.common import rows
+from app.store.common.rows import from_row
 
-T = TypeVar("T")
+__all__ = ["clean", "from_row", "insert_sql", "to_row"]
 
 
 def clean(value: Any) -> Any:
@@ -24,27 +23,7 @@ def clean(value: Any) -> Any:
 
 
 def to_row(value: object, columns: Sequence[str]) -> dict[str, Any]:
-    row: dict[str, Any] = {}
-    for column in columns:
-        item = getattr(value, column)
-        if column in JSON_COLUMNS:
-            item = json_text(item)
-        elif column in BOOLEAN_COLUMNS:
-            item = bool(item)
-        row[column] = clean(item)
-    return row
-
-
-def from_row(cls: type[T], row: Mapping[str, Any], columns: Sequence[str]) -> T:
-    values: dict[str, Any] = {}
-    for column in columns:
-        item = row[column]
-        if column in JSON_COLUMNS:
-            item = json.loads(item)
-        elif column in BOOLEAN_COLUMNS:
-            item = bool(item)
-        values[column] = item
-    return cls(**values)
+    return {column: clean(item) for column, item in rows.to_row(value, columns, bool).items()}
 
 
 def insert_sql(table: str, columns: Sequence[str], conflict: str = "") -> str:

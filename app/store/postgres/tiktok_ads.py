@@ -7,51 +7,17 @@ waits for that commit and inserts nothing).
 
 from __future__ import annotations
 
-import datetime as dt
-import json
-from dataclasses import asdict
-from typing import Any
-
+from app.store.common import tiktok_ads as common
 from app.store.postgres.connections import Conn, Database
 from app.store.postgres.rows import clean
-from app.tiktok_ads.connection import AdvertiserInfo, ConnectionState, PullRecord
+from app.tiktok_ads.connection import ConnectionState, PullRecord
 
-_PULL_NAMES = (
-    "id",
-    "app_key",
-    "trigger",
-    "started_at",
-    "finished_at",
-    "start_date",
-    "end_date",
-    "rows",
-    "changed",
-    "spend",
-    "currency",
-    "superseded",
-    "requests",
-    "error",
-)
-_PULL_COLUMNS = ", ".join(_PULL_NAMES)
+_PULL_COLUMNS = ", ".join(common.PULL_NAMES)
 UPSERT_PULL = (
     f"INSERT INTO tiktok_ads_pulls ({_PULL_COLUMNS}) "
-    f"VALUES ({', '.join(f'%({n})s' for n in _PULL_NAMES)}) ON CONFLICT (id) DO UPDATE SET "
-    + ", ".join(f"{n} = excluded.{n}" for n in _PULL_NAMES if n != "id")
+    f"VALUES ({', '.join(f'%({n})s' for n in common.PULL_NAMES)}) ON CONFLICT (id) DO UPDATE SET "
+    + ", ".join(f"{n} = excluded.{n}" for n in common.PULL_NAMES if n != "id")
 )
-
-
-def _pull(row: dict[str, Any]) -> PullRecord:
-    return PullRecord(
-        **(
-            row
-            | {
-                "start_date": dt.date.fromisoformat(row["start_date"])
-                if row["start_date"]
-                else None,
-                "end_date": dt.date.fromisoformat(row["end_date"]) if row["end_date"] else None,
-            }
-        )
-    )
 
 
 class PostgresTikTokAds:
@@ -60,18 +26,10 @@ class PostgresTikTokAds:
 
     async def connection_state(self, app_key: str) -> ConnectionState | None:
         row = await self._db.one("SELECT * FROM tiktok_ads_state WHERE app_key = %s", [app_key])
-        if row is None:
-            return None
-        return ConnectionState(
-            app_key=row["app_key"],
-            state=row["state"],
-            message=row["message"],
-            advertisers=tuple(AdvertiserInfo(**a) for a in json.loads(row["advertisers"])),
-            updated_at=row["updated_at"],
-        )
+        return None if row is None else common.connection_state(row)
 
     async def set_connection_state(self, state: ConnectionState) -> None:
-        advertisers = json.dumps([asdict(a) for a in state.advertisers])
+        advertisers = common.advertisers_json(state)
 
         async def write(conn: Conn) -> None:
             await conn.execute(
@@ -91,9 +49,7 @@ class PostgresTikTokAds:
         await self._db.write(write)
 
     async def record_pull(self, pull: PullRecord) -> None:
-        values = {name: clean(value) for name, value in asdict(pull).items()}
-        values["start_date"] = pull.start_date.isoformat() if pull.start_date else None
-        values["end_date"] = pull.end_date.isoformat() if pull.end_date else None
+        values = {name: clean(value) for name, value in common.pull_values(pull).items()}
 
         async def write(conn: Conn) -> None:
             await conn.execute(UPSERT_PULL, values)
@@ -106,7 +62,7 @@ class PostgresTikTokAds:
             "ORDER BY started_at DESC, id DESC LIMIT %s",
             [app_key, limit],
         )
-        return [_pull(r) for r in rows]
+        return [common.pull_record(r) for r in rows]
 
     async def use_oauth_state(self, nonce: str, now: float, keep_seconds: float) -> bool:
         async def write(conn: Conn) -> bool:

@@ -9,49 +9,19 @@ which staging folds into one member.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from sqlite_utils import Database
 
-from app.audiences import (
-    APPEND,
-    PENDING,
-    REMOVE,
-    Audience,
-    AudienceRule,
-    MemberQuery,
-    SyncCounts,
-    rule_from_config,
-)
+from app.audiences import PENDING, Audience, AudienceRule, MemberQuery, SyncCounts
 from app.ids import new_id
 from app.reports.privacy import ERASED_PREFIX
+from app.store.common import audiences as common
 from app.store.sqlite.connections import Connections
 
-_COLUMNS = (
-    "id, app_key, name, config, tiktok_audience_id, state, member_count, sent_count, "
-    "last_sync_at, last_error, created_at, updated_at"
-)
-_ID_COLUMNS = frozenset({"idfa", "gaid"})
-
-
-def _audience(row: dict[str, Any]) -> Audience:
-    return Audience(
-        id=row["id"],
-        app_key=row["app_key"],
-        name=row["name"],
-        rule=rule_from_config(json.loads(row["config"])),
-        tiktok_audience_id=row["tiktok_audience_id"],
-        state=row["state"],
-        member_count=row["member_count"],
-        sent_count=row["sent_count"],
-        last_sync_at=row["last_sync_at"],
-        last_error=row["last_error"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
+_COLUMNS = ", ".join(common.AUDIENCE_COLUMNS)
 
 
 def _marks(values: Sequence[Any]) -> str:
@@ -62,9 +32,7 @@ def member_sql(query: MemberQuery, batch: int, after: tuple[float, str]) -> tupl
     """One page of the installs `query` matches, (time, id, device ID) in that order, after the
     (time, id) cursor `after`. The cursor's time starts the index range, so each page reads
     from where the last one stopped."""
-    column = query.id_column
-    if column not in _ID_COLUMNS:
-        raise ValueError(f"not an advertising ID column: {column}")
+    column = common.id_column(query)
     where = [
         "i.app_key = ?",
         "i.time >= ?",
@@ -119,7 +87,7 @@ class SqliteAudiences:
     async def put_audience(
         self, app_key: str, name: str, rule: AudienceRule, now: float, *, reset: bool
     ) -> Audience:
-        config = json.dumps(rule.to_config())
+        config = common.config_text(rule)
 
         def write(db: Database) -> None:
             conn = db.conn
@@ -128,7 +96,8 @@ class SqliteAudiences:
             ).fetchone()
             if found is None:
                 conn.execute(
-                    f"INSERT INTO audiences ({_COLUMNS}) VALUES ({_marks(range(12))})",
+                    f"INSERT INTO audiences ({_COLUMNS}) "
+                    f"VALUES ({_marks(common.AUDIENCE_COLUMNS)})",
                     [new_id(), app_key, name, config, None, PENDING, 0, 0, None, None, now, now],
                 )
                 return
@@ -153,7 +122,7 @@ class SqliteAudiences:
         row = await self._conns.one(
             f"SELECT {_COLUMNS} FROM audiences WHERE app_key = ? AND name = ?", [app_key, name]
         )
-        return _audience(row) if row else None
+        return common.audience(row) if row else None
 
     async def list_audiences(self, app_key: str | None) -> list[Audience]:
         if app_key is None:
@@ -162,7 +131,7 @@ class SqliteAudiences:
             rows = await self._conns.all(
                 f"SELECT {_COLUMNS} FROM audiences WHERE app_key = ? ORDER BY name", [app_key]
             )
-        return [_audience(r) for r in rows]
+        return [common.audience(r) for r in rows]
 
     async def delete_audience(self, app_key: str, name: str) -> bool:
         def write(db: Database) -> bool:
@@ -180,19 +149,11 @@ class SqliteAudiences:
 
     # -- the installs a rule matches ---------------------------------------------------------------
 
-    async def member_ids(
-        self, query: MemberQuery, *, batch: int = 1000
-    ) -> AsyncIterator[list[str]]:
-        after: tuple[float, str] = (query.installed_since, "")
-        while True:
-            page = await self._conns.all(*member_sql(query, batch, after))
-            if not page:
-                return
-            last = page[-1]
-            after = (last["time"], last["id"])
-            yield [r[query.id_column] for r in page]
-            if len(page) < batch:
-                return
+    def member_ids(self, query: MemberQuery, *, batch: int = 1000) -> AsyncIterator[list[str]]:
+        async def page_after(after: tuple[float, str]) -> list[dict[str, Any]]:
+            return await self._conns.all(*member_sql(query, batch, after))
+
+        return common.member_pages(query, batch, page_after)
 
     # -- syncing -------------------------------------------------------------------------------
 
@@ -246,12 +207,9 @@ class SqliteAudiences:
     async def pending_members(
         self, audience_id: str, run: int, action: str, *, after: str, limit: int
     ) -> list[str]:
-        if action == APPEND:
-            condition = "seen_run = ? AND sent = 0"
-        elif action == REMOVE:
-            condition = "seen_run <> ? AND sent = 1"
-        else:
-            raise ValueError(f"unknown action {action}")
+        condition = common.by_action(
+            action, "seen_run = ? AND sent = 0", "seen_run <> ? AND sent = 1"
+        )
         sql = (
             f"SELECT hash FROM audience_members WHERE audience_id = ? AND {condition} "
             "AND hash > ? ORDER BY hash LIMIT ?"
@@ -280,18 +238,14 @@ class SqliteAudiences:
                     "UPDATE audiences SET tiktok_audience_id = ? WHERE id = ?",
                     [tiktok_audience_id, audience_id],
                 )
-            if action == APPEND:
-                conn.executemany(
-                    "UPDATE audience_members SET sent = 1 WHERE audience_id = ? AND hash = ?",
-                    rows,
-                )
-            elif action == REMOVE:
-                conn.executemany(
-                    "DELETE FROM audience_members WHERE audience_id = ? AND hash = ? AND sent = 1",
-                    rows,
-                )
-            else:
-                raise ValueError(f"unknown action {action}")
+            # Chosen here, after the audience's ID: an unknown action fails this write as a
+            # whole, so that ID is not kept either.
+            sql = common.by_action(
+                action,
+                "UPDATE audience_members SET sent = 1 WHERE audience_id = ? AND hash = ?",
+                "DELETE FROM audience_members WHERE audience_id = ? AND hash = ? AND sent = 1",
+            )
+            conn.executemany(sql, rows)
 
         await self._conns.write(write)
 

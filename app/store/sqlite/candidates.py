@@ -21,9 +21,17 @@ from typing import Any
 
 from app.attribution import Candidates, TimeRange
 from app.store.columns import CLICK_COLUMNS, TOUCH_COLUMNS
+from app.store.common.candidates import (
+    Tier,
+    candidates_of,
+    capped_tier,
+    range_params,
+    touch_from,
+    touch_table,
+)
 from app.store.records import CandidateQuery
 from app.store.sqlite.connections import Connections
-from app.touches import CAMPAIGN_PARAMS, Touch, TouchKind, Verdict
+from app.touches import Touch, TouchKind
 
 _CLICK_COLUMNS = ", ".join(CLICK_COLUMNS)
 _IMPRESSION_COLUMNS = ", ".join(TOUCH_COLUMNS)
@@ -48,24 +56,13 @@ def find_candidates(conn: sqlite3.Connection, query: CandidateQuery) -> Candidat
         row = conn.execute(REFERRER_CLICK_SQL, [query.referrer_click_id, query.app_key]).fetchone()
         # A click of another app is no click of this one: the engine sees "unknown id".
         referrer_click = _touch("click", CLICK_COLUMNS, row) if row is not None else None
-    clicks: list[Touch] = []
-    impressions: list[Touch] = []
-    clicks_capped = impressions_capped = False
-    if query.ip is not None:
-        clicks, clicks_capped = _range(
-            conn, CLICKS_SQL, "click", CLICK_COLUMNS, query, query.clicks
-        )
-        impressions, impressions_capped = _range(
-            conn, IMPRESSIONS_SQL, "impression", TOUCH_COLUMNS, query, query.impressions
-        )
-    return Candidates(
-        referrer_click=referrer_click,
-        referrer_click_id=query.referrer_click_id,
-        clicks=clicks,
-        impressions=impressions,
-        clicks_capped=clicks_capped,
-        impressions_capped=impressions_capped,
+    if query.ip is None:
+        return candidates_of(query, referrer_click, None)
+    clicks = _range(conn, CLICKS_SQL, "click", CLICK_COLUMNS, query, query.clicks)
+    impressions = _range(
+        conn, IMPRESSIONS_SQL, "impression", TOUCH_COLUMNS, query, query.impressions
     )
+    return candidates_of(query, referrer_click, (clicks, impressions))
 
 
 def _range(
@@ -75,23 +72,14 @@ def _range(
     fields: Sequence[str],
     query: CandidateQuery,
     span: TimeRange,
-) -> tuple[list[Touch], bool]:
-    rows = conn.execute(
-        sql, [query.app_key, query.ip, span.start, span.end, query.limit + 1]
-    ).fetchall()
-    capped = len(rows) > query.limit
-    return [_touch(kind, fields, row) for row in rows[: query.limit]], capped
+) -> Tier:
+    rows = conn.execute(sql, range_params(query, span)).fetchall()
+    return capped_tier(rows, query.limit, lambda row: _touch(kind, fields, row))
 
 
 def _touch(kind: TouchKind, fields: Sequence[str], row: Sequence[Any]) -> Touch:
     # Positional: the reader's rows may be plain tuples or sqlite3.Row, and zip is the fast path.
-    values = dict(zip(fields, row, strict=True))
-    params = {k: v for k in CAMPAIGN_PARAMS if (v := values.pop(k)) is not None}
-    verdict: Verdict = values["verdict"] if values["verdict"] in ("bot", "suspect") else "human"
-    values["verdict"] = verdict
-    values["verdict_reasons"] = tuple(r for r in (values["verdict_reasons"] or "").split(",") if r)
-    values["gpc"] = bool(values["gpc"])
-    return Touch(kind=kind, params=params, **values)
+    return touch_from(kind, dict(zip(fields, row, strict=True)))
 
 
 class SqliteCandidates:
@@ -104,13 +92,11 @@ class SqliteCandidates:
         return await self._conns.read(lambda conn: find_candidates(conn, query))
 
     async def attributed_touch(self, kind: str, touch_id: str) -> Touch | None:
-        touch_kind: TouchKind = "click" if kind == "click" else "impression"
-        fields = CLICK_COLUMNS if touch_kind == "click" else TOUCH_COLUMNS
-        table = "clicks" if touch_kind == "click" else "impressions"
+        source = touch_table(kind)
 
         def run(conn: sqlite3.Connection) -> Touch | None:
-            sql = f"SELECT {', '.join(fields)} FROM {table} WHERE id = ?"
+            sql = f"SELECT {', '.join(source.columns)} FROM {source.table} WHERE id = ?"
             row = conn.execute(sql, [touch_id]).fetchone()
-            return _touch(touch_kind, fields, row) if row is not None else None
+            return _touch(source.kind, source.columns, row) if row is not None else None
 
         return await self._conns.read(run)

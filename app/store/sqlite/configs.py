@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import sqlite3
 from collections.abc import Mapping
 from typing import Any
@@ -11,36 +10,19 @@ from typing import Any
 from sqlite_utils import Database
 
 from app.ids import new_id, new_secret, token_hash
-from app.sealing import SealError, TokenSealer, is_sealed
+from app.sealing import TokenSealer
+from app.store.common.configs import (
+    all_sealed,
+    app_from_row,
+    integration_from_row,
+    open_token,
+    page_from_row,
+    resealed,
+    seal_input,
+    token_use_due,
+)
 from app.store.records import AppRecord, IntegrationRecord, PageRecord, TokenInfo
 from app.store.sqlite.connections import Connections
-
-# A token's last use is written at most this often: an admin's burst of requests writes once.
-TOKEN_USE_RESOLUTION_SECONDS = 60.0
-
-
-def _app(row: Mapping[str, Any]) -> AppRecord:
-    return AppRecord(
-        app_key=row["app_key"],
-        name=row["name"],
-        sdk_key=row["sdk_key"],
-        config=json.loads(row["config"]),
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
-
-
-def _page(row: Mapping[str, Any]) -> PageRecord:
-    return PageRecord(
-        slug=row["slug"],
-        app_key=row["app_key"],
-        config=json.loads(row["config"]),
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
-
-
-log = logging.getLogger("gangway.store")
 
 
 def bump_config_version(db: Database) -> None:
@@ -61,17 +43,6 @@ class SqliteConfigs:
         self._conns = conns
         self._sealer = sealer
 
-    def _open(self, app_key: str, stored: str | None) -> str | None:
-        if stored is None:
-            return None
-        if self._sealer is None:
-            return None if is_sealed(stored) else stored
-        try:
-            return self._sealer.open(stored)
-        except SealError as exc:
-            log.error("integration of app %s: %s", app_key, exc)
-            return None
-
     async def config_version(self) -> int:
         # Read on the event loop's own read connection, not through a worker thread: a
         # one-row primary-key read costs microseconds, the hop to a thread and back far more,
@@ -82,10 +53,11 @@ class SqliteConfigs:
 
     async def get_app(self, app_key: str) -> AppRecord | None:
         row = await self._conns.one("SELECT * FROM apps WHERE app_key = ?", [app_key])
-        return _app(row) if row else None
+        return app_from_row(row) if row else None
 
     async def list_apps(self) -> list[AppRecord]:
-        return [_app(r) for r in await self._conns.all("SELECT * FROM apps ORDER BY app_key")]
+        rows = await self._conns.all("SELECT * FROM apps ORDER BY app_key")
+        return [app_from_row(r) for r in rows]
 
     async def put_app(self, app_key: str, config: Mapping[str, Any], now: float) -> AppRecord:
         def write(db: Database) -> dict[str, Any]:
@@ -111,7 +83,7 @@ class SqliteConfigs:
             bump_config_version(db)
             return row
 
-        return _app(await self._conns.write(write))
+        return app_from_row(await self._conns.write(write))
 
     async def delete_app(self, app_key: str) -> bool:
         def write(db: Database) -> bool:
@@ -122,7 +94,7 @@ class SqliteConfigs:
 
     async def app_by_sdk_key(self, sdk_key: str) -> AppRecord | None:
         row = await self._conns.one("SELECT * FROM apps WHERE sdk_key = ?", [sdk_key])
-        return _app(row) if row else None
+        return app_from_row(row) if row else None
 
     async def rotate_sdk_key(self, app_key: str, now: float) -> AppRecord | None:
         def write(db: Database) -> bool:
@@ -141,7 +113,7 @@ class SqliteConfigs:
             " ORDER BY app_key LIMIT 1",
             [platform, app_id],
         )
-        return _app(row) if row else None
+        return app_from_row(row) if row else None
 
     # -- integrations -------------------------------------------------------------------------
 
@@ -149,15 +121,7 @@ class SqliteConfigs:
         row = await self._conns.one(
             "SELECT * FROM integrations WHERE app_key = ? AND partner = ?", [app_key, partner]
         )
-        if row is None:
-            return None
-        return IntegrationRecord(
-            app_key=row["app_key"],
-            partner=row["partner"],
-            config=json.loads(row["config"]),
-            access_token=self._open(row["app_key"], row["access_token"]),
-            updated_at=row["updated_at"],
-        )
+        return integration_from_row(row, self._sealer) if row else None
 
     async def put_integration(
         self,
@@ -167,8 +131,7 @@ class SqliteConfigs:
         access_token: str | None,
         now: float,
     ) -> IntegrationRecord:
-        if access_token is not None and self._sealer is not None:
-            access_token = self._sealer.seal(access_token)
+        access_token = seal_input(self._sealer, access_token)
 
         def write(db: Database) -> str | None:
             db.execute(
@@ -186,7 +149,9 @@ class SqliteConfigs:
             return row[0] if row else None
 
         token = await self._conns.write(write)
-        return IntegrationRecord(app_key, partner, dict(config), self._open(app_key, token), now)
+        return IntegrationRecord(
+            app_key, partner, dict(config), open_token(self._sealer, app_key, token), now
+        )
 
     async def delete_integration(self, app_key: str, partner: str) -> bool:
         def write(db: Database) -> bool:
@@ -207,7 +172,7 @@ class SqliteConfigs:
             kept = await self._conns.all(
                 "SELECT access_token FROM integrations WHERE access_token IS NOT NULL"
             )
-            if all(is_sealed(row["access_token"]) for row in kept):
+            if all_sealed(kept):
                 return 0
 
         def write(db: Database) -> int:
@@ -220,12 +185,8 @@ class SqliteConfigs:
                 ).fetchall()
                 changed = 0
                 for app_key, partner, stored in rows:
-                    if is_sealed(stored) and not rotate:
-                        continue
-                    try:
-                        sealed = sealer.reseal(stored)
-                    except SealError as exc:
-                        log.error("integration of app %s: %s", app_key, exc)
+                    sealed = resealed(sealer, app_key, stored, rotate=rotate)
+                    if sealed is None:
                         continue
                     db.execute(
                         "UPDATE integrations SET access_token = ? WHERE app_key = ? "
@@ -245,10 +206,11 @@ class SqliteConfigs:
 
     async def get_page(self, slug: str) -> PageRecord | None:
         row = await self._conns.one("SELECT * FROM pages WHERE slug = ?", [slug])
-        return _page(row) if row else None
+        return page_from_row(row) if row else None
 
     async def list_pages(self) -> list[PageRecord]:
-        return [_page(r) for r in await self._conns.all("SELECT * FROM pages ORDER BY slug")]
+        rows = await self._conns.all("SELECT * FROM pages ORDER BY slug")
+        return [page_from_row(r) for r in rows]
 
     async def put_page(self, slug: str, config: Mapping[str, Any], now: float) -> PageRecord:
         def write(db: Database) -> dict[str, Any]:
@@ -270,7 +232,7 @@ class SqliteConfigs:
             bump_config_version(db)
             return row
 
-        return _page(await self._conns.write(write))
+        return page_from_row(await self._conns.write(write))
 
     async def delete_page(self, slug: str) -> bool:
         def write(db: Database) -> bool:
@@ -303,8 +265,7 @@ class SqliteTokens:
         )
         if row is None:
             return False
-        last = row["last_used_at"]
-        if last is None or now - last >= TOKEN_USE_RESOLUTION_SECONDS:
+        if token_use_due(row["last_used_at"], now):
 
             def write(db: Database) -> None:
                 db.execute("UPDATE tokens SET last_used_at = ? WHERE token_hash = ?", [now, digest])

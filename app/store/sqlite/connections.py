@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -113,7 +113,9 @@ class Connections:
 
         return await self.read(run)
 
-    async def all(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    async def all(
+        self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()
+    ) -> list[dict[str, Any]]:
         def run(conn: sqlite3.Connection) -> list[dict[str, Any]]:
             return [dict(r) for r in conn.execute(sql, params).fetchall()]
 

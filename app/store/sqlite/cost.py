@@ -8,14 +8,12 @@ from decimal import Decimal
 
 from sqlite_utils import Database
 
-from app.reports.cost import UPLOAD, CostEntry, CostScope, Rate, Replaced
+from app.reports.cost import CostEntry, CostScope, Rate, Replaced
+from app.store.common import cost as common
 from app.store.sqlite.connections import Connections
 
-_KEY = (
-    "app_key, date, source, media_source, campaign, campaign_id, adset, adset_id, ad, ad_id, "
-    "country"
-)
-_VALUES = "cost, currency, amount, report_currency"
+_KEY = ", ".join(common.KEY_COLUMNS)
+_VALUES = ", ".join(common.VALUE_COLUMNS)
 UPSERT_COST = (
     f"INSERT INTO cost ({_KEY}, {_VALUES}, updated_at) VALUES ({', '.join('?' * 16)}) "
     f"ON CONFLICT ({_KEY}) DO UPDATE SET cost = excluded.cost, currency = excluded.currency, "
@@ -24,7 +22,6 @@ UPSERT_COST = (
     "WHERE cost IS NOT excluded.cost OR currency IS NOT excluded.currency "
     "OR amount IS NOT excluded.amount OR report_currency IS NOT excluded.report_currency"
 )
-_KEY_NAMES = tuple(name.strip() for name in _KEY.split(","))
 # A pulled row: its account too, and an unchanged row is not written (its updated_at stays).
 UPSERT_PULLED = (
     f"INSERT INTO cost ({_KEY}, {_VALUES}, account, updated_at) VALUES ({', '.join('?' * 17)}) "
@@ -44,7 +41,7 @@ COUNT_SUPERSEDED = (
     "AND p.media_source = u.media_source AND p.campaign_id = u.campaign_id "
     "AND (u.campaign_id <> '' OR p.campaign = u.campaign))"
 )
-DELETE_BY_KEY = f"DELETE FROM cost WHERE {' AND '.join(f'{n} = ?' for n in _KEY_NAMES)}"
+DELETE_BY_KEY = f"DELETE FROM cost WHERE {' AND '.join(f'{n} = ?' for n in common.KEY_COLUMNS)}"
 UPSERT_RATE = (
     "INSERT INTO cost_rates (app_key, date, currency, rate, updated_at) VALUES (?, ?, ?, ?, ?) "
     "ON CONFLICT (app_key, date, currency) DO UPDATE SET rate = excluded.rate, "
@@ -57,27 +54,7 @@ class SqliteCost:
         self._conns = conns
 
     async def put_cost(self, entries: Sequence[CostEntry], now: float) -> int:
-        rows = [
-            (
-                e.app_key,
-                e.date.isoformat(),
-                e.source,
-                e.media_source,
-                e.campaign,
-                e.campaign_id,
-                e.adset,
-                e.adset_id,
-                e.ad,
-                e.ad_id,
-                e.country,
-                e.cost,
-                e.currency,
-                e.amount,
-                e.report_currency,
-                now,
-            )
-            for e in entries
-        ]
+        rows = common.uploaded_rows(entries, now)
 
         def write(db: Database) -> int:
             return sum(db.conn.execute(UPSERT_COST, row).rowcount for row in rows)
@@ -87,43 +64,9 @@ class SqliteCost:
     async def replace_cost(
         self, scope: CostScope, entries: Sequence[CostEntry], now: float
     ) -> Replaced:
-        for e in entries:
-            if (
-                e.app_key != scope.app_key
-                or e.source != scope.source
-                or not scope.start <= e.date <= scope.end
-            ):
-                raise ValueError(f"cost row of {e.date} {e.source} is outside {scope}")
-        rows = [
-            (
-                e.app_key,
-                e.date.isoformat(),
-                e.source,
-                e.media_source,
-                e.campaign,
-                e.campaign_id,
-                e.adset,
-                e.adset_id,
-                e.ad,
-                e.ad_id,
-                e.country,
-                e.cost,
-                e.currency,
-                e.amount,
-                e.report_currency,
-                scope.account,
-                now,
-            )
-            for e in entries
-        ]
+        rows = common.pulled_rows(scope, entries, now)
         where = "app_key = ? AND source = ? AND account = ? AND date >= ? AND date <= ?"
-        params: list[str] = [
-            scope.app_key,
-            scope.source,
-            scope.account,
-            scope.start.isoformat(),
-            scope.end.isoformat(),
-        ]
+        params = common.scope_params(scope)
         if scope.campaign_ids is not None:
             where += f" AND campaign_id IN ({', '.join('?' * len(scope.campaign_ids))})"
             params += list(scope.campaign_ids)
@@ -135,31 +78,23 @@ class SqliteCost:
             existing = {
                 tuple(r) for r in db.execute(f"SELECT {_KEY} FROM cost WHERE {where}", params)
             }
-            stale = existing - {row[:11] for row in rows}
-            db.conn.executemany(DELETE_BY_KEY, sorted(stale))
+            stale = common.stale_keys(existing, rows)
+            db.conn.executemany(DELETE_BY_KEY, stale)
             written = db.conn.executemany(UPSERT_PULLED, rows).rowcount if rows else 0
-            superseded = db.execute(
-                COUNT_SUPERSEDED,
-                [scope.app_key, UPLOAD, scope.start.isoformat(), scope.end.isoformat()],
-            ).fetchone()[0]
-            return Replaced(
-                rows=len(rows),
-                changed=written + len(stale),
-                removed=len(stale),
-                superseded=superseded,
-            )
+            superseded = db.execute(COUNT_SUPERSEDED, common.superseded_params(scope)).fetchone()[0]
+            return common.replaced(rows, written, stale, superseded)
 
         return await self._conns.write(write)
 
     async def cost_between(self, app_key: str, start: date, end: date) -> list[CostEntry]:
         rows = await self._conns.all(
             f"SELECT {_KEY}, {_VALUES} FROM cost WHERE app_key = ? AND date >= ? AND date <= ?",
-            [app_key, start.isoformat(), end.isoformat()],
+            common.day_range_params(app_key, start, end),
         )
-        return [CostEntry(**(r | {"date": date.fromisoformat(r["date"])})) for r in rows]
+        return [common.cost_entry(r) for r in rows]
 
     async def put_rates(self, app_key: str, rates: Sequence[Rate], now: float) -> int:
-        rows = [(app_key, r.date.isoformat(), r.currency, str(r.rate), now) for r in rates]
+        rows = common.rate_rows(app_key, rates, now)
 
         def write(db: Database) -> int:
             return sum(db.conn.execute(UPSERT_RATE, row).rowcount for row in rows)
@@ -170,4 +105,4 @@ class SqliteCost:
         rows = await self._conns.all(
             "SELECT date, currency, rate FROM cost_rates WHERE app_key = ?", [app_key]
         )
-        return {(date.fromisoformat(r["date"]), r["currency"]): Decimal(r["rate"]) for r in rows}
+        return common.rates_by_day(rows)

@@ -8,9 +8,8 @@ device id ride the partial indexes `installs_{idfa,idfv,gaid,android_id}`.
 
 from __future__ import annotations
 
-import json
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sqlite_utils import Database
@@ -20,14 +19,28 @@ from app.conversions import Event, Install, PriorInstall
 from app.postbacks.postback import NewPostback
 from app.reports.rollups import Increment
 from app.store.columns import EVENT_COLUMNS, INSTALL_COLUMNS
+from app.store.common.installs import (
+    DEVICE_ID_COLUMNS,
+    NewRow,
+    credited_table,
+    device_lookups,
+    event_from_row,
+    first_install_to_read,
+    install_from_row,
+    later_prior,
+    masked_ip,
+    masked_payload,
+    new_row,
+)
 from app.store.records import CandidateQuery, ClickAlreadyClaimed, InstallInputs
 from app.store.sqlite.candidates import find_candidates
 from app.store.sqlite.connections import Connections
 from app.store.sqlite.outbox import queue_postbacks
 from app.store.sqlite.rollups import add_rollups
-from app.store.sqlite.rows import from_row, insert_sql, to_row
+from app.store.sqlite.rows import insert_sql, to_row
 
-DEVICE_ID_COLUMNS = ("idfa", "idfv", "gaid", "android_id")
+__all__ = ["DEVICE_ID_COLUMNS", "PRIOR_INSTALL_SQL", "SqliteEvents", "SqliteInstalls"]
+
 # INDEXED BY: left to itself the planner may prefer `installs_time` for the ORDER BY, which
 # walks every install of the app in the re-attribution window; a device has a handful of rows.
 PRIOR_INSTALL_SQL = (
@@ -35,17 +48,11 @@ PRIOR_INSTALL_SQL = (
     "WHERE app_key = ? AND {column} = ? AND time >= ? ORDER BY time DESC LIMIT 1"
 )
 _SELECT_INSTALL = f"SELECT {', '.join(INSTALL_COLUMNS)} FROM installs"
+_INSTALL_BY_INSTANCE = f"{_SELECT_INSTALL} WHERE app_key = ? AND app_instance_id = ?"
 _SELECT_EVENT = f"SELECT {', '.join(EVENT_COLUMNS)} FROM events"
+_EVENT_BY_ID = f"{_SELECT_EVENT} WHERE app_key = ? AND event_id = ?"
 _INSERT_INSTALL = insert_sql("installs", INSTALL_COLUMNS)
 _INSERT_EVENT = insert_sql("events", EVENT_COLUMNS)
-
-
-def _install(row: Mapping[str, object]) -> Install:
-    return from_row(Install, row, INSTALL_COLUMNS)
-
-
-def _event(row: Mapping[str, object]) -> Event:
-    return from_row(Event, row, EVENT_COLUMNS)
 
 
 def _named(cursor: sqlite3.Cursor) -> dict[str, object] | None:
@@ -60,25 +67,16 @@ def _prior_install(
     conn: sqlite3.Connection, app_key: str, device_ids: Mapping[str, str], since: float
 ) -> PriorInstall | None:
     best: PriorInstall | None = None
-    for column, value in device_ids.items():
-        if column not in DEVICE_ID_COLUMNS or not value:
-            continue
-        row = conn.execute(
-            PRIOR_INSTALL_SQL.format(column=column), [app_key, value, since]
-        ).fetchone()
-        if row and (best is None or row["time"] > best.time):
-            best = PriorInstall(row["id"], row["time"], row["reinstall_of"] or row["id"])
+    for column, value in device_lookups(device_ids):
+        sql = PRIOR_INSTALL_SQL.format(column=column)
+        best = later_prior(best, conn.execute(sql, [app_key, value, since]).fetchone())
     return best
-
-
-# The tables of the touches an install can be credited to, by its `touch_type`.
-_TOUCH_TABLES = {"click": "clicks", "impression": "impressions"}
 
 
 def _mask_install(db: Database, install_id: str, touch: tuple[Any, Any]) -> None:
     touch_type, touch_id = touch
-    table = _TOUCH_TABLES.get(touch_type or "")
-    if table and touch_id:
+    table = credited_table(touch_type, touch_id)
+    if table:
         found = db.execute(f"SELECT ip FROM {table} WHERE id = ?", [touch_id]).fetchone()
         if found and found[0]:
             db.execute(f"UPDATE {table} SET ip = ? WHERE id = ?", [truncate_ip(found[0]), touch_id])
@@ -92,29 +90,17 @@ def _mask_install(db: Database, install_id: str, touch: tuple[Any, Any]) -> None
         subjects,
     ).fetchall()
     for postback_id, payload in done:
-        document = json.loads(payload)
-        user = document.get("user")
-        if isinstance(user, dict) and isinstance(user.get("ip"), str):
-            user["ip"] = truncate_ip(user["ip"])
-            db.execute(
-                "UPDATE postbacks SET payload = ? WHERE id = ?",
-                [json.dumps(document, ensure_ascii=False), postback_id],
-            )
+        masked = masked_payload(payload)
+        if masked is not None:
+            db.execute("UPDATE postbacks SET payload = ? WHERE id = ?", [masked, postback_id])
 
 
-def _insert_with_effects(
-    db: Database,
-    insert: str,
-    row: dict[str, Any],
-    postbacks: Sequence[NewPostback],
-    rollups: Sequence[Increment],
-    now: float,
-) -> None:
+def _insert_with_effects(db: Database, insert: str, new: NewRow) -> None:
     """A new install or event, with what it causes: its postbacks queued and its rollups added,
     in the caller's transaction (so all of it is on disk together, or none of it)."""
-    db.execute(insert, row)
-    queue_postbacks(db, postbacks, now)
-    add_rollups(db, rollups)
+    db.execute(insert, new.row)
+    queue_postbacks(db, new.postbacks, new.now)
+    add_rollups(db, new.rollups)
 
 
 class SqliteInstalls:
@@ -134,7 +120,7 @@ class SqliteInstalls:
                 db.execute(
                     "UPDATE installs SET ip = ?, gaid = NULL, android_id = NULL, idfa = NULL, "
                     "masked_at = ? WHERE id = ?",
-                    [truncate_ip(ip) if ip else None, now, install_id],
+                    [masked_ip(ip), now, install_id],
                 )
                 _mask_install(db, install_id, (touch_type, touch_id))
             return len(rows)
@@ -152,19 +138,14 @@ class SqliteInstalls:
             # One snapshot: what the install is planned over is what one moment of the file held.
             conn.execute("BEGIN")
             try:
-                row = conn.execute(
-                    f"{_SELECT_INSTALL} WHERE app_key = ? AND app_instance_id = ?",
-                    [app_key, app_instance_id],
-                ).fetchone()
+                row = conn.execute(_INSTALL_BY_INSTANCE, [app_key, app_instance_id]).fetchone()
                 if row is not None:
-                    return InstallInputs(stored=_install(row))
+                    return InstallInputs(stored=install_from_row(row))
                 prior = _prior_install(conn, app_key, device_ids, 0.0)
                 first = None
-                if prior is not None and prior.first_install_id != prior.id:
-                    found = conn.execute(
-                        f"{_SELECT_INSTALL} WHERE id = ?", [prior.first_install_id]
-                    ).fetchone()
-                    first = _install(found) if found is not None else None
+                if (first_id := first_install_to_read(prior)) is not None:
+                    found = conn.execute(f"{_SELECT_INSTALL} WHERE id = ?", [first_id]).fetchone()
+                    first = install_from_row(found) if found is not None else None
                 return InstallInputs(
                     stored=None,
                     prior=prior,
@@ -177,15 +158,12 @@ class SqliteInstalls:
         return await self._conns.read(run)
 
     async def install_by_instance(self, app_key: str, app_instance_id: str) -> Install | None:
-        row = await self._conns.one(
-            f"{_SELECT_INSTALL} WHERE app_key = ? AND app_instance_id = ?",
-            [app_key, app_instance_id],
-        )
-        return _install(row) if row else None
+        row = await self._conns.one(_INSTALL_BY_INSTANCE, [app_key, app_instance_id])
+        return install_from_row(row) if row else None
 
     async def get_install(self, install_id: str) -> Install | None:
         row = await self._conns.one(f"{_SELECT_INSTALL} WHERE id = ?", [install_id])
-        return _install(row) if row else None
+        return install_from_row(row) if row else None
 
     async def prior_install(
         self, app_key: str, device_ids: Mapping[str, str], since: float
@@ -201,19 +179,12 @@ class SqliteInstalls:
         now: float,
         rollups: Iterable[Increment] = (),
     ) -> tuple[Install, bool]:
-        row = to_row(install, INSTALL_COLUMNS)
-        pending = list(postbacks)
-        counted = list(rollups)
+        new = new_row(to_row(install, INSTALL_COLUMNS), postbacks, rollups, now)
 
         def write(db: Database) -> tuple[Install, bool]:
-            existing = _named(
-                db.execute(
-                    f"{_SELECT_INSTALL} WHERE app_key = ? AND app_instance_id = ?",
-                    [install.app_key, install.app_instance_id],
-                )
-            )
-            if existing:
-                return _install(existing), False
+            key = [install.app_key, install.app_instance_id]
+            if existing := _named(db.execute(_INSTALL_BY_INSTANCE, key)):
+                return install_from_row(existing), False
             if claim_click is not None:
                 claimed = db.execute(
                     "UPDATE clicks SET claimed_by = ?, claimed_at = ? WHERE id = ? "
@@ -222,7 +193,7 @@ class SqliteInstalls:
                 ).rowcount
                 if not claimed:
                     raise ClickAlreadyClaimed(claim_click)
-            _insert_with_effects(db, _INSERT_INSTALL, row, pending, counted, now)
+            _insert_with_effects(db, _INSERT_INSTALL, new)
             return install, True
 
         return await self._conns.write(write)
@@ -233,10 +204,8 @@ class SqliteEvents:
         self._conns = conns
 
     async def event_by_id(self, app_key: str, event_id: str) -> Event | None:
-        row = await self._conns.one(
-            f"{_SELECT_EVENT} WHERE app_key = ? AND event_id = ?", [app_key, event_id]
-        )
-        return _event(row) if row else None
+        row = await self._conns.one(_EVENT_BY_ID, [app_key, event_id])
+        return event_from_row(row) if row else None
 
     async def record_event(
         self,
@@ -246,20 +215,12 @@ class SqliteEvents:
         now: float,
         rollups: Iterable[Increment] = (),
     ) -> tuple[Event, bool]:
-        row = to_row(event, EVENT_COLUMNS)
-        pending = list(postbacks)
-        counted = list(rollups)
+        new = new_row(to_row(event, EVENT_COLUMNS), postbacks, rollups, now)
 
         def write(db: Database) -> tuple[Event, bool]:
-            existing = _named(
-                db.execute(
-                    f"{_SELECT_EVENT} WHERE app_key = ? AND event_id = ?",
-                    [event.app_key, event.event_id],
-                )
-            )
-            if existing:
-                return _event(existing), False
-            _insert_with_effects(db, _INSERT_EVENT, row, pending, counted, now)
+            if existing := _named(db.execute(_EVENT_BY_ID, [event.app_key, event.event_id])):
+                return event_from_row(existing), False
+            _insert_with_effects(db, _INSERT_EVENT, new)
             return event, True
 
         return await self._conns.write(write)

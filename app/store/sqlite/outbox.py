@@ -11,19 +11,23 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from sqlite_utils import Database
 
-from app.postbacks.postback import (
-    LoggedAttempt,
-    NewPostback,
-    PostbackAttempt,
-    PostbackDetail,
-    PostbackRecord,
+from app.postbacks.postback import NewPostback, PostbackAttempt, PostbackDetail, PostbackRecord
+from app.store.common.outbox import (
+    attempt_log_rows,
+    attempt_state_rows,
+    postback_detail,
+    postback_from_row,
+    queued_rows,
+    state_counts,
 )
 from app.store.sqlite.connections import Connections
+
+__all__ = ["SqliteOutbox", "postback_from_row", "queue_postbacks"]
 
 
 class SqliteOutbox:
@@ -93,40 +97,12 @@ class SqliteOutbox:
 
     async def postback_states(self) -> dict[str, int]:
         rows = await self._conns.all("SELECT state, COUNT(*) AS n FROM postbacks GROUP BY state")
-        return {r["state"]: r["n"] for r in rows}
+        return state_counts(rows)
 
     async def record_attempts(self, attempts: Sequence[PostbackAttempt]) -> None:
         """Log one delivery attempt per postback and move each to its next state, together."""
-        log_rows = [
-            [
-                a.postback_id,
-                a.time,
-                a.http_status,
-                a.code,
-                a.message,
-                a.request_id,
-                a.state,
-                a.pixel_code,
-                a.test_event_code,
-                a.batch_size,
-            ]
-            for a in attempts
-        ]
-        updates = [
-            [
-                a.state,
-                a.time,
-                a.http_status,
-                a.code,
-                a.message,
-                a.request_id,
-                a.next_attempt_at,
-                a.state,
-                a.time,
-                a.postback_id,
-            ]
-            for a in attempts
-        ]
+        log_rows = attempt_log_rows(attempts)
+        updates = attempt_state_rows(attempts)
 
         def write(db: Database) -> None:
             conn = db.conn
@@ -181,7 +157,7 @@ class SqliteOutbox:
                 "SELECT * FROM postback_attempts WHERE postback_id = ? ORDER BY id",
                 [postback_id],
             )
-            return PostbackDetail(postback_from_row(row), [_attempt(a) for a in attempts])
+            return postback_detail(row, attempts)
 
         return await self._conns.read(run)
 
@@ -194,22 +170,18 @@ class SqliteOutbox:
 
 def queue_postbacks(db: Database, postbacks: Sequence[NewPostback], now: float) -> None:
     """Insert outbox rows, due now; called inside the install's or event's own transaction."""
-    for p in postbacks:
+    for row in queued_rows(postbacks, now, _payload_text):
         db.execute(
             "INSERT INTO postbacks (id, app_key, partner, kind, subject_id, event, payload, "
             "state, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
-            [
-                p.id,
-                p.app_key,
-                p.partner,
-                p.kind,
-                p.subject_id,
-                p.event,
-                json.dumps(p.payload, ensure_ascii=False),
-                now,
-                now,
-            ],
+            row,
         )
+
+
+def _payload_text(payload: Any) -> str:
+    # As this backend has always written a payload: unlike `json_text`, a lone surrogate is
+    # not escaped (the write fails on it instead).
+    return json.dumps(payload, ensure_ascii=False)
 
 
 def _restart(db: Database, where: str, params: list[Any], now: float) -> int:
@@ -219,40 +191,3 @@ def _restart(db: Database, where: str, params: list[Any], now: float) -> int:
         [now, now, *params],
     )
     return int(cursor.rowcount)
-
-
-def postback_from_row(row: Mapping[str, Any]) -> PostbackRecord:
-    return PostbackRecord(
-        id=row["id"],
-        app_key=row["app_key"],
-        partner=row["partner"],
-        kind=row["kind"],
-        subject_id=row["subject_id"],
-        event=row["event"],
-        payload=json.loads(row["payload"]),
-        state=row["state"],
-        attempts=row["attempts"],
-        created_at=row["created_at"],
-        next_attempt_at=row["next_attempt_at"],
-        last_code=row["last_code"],
-        last_message=row["last_message"],
-        retry_since=row["retry_since"],
-        retry_attempts=row["retry_attempts"],
-        last_http_status=row["last_http_status"],
-        last_request_id=row["last_request_id"],
-        sent_at=row["sent_at"],
-    )
-
-
-def _attempt(row: Mapping[str, Any]) -> LoggedAttempt:
-    return LoggedAttempt(
-        time=row["time"],
-        state=row["state"],
-        http_status=row["http_status"],
-        code=row["code"],
-        message=row["message"],
-        request_id=row["request_id"],
-        pixel_code=row["pixel_code"],
-        test_event_code=row["test_event_code"],
-        batch_size=row["batch_size"],
-    )

@@ -7,7 +7,6 @@ that finds nothing left to erase reports zero.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -15,46 +14,46 @@ from typing import Any
 from sqlite_utils import Database
 
 from app.conversions import Event, Install
-from app.ids import new_id
-from app.reports.privacy import (
-    ERASE_TABLES,
-    ERASED_PREFIX,
-    INSTALL_USER_COLUMNS,
-    TOUCH_USER_COLUMNS,
-    EraseKey,
-    RetainItem,
-    erase_row,
-    user_values,
-)
+from app.reports.privacy import ERASE_TABLES, INSTALL_USER_COLUMNS, EraseKey, RetainItem, erase_row
 from app.store.columns import EVENT_COLUMNS, INSTALL_COLUMNS
+from app.store.common.installs import credited_table
+from app.store.common.privacy import (
+    RETAIN_TABLES,
+    UNDELIVERED,
+    claim_of,
+    cutoff_params,
+    decoded,
+    erase_apps,
+    erase_secrets,
+    erase_ttclids,
+    erased_claim,
+    erased_id,
+    erasure_from_row,
+    erasure_row,
+    payload_pattern,
+    retained,
+    touch_changes,
+    update_values,
+)
 from app.store.sqlite.connections import Connections
 from app.store.sqlite.rollups import add_rollups
-from app.store.sqlite.rows import from_row, json_text
+from app.store.sqlite.rows import from_row
 
-_JSON = frozenset({"receipt", "answer", "event_value", "params", "payload"})
-_TOUCH_TABLES = {"click": "clicks", "impression": "impressions"}
-_UNDELIVERED = ("pending", "retrying", "failed", "dead")
+# One media source's installs due: by its own or original source, before its cutoff.
+_DUE_SOURCE = "((media_source = ? OR original_media_source = ?) AND time < ?)"
 
 
 def _rows(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
     cur = conn.execute(sql, params)
     names = [d[0] for d in cur.description]
-    out = []
-    for raw in cur.fetchall():
-        row = dict(zip(names, raw, strict=True))
-        for column in _JSON & row.keys():
-            if isinstance(row[column], str):
-                row[column] = json.loads(row[column])
-        out.append(row)
-    return out
+    return [decoded(dict(zip(names, raw, strict=True))) for raw in cur.fetchall()]
 
 
 def _update(conn: sqlite3.Connection, table: str, row_id: Any, changes: Mapping[str, Any]) -> int:
     if not changes:
         return 0
     sets = ", ".join(f"{c} = ?" for c in changes)
-    values = [json_text(v) if c in _JSON else v for c, v in changes.items()]
-    conn.execute(f"UPDATE {table} SET {sets} WHERE id = ?", [*values, row_id])
+    conn.execute(f"UPDATE {table} SET {sets} WHERE id = ?", [*update_values(changes), row_id])
     return 1
 
 
@@ -65,9 +64,7 @@ def _erase_touch(
     secrets: set[str],
     replace: Mapping[str, Any] | None = None,
 ) -> int:
-    changes = erase_row(row, TOUCH_USER_COLUMNS, extra_secrets=secrets, replace=replace)
-    secrets |= user_values(row, TOUCH_USER_COLUMNS)
-    return _update(conn, table, row["id"], changes)
+    return _update(conn, table, row["id"], touch_changes(row, secrets, replace))
 
 
 class SqlitePrivacy:
@@ -78,13 +75,8 @@ class SqlitePrivacy:
 
     @staticmethod
     def _due_where(cutoffs: Mapping[str, float]) -> tuple[str, list[Any]]:
-        parts: list[str] = []
-        params: list[Any] = []
-        for source, cutoff in sorted(cutoffs.items()):
-            parts.append("((media_source = ? OR original_media_source = ?) AND time < ?)")
-            params += [source, source, cutoff]
-        where = " OR ".join(parts) or "0"
-        return f"is_retained_organic = 0 AND ({where})", params
+        where = " OR ".join([_DUE_SOURCE] * len(cutoffs)) or "0"
+        return f"is_retained_organic = 0 AND ({where})", cutoff_params(cutoffs)
 
     async def retention_due(self, cutoffs: Mapping[str, float], *, limit: int) -> list[Install]:
         where, params = self._due_where(cutoffs)
@@ -113,7 +105,7 @@ class SqlitePrivacy:
 
         def write(db: Database) -> dict[str, int]:
             conn = db.conn
-            counts = dict.fromkeys(("installs", "events", "clicks", "impressions"), 0)
+            counts = dict.fromkeys(RETAIN_TABLES, 0)
             for item in work:
                 found = _rows(
                     conn,
@@ -123,9 +115,7 @@ class SqlitePrivacy:
                 if not found:
                     continue
                 install = found[0]
-                secrets = user_values(install, INSTALL_USER_COLUMNS)
-                changes = erase_row(install, INSTALL_USER_COLUMNS)
-                changes["is_retained_organic"] = 1
+                secrets, changes = retained(install, 1)
                 counts["installs"] += _update(conn, "installs", install["id"], changes)
                 counts |= self._erase_related(conn, install, secrets, counts, erase_id=False)
                 add_rollups(db, item.rollups)
@@ -143,15 +133,10 @@ class SqlitePrivacy:
         erase_id: bool,
     ) -> dict[str, int]:
         """Erase the install's attributed touch and events; answers `counts` updated."""
-        replace_id = {"app_instance_id": ERASED_PREFIX + install["id"]} if erase_id else None
-        if install["touch_type"] in _TOUCH_TABLES and install["touch_id"]:
-            table = _TOUCH_TABLES[install["touch_type"]]
+        replace_id = erased_id(install) if erase_id else None
+        if table := credited_table(install["touch_type"], install["touch_id"]):
             for row in _rows(conn, f"SELECT * FROM {table} WHERE id = ?", [install["touch_id"]]):
-                claimed = (
-                    {"claimed_by": ERASED_PREFIX + install["id"]}
-                    if erase_id and row.get("claimed_by") == install["app_instance_id"]
-                    else None
-                )
+                claimed = claim_of(install, row) if erase_id else None
                 counts[table] += _erase_touch(conn, table, row, secrets, claimed)
         for row in _rows(conn, "SELECT * FROM events WHERE install_id = ?", [install["id"]]):
             changes = erase_row(row, (), extra_secrets=secrets, replace=replace_id)
@@ -164,27 +149,19 @@ class SqlitePrivacy:
         def write(db: Database) -> dict[str, int]:
             conn = db.conn
             counts = dict.fromkeys(ERASE_TABLES, 0)
-            secrets: set[str] = set()
             subjects: list[str] = []
             if key.ttclid:
                 installs = _rows(conn, "SELECT * FROM installs WHERE ttclid = ?", [key.ttclid])
-                secrets.add(key.ttclid)
             else:
                 installs = _rows(
                     conn,
                     "SELECT * FROM installs WHERE app_key = ? AND app_instance_id = ?",
                     [key.app_key, key.app_instance_id],
                 )
-                assert key.app_instance_id is not None
-                secrets.add(key.app_instance_id)
-            for install in installs:
-                secrets |= user_values(install, (*INSTALL_USER_COLUMNS, "app_instance_id"))
+            secrets = erase_secrets(key, installs)
             for install in installs:
                 changes = erase_row(
-                    install,
-                    INSTALL_USER_COLUMNS,
-                    extra_secrets=secrets,
-                    replace={"app_instance_id": ERASED_PREFIX + install["id"]},
+                    install, INSTALL_USER_COLUMNS, extra_secrets=secrets, replace=erased_id(install)
                 )
                 counts["installs"] += _update(conn, "installs", install["id"], changes)
                 subjects.append(install["id"])
@@ -202,23 +179,19 @@ class SqlitePrivacy:
                     [install["app_key"], install["app_instance_id"]],
                 ):
                     counts["clicks"] += _erase_touch(
-                        conn, "clicks", row, secrets,
-                        {"claimed_by": ERASED_PREFIX + install["id"]},
-                    )  # fmt: skip
-            ttclids = {key.ttclid} if key.ttclid else {i["ttclid"] for i in installs if i["ttclid"]}
+                        conn, "clicks", row, secrets, erased_claim(install)
+                    )
+            ttclids = erase_ttclids(key, installs)
             for ttclid in ttclids:
                 for table in ("clicks", "impressions"):
                     for row in _rows(conn, f"SELECT * FROM {table} WHERE ttclid = ?", [ttclid]):
                         counts[table] += _erase_touch(conn, table, row, secrets)
             # Postbacks of other rows that describe this user's touch (a reinstall's events carry
             # the first install's ttclid), found by the ttclid in the JSON.
-            apps = {i["app_key"] for i in installs} | ({key.app_key} if key.app_key else set())
+            apps = erase_apps(key, installs)
             for ttclid in ttclids:
-                pattern = (
-                    "%" + ttclid.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-                )
                 where = "payload LIKE ? ESCAPE '\\'"
-                params: list[Any] = [pattern]
+                params: list[Any] = [payload_pattern(ttclid)]
                 if apps:
                     where += f" AND app_key IN ({', '.join('?' * len(apps))})"
                     params += sorted(apps)
@@ -232,7 +205,7 @@ class SqlitePrivacy:
             conn.execute(
                 "INSERT INTO privacy_erasures (id, time, actor, key_kind, app_key, counts) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                [new_id(), now, actor, key.kind, key.app_key, json.dumps(counts)],
+                erasure_row(key, actor, now, counts),
             )
             return counts
 
@@ -245,7 +218,7 @@ class SqlitePrivacy:
         changed = 0
         for subject in subjects:
             for row in _rows(conn, "SELECT * FROM postbacks WHERE subject_id = ?", [subject]):
-                if row["state"] in _UNDELIVERED:
+                if row["state"] in UNDELIVERED:
                     # Never sent: dropped, with nothing of the user left in it.
                     conn.execute(
                         "UPDATE postbacks SET state = 'dropped', payload = '{}' WHERE id = ?",
@@ -262,4 +235,4 @@ class SqlitePrivacy:
             "SELECT time, actor, key_kind, app_key, counts FROM privacy_erasures "
             "ORDER BY time DESC, rowid DESC"
         )
-        return [r | {"counts": json.loads(r["counts"])} for r in rows]
+        return [erasure_from_row(r) for r in rows]

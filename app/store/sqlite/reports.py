@@ -18,13 +18,18 @@ from sqlite_utils import Database
 from app.conversions import Event, Install
 from app.postbacks.postback import PostbackRecord
 from app.reports.overview import RollupSum
-from app.reports.rollups import DIMENSIONS, Increment, RollupFold, RollupKey
-from app.store.columns import (
-    BOOLEAN_COLUMNS,
-    CLICK_COLUMNS,
-    EVENT_COLUMNS,
-    INSTALL_COLUMNS,
-    TOUCH_COLUMNS,
+from app.reports.rollups import RollupFold, RollupKey
+from app.store.columns import BOOLEAN_COLUMNS, INSTALL_COLUMNS
+from app.store.common.candidates import TOUCH_TABLES, touch_table
+from app.store.common.reports import (
+    EVENT_INSTALLS_SELECT,
+    RebuildTotals,
+    RowRecords,
+    rollup_groups,
+    rollup_sums,
+    rollup_values,
+    touch_record,
+    touch_record_columns,
 )
 from app.store.sqlite.candidates import _touch
 from app.store.sqlite.connections import Connections
@@ -35,56 +40,15 @@ from app.store.sqlite.writer import connect
 from app.touches import TouchRecord
 
 T = TypeVar("T")
-_DIMS = frozenset(DIMENSIONS)
-_TOUCH_EXTRA = ("page_slug", "language", "in_app", "params", "flags")
 # Rows summed per rebuild flush: bounds the rebuild's memory by keys, not rows.
 _REBUILD_FETCH = 5000
+_RECORDS = RowRecords(from_row)
 
-
-def _install_cols(alias: str) -> str:
-    return ", ".join(f"{alias}.{c} AS {alias}_{c}" for c in INSTALL_COLUMNS)
-
-
-def _install_from(row: Mapping[str, Any], alias: str) -> Install:
-    return from_row(Install, {c: row[f"{alias}_{c}"] for c in INSTALL_COLUMNS}, INSTALL_COLUMNS)
-
-
-def _event_from(row: Mapping[str, Any]) -> Event:
-    return from_row(Event, {c: row[f"e_{c}"] for c in EVENT_COLUMNS}, EVENT_COLUMNS)
-
-
-_EVENT_COLS = ", ".join(f"e.{c} AS e_{c}" for c in EVENT_COLUMNS)
 # Each event with its own install (i) and, for a reinstall, the device's first install (f).
 EVENTS_WITH_INSTALLS = (
-    f"SELECT {_EVENT_COLS}, {_install_cols('i')}, {_install_cols('f')} FROM events e "
+    f"SELECT {EVENT_INSTALLS_SELECT} FROM events e "
     "JOIN installs i ON i.id = e.install_id LEFT JOIN installs f ON f.id = i.reinstall_of"
 )
-
-
-def attributing_of(row: Mapping[str, Any]) -> Install:
-    """The install whose attribution a row of EVENTS_WITH_INSTALLS carries
-    (`app.conversions.attributing_install`)."""
-    install = _install_from(row, "i")
-    first = _install_from(row, "f") if row["f_id"] is not None else None
-    from app.conversions import attributing_install
-
-    return attributing_install(install, first)
-
-
-def _touch_record(kind: str, row: Mapping[str, Any]) -> TouchRecord:
-    import json
-
-    fields = CLICK_COLUMNS if kind == "click" else TOUCH_COLUMNS
-    touch = _touch("click" if kind == "click" else "impression", fields, [row[c] for c in fields])
-    return TouchRecord(
-        touch=touch,
-        page_slug=row["page_slug"],
-        language=row["language"],
-        in_app=row["in_app"],
-        all_params=json.loads(row["params"] or "{}"),
-        flags=tuple(f for f in (row["flags"] or "").split(",") if f),
-        destination=row["destination"] if kind == "click" else None,
-    )
 
 
 # Raw install rows leave out the receipt and conversion data (raw data shows neither): reading
@@ -120,16 +84,11 @@ class SqliteReports:
         filters: Mapping[str, str],
         segments: Sequence[tuple[int, int]],
     ) -> list[RollupSum]:
-        groups = [g for g in group_by if g in _DIMS]
+        groups = rollup_groups(group_by, filters)
         # Grouped and filtered by media source at most: the narrow table has the same sums.
         table = "rollups_by_source" if set(groups) | set(filters) <= BY_SOURCE else "rollups"
-        where = ["app_key = ?", "hour >= ?", "hour < ?"]
-        params: list[Any] = [app_key, first_hour, end_hour]
-        for name, value in filters.items():
-            if name not in _DIMS:
-                raise ValueError(f"unknown dimension {name!r}")
-            where.append(f"{name} = ?")
-            params.append(value)
+        where = ["app_key = ?", "hour >= ?", "hour < ?", *(f"{name} = ?" for name in filters)]
+        params: list[Any] = [app_key, first_hour, end_hour, *filters.values()]
         # The local day of each hour, by the offset of its stretch (latest stretch first).
         cases = " ".join(
             f"WHEN hour >= {int(start)} THEN (hour * 3600 + {int(offset)}) / 86400"
@@ -141,14 +100,11 @@ class SqliteReports:
             f"SELECT {day} AS day, {', '.join([*groups, 'metric'])}, SUM(value) FROM {table} "
             f"WHERE {' AND '.join(where)} GROUP BY {keys}"
         )
-        n = len(groups)
 
         def run(conn: sqlite3.Connection) -> list[RollupSum]:
             cur = conn.execute(sql, params)
             cur.row_factory = None  # plain tuples: the fast path
-            return [
-                RollupSum(r[0], tuple(r[1 : 1 + n]), r[1 + n], r[2 + n]) for r in cur if r[2 + n]
-            ]
+            return rollup_sums(cur, len(groups))
 
         return await self._conns.read(run)
 
@@ -158,43 +114,34 @@ class SqliteReports:
             "WHERE app_key = ? AND value != 0",
             [app_key],
         )
-        return {RollupKey(**{c: r[c] for c in ROLLUP_COLUMNS}): r["value"] for r in rows}
+        return rollup_values(rows, ROLLUP_COLUMNS)
 
     async def rebuild_rollups(self, app_key: str | None, fold: RollupFold) -> int:
         def write(db: Database) -> int:
             conn = db.conn
             where = " WHERE app_key = ?" if app_key is not None else ""
             args: list[Any] = [app_key] if app_key is not None else []
-            totals: dict[RollupKey, int] = {}
-
-            def add(increments: Sequence[Increment]) -> None:
-                for inc in increments:
-                    totals[inc.key] = totals.get(inc.key, 0) + inc.value
-
+            totals = RebuildTotals(fold, _RECORDS)
             conn.execute(f"DELETE FROM rollups{where}", args)
             conn.execute(f"DELETE FROM rollups_by_source{where}", args)
-            for kind, table, fields in (
-                ("impression", "impressions", TOUCH_COLUMNS),
-                ("click", "clicks", CLICK_COLUMNS),
-            ):
-                cur = conn.execute(f"SELECT {', '.join(fields)} FROM {table}{where}", args)
+            for source in TOUCH_TABLES:
+                fields = ", ".join(source.columns)
+                cur = conn.execute(f"SELECT {fields} FROM {source.table}{where}", args)
                 while rows := cur.fetchmany(_REBUILD_FETCH):
                     for row in rows:
-                        add(fold.touch(_touch(kind, fields, row)))  # type: ignore[arg-type]
+                        totals.touch(_touch(source.kind, source.columns, row))
             cur = conn.execute(f"SELECT {', '.join(INSTALL_COLUMNS)} FROM installs{where}", args)
             names = [d[0] for d in cur.description]
             while rows := cur.fetchmany(_REBUILD_FETCH):
                 for row in rows:
-                    record = dict(zip(names, row, strict=True))
-                    add(fold.install(from_row(Install, record, INSTALL_COLUMNS)))
+                    totals.install(dict(zip(names, row, strict=True)))
             event_where = " WHERE e.app_key = ?" if app_key is not None else ""
             cur = conn.execute(EVENTS_WITH_INSTALLS + event_where, args)
             names = [d[0] for d in cur.description]
             while rows := cur.fetchmany(_REBUILD_FETCH):
                 for row in rows:
-                    record = dict(zip(names, row, strict=True))
-                    add(fold.event(_event_from(record), attributing_of(record)))
-            kept = [Increment(k, v) for k, v in totals.items() if v != 0]
+                    totals.event(dict(zip(names, row, strict=True)))
+            kept = totals.increments()
             add_rollups(db, kept)
             return len(kept)
 
@@ -249,22 +196,19 @@ class SqliteReports:
             f"{EVENTS_WITH_INSTALLS} WHERE e.app_key = ? AND e.event_time >= ? "
             "AND e.event_time < ? ORDER BY e.event_time, e.id",
             [app_key, start, end],
-            lambda row: (_event_from(row), _install_from(row, "i")),
+            _RECORDS.event_and_install,
             batch,
         )
 
     def stream_touches(
         self, kind: str, app_key: str, start: float, end: float, *, batch: int = 1000
     ) -> AsyncIterator[list[TouchRecord]]:
-        table = "clicks" if kind == "click" else "impressions"
-        fields = CLICK_COLUMNS if kind == "click" else TOUCH_COLUMNS
-        extra = (*_TOUCH_EXTRA, "destination") if kind == "click" else _TOUCH_EXTRA
-        columns = ", ".join(dict.fromkeys((*fields, *extra)))
+        source = touch_table(kind)
         return self._stream(
-            f"SELECT {columns} FROM {table} WHERE app_key = ? AND time >= ? AND time < ? "
-            "ORDER BY time, id",
+            f"SELECT {touch_record_columns(source)} FROM {source.table} "
+            "WHERE app_key = ? AND time >= ? AND time < ? ORDER BY time, id",
             [app_key, start, end],
-            lambda row: _touch_record(kind, row),
+            lambda row: touch_record(kind, row),
             batch,
         )
 

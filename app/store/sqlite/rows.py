@@ -2,40 +2,19 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
-from app.store.columns import BOOLEAN_COLUMNS, JSON_COLUMNS
+from app.store.common import rows
+from app.store.common.rows import from_row
 from app.store.jsontext import json_text
-
-T = TypeVar("T")
 
 __all__ = ["from_row", "insert_sql", "json_text", "to_row"]
 
 
 def to_row(value: object, columns: Sequence[str]) -> dict[str, Any]:
-    row: dict[str, Any] = {}
-    for column in columns:
-        item = getattr(value, column)
-        if column in JSON_COLUMNS:
-            item = json_text(item)
-        elif column in BOOLEAN_COLUMNS:
-            item = int(item)
-        row[column] = item
-    return row
-
-
-def from_row(cls: type[T], row: Mapping[str, Any], columns: Sequence[str]) -> T:
-    values: dict[str, Any] = {}
-    for column in columns:
-        item = row[column]
-        if column in JSON_COLUMNS:
-            item = json.loads(item)
-        elif column in BOOLEAN_COLUMNS:
-            item = bool(item)
-        values[column] = item
-    return cls(**values)
+    # SQLite has no boolean type: a flag is kept as 0/1.
+    return rows.to_row(value, columns, int)
 
 
 def insert_sql(table: str, columns: Sequence[str]) -> str:

@@ -2,34 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import json
-from dataclasses import asdict
-from typing import Any
-
 from sqlite_utils import Database
 
+from app.store.common import tiktok_ads as common
 from app.store.sqlite.connections import Connections
-from app.tiktok_ads.connection import AdvertiserInfo, ConnectionState, PullRecord
+from app.tiktok_ads.connection import ConnectionState, PullRecord
 
-_PULL_COLUMNS = (
-    "id, app_key, trigger, started_at, finished_at, start_date, end_date, rows, changed, "
-    "spend, currency, superseded, requests, error"
-)
-
-
-def _pull(row: dict[str, Any]) -> PullRecord:
-    return PullRecord(
-        **(
-            row
-            | {
-                "start_date": dt.date.fromisoformat(row["start_date"])
-                if row["start_date"]
-                else None,
-                "end_date": dt.date.fromisoformat(row["end_date"]) if row["end_date"] else None,
-            }
-        )
-    )
+_PULL_COLUMNS = ", ".join(common.PULL_NAMES)
 
 
 class SqliteTikTokAds:
@@ -38,18 +17,10 @@ class SqliteTikTokAds:
 
     async def connection_state(self, app_key: str) -> ConnectionState | None:
         row = await self._conns.one("SELECT * FROM tiktok_ads_state WHERE app_key = ?", [app_key])
-        if row is None:
-            return None
-        return ConnectionState(
-            app_key=row["app_key"],
-            state=row["state"],
-            message=row["message"],
-            advertisers=tuple(AdvertiserInfo(**a) for a in json.loads(row["advertisers"])),
-            updated_at=row["updated_at"],
-        )
+        return None if row is None else common.connection_state(row)
 
     async def set_connection_state(self, state: ConnectionState) -> None:
-        advertisers = json.dumps([asdict(a) for a in state.advertisers])
+        advertisers = common.advertisers_json(state)
 
         def write(db: Database) -> None:
             db.execute(
@@ -63,10 +34,8 @@ class SqliteTikTokAds:
         await self._conns.write(write)
 
     async def record_pull(self, pull: PullRecord) -> None:
-        values = asdict(pull)
-        values["start_date"] = pull.start_date.isoformat() if pull.start_date else None
-        values["end_date"] = pull.end_date.isoformat() if pull.end_date else None
-        names = _PULL_COLUMNS.split(", ")
+        values = common.pull_values(pull)
+        names = common.PULL_NAMES
 
         def write(db: Database) -> None:
             db.execute(
@@ -84,7 +53,7 @@ class SqliteTikTokAds:
             "ORDER BY started_at DESC, id DESC LIMIT ?",
             [app_key, limit],
         )
-        return [_pull(r) for r in rows]
+        return [common.pull_record(r) for r in rows]
 
     async def use_oauth_state(self, nonce: str, now: float, keep_seconds: float) -> bool:
         def write(db: Database) -> bool:
