@@ -886,6 +886,32 @@ def test_retention_erases_once_and_marks_the_install(store_opener: StoreOpener) 
     with_store(store_opener, scenario)
 
 
+def test_a_reinstalls_events_carry_the_first_installs_attribution(
+    store_opener: StoreOpener,
+) -> None:
+    """Retention moves the events an install's attribution counts: a reinstall's go with the
+    first install, never with the reinstall itself (unless the first is no longer stored)."""
+
+    async def scenario(store: Store) -> None:
+        first = make_install("a1", time=T0, gaid="g-1")
+        again = make_install("a2", time=T0 + 100, gaid="g-1", reinstall_of="i-a1")
+        orphan = make_install("a3", time=T0 + 200, gaid="g-3", reinstall_of="i-gone")
+        for install in (first, again, orphan):
+            await store.installs.record_install(install, claim_click=None, now=T0)
+        await store.events.record_event(make_event(first, "ev-1"), now=T0)
+        await store.events.record_event(make_event(again, "ev-2"), now=T0)
+        await store.events.record_event(make_event(orphan, "ev-3"), now=T0)
+
+        async def attributed(install_id: str) -> list[str]:
+            return [e.event_id for e in await store.privacy.events_attributed_to(install_id)]
+
+        assert await attributed("i-a1") == ["ev-1", "ev-2"]
+        assert await attributed("i-a2") == []
+        assert await attributed("i-a3") == ["ev-3"]  # its first install is not stored
+
+    with_store(store_opener, scenario)
+
+
 def test_an_erase_drops_undelivered_postbacks_and_answers_zero_twice(
     store_opener: StoreOpener,
 ) -> None:

@@ -447,7 +447,8 @@ class PrivacyStore(Protocol):
 
     async def count_retention_due(self, cutoffs: Mapping[str, float]) -> int: ...
     async def events_attributed_to(self, install_id: str) -> list[Event]:
-        """Events carrying this install's attribution: its own and its reinstalls'."""
+        """Events carrying this install's attribution: its reinstalls', and its own unless it
+        is itself a reinstall whose first install is still stored (they carry the first's)."""
         ...
 
     async def retain(self, items: Sequence[RetainItem], now: float) -> dict[str, int]:

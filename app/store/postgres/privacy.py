@@ -78,6 +78,16 @@ async def _erase_touch(
     return await _update(conn, table, row["id"], changes)
 
 
+# The installs whose events carry an install's attribution: the install itself, unless it is a
+# reinstall whose first install is still stored (its events are the first's then), and the
+# reinstalls of it (`app.conversions.attributing_install`).
+ATTRIBUTING_SQL = (
+    "SELECT x.id FROM installs x WHERE x.id = %(id)s AND NOT EXISTS "
+    "(SELECT 1 FROM installs f WHERE f.id = x.reinstall_of) "
+    "UNION ALL SELECT r.id FROM installs r WHERE r.reinstall_of = %(id)s"
+)
+
+
 class PostgresPrivacy:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -105,10 +115,10 @@ class PostgresPrivacy:
 
     async def events_attributed_to(self, install_id: str) -> list[Event]:
         rows = await self._db.all(
-            f"SELECT {', '.join(EVENT_COLUMNS)} FROM events WHERE install_id = %s OR install_id "
-            "IN (SELECT id FROM installs WHERE reinstall_of = %s) "
+            f"SELECT {', '.join(EVENT_COLUMNS)} FROM events "
+            f"WHERE install_id IN ({ATTRIBUTING_SQL}) "
             'ORDER BY event_time, id COLLATE "C"',
-            [install_id, install_id],
+            {"id": install_id},
         )
         return [from_row(Event, r, EVENT_COLUMNS) for r in rows]
 

@@ -67,6 +67,16 @@ def _erase_touch(
     return _update(conn, table, row["id"], touch_changes(row, secrets, replace))
 
 
+# The installs whose events carry an install's attribution: the install itself, unless it is a
+# reinstall whose first install is still stored (its events are the first's then), and the
+# reinstalls of it (`app.conversions.attributing_install`).
+ATTRIBUTING_SQL = (
+    "SELECT x.id FROM installs x WHERE x.id = :id AND NOT EXISTS "
+    "(SELECT 1 FROM installs f WHERE f.id = x.reinstall_of) "
+    "UNION ALL SELECT r.id FROM installs r WHERE r.reinstall_of = :id"
+)
+
+
 class SqlitePrivacy:
     def __init__(self, conns: Connections) -> None:
         self._conns = conns
@@ -94,9 +104,10 @@ class SqlitePrivacy:
 
     async def events_attributed_to(self, install_id: str) -> list[Event]:
         rows = await self._conns.all(
-            f"SELECT {', '.join(EVENT_COLUMNS)} FROM events WHERE install_id = ? OR install_id "
-            "IN (SELECT id FROM installs WHERE reinstall_of = ?) ORDER BY event_time, id",
-            [install_id, install_id],
+            f"SELECT {', '.join(EVENT_COLUMNS)} FROM events "
+            f"WHERE install_id IN ({ATTRIBUTING_SQL}) "
+            "ORDER BY event_time, id",
+            {"id": install_id},
         )
         return [from_row(Event, r, EVENT_COLUMNS) for r in rows]
 
