@@ -19,6 +19,9 @@ from starlette.testclient import TestClient
 
 from app.server import create_app
 from app.settings import Secret
+from app.store.backends import open_store
+from app.tiktok_ads.connection import STALE_PULL_SECONDS, PullRecord
+from tests.aio import run_async
 from tests.fakes.tiktok_marketing import (  # noqa: F401  (pytest finds fixtures by name)
     FakeTikTokMarketing,
     fake_marketing_fixture,
@@ -33,7 +36,8 @@ CALLBACK = "/api/v1/tiktok_ads/oauth/callback"
 
 
 class Gw:
-    def __init__(self, http: TestClient, clock: FakeClock, admin: str, sdk: str) -> None:
+    def __init__(self, http: TestClient, clock: FakeClock, admin: str, sdk: str, db: str) -> None:
+        self.db = db
         self.http = http
         self.clock = clock
         self.admin = {"Authorization": f"Bearer {admin}"}
@@ -84,7 +88,7 @@ def gw(tmp_path: Path, fake_marketing: FakeTikTokMarketing) -> Iterator[Gw]:
         base_url="http://gangway.test",
         client=("127.0.0.1", 50000),
     ) as http:
-        yield Gw(http, clock, admin, sdk)
+        yield Gw(http, clock, admin, sdk, settings.db)
 
 
 def test_connection_token_is_write_only_and_advertisers_come_from_tiktok(
@@ -227,6 +231,31 @@ def test_get_shows_the_pulls_newest_first(gw: Gw) -> None:
     second = gw.pull(days=3)
     assert [p["id"] for p in gw.get()["pulls"]] == [second["id"], first["id"]]
     assert (second["start_date"], second["end_date"]) == ("2026-11-19", "2026-11-21")
+
+
+def test_a_pull_that_never_ended_is_running_then_interrupted(gw: Gw) -> None:
+    """A pull whose process died (a restart, a crash) is logged as started and never as ended:
+    the owner sees it running for an hour, then interrupted, not running forever."""
+    gw.put({"advertiser_ids": [ADV], "access_token": "token-1"})
+    finished = gw.pull(days=1)
+    assert finished["outcome"] == "ok"
+
+    async def crashed() -> None:
+        store = await open_store(gw.db)
+        try:
+            started = gw.clock.now + 60
+            pull = PullRecord("p-crashed", "demo", trigger="schedule", started_at=started)
+            await store.tiktok_ads.record_pull(pull)
+        finally:
+            await store.close()
+
+    run_async(crashed())
+    gw.clock.now += 120
+    outcomes = [(p["id"], p["outcome"]) for p in gw.get()["pulls"]]
+    assert outcomes == [("p-crashed", "running"), (finished["id"], "ok")]
+    gw.clock.now += STALE_PULL_SECONDS
+    outcomes = [(p["id"], p["outcome"]) for p in gw.get()["pulls"]]
+    assert outcomes == [("p-crashed", "interrupted"), (finished["id"], "ok")]
 
 
 def test_pull_days_are_checked(gw: Gw) -> None:

@@ -15,6 +15,9 @@ from starlette.testclient import TestClient
 
 from app.server import create_app
 from app.settings import Secret
+from app.store.backends import open_store
+from app.tiktok_ads.connection import STALE_PULL_SECONDS, PullRecord
+from tests.aio import run_async
 from tests.console_kit import ADMIN, VIEWER, add_users_and_other_app, csrf_of, log_in
 from tests.fakes.tiktok_marketing import (  # noqa: F401  (pytest finds fixtures by name)
     FakeTikTokMarketing,
@@ -104,6 +107,27 @@ def test_pull_now_shows_the_pull_under_last_pulls(
         time.sleep(0.02)
     assert "data-pulls" in html and '<span class="badge ok">ok</span>' in html, html
     assert fake_marketing.report_requests()
+
+
+def test_a_pull_that_died_with_its_server_shows_as_interrupted(
+    console: TestClient, tmp_path: Path
+) -> None:
+    save(console, access_token="token-1")
+
+    async def crashed() -> None:
+        store = await open_store(make_settings(tmp_path).db)
+        try:
+            started = time.time() - STALE_PULL_SECONDS - 60
+            await store.tiktok_ads.record_pull(PullRecord("p-1", "demo", "schedule", started))
+        finally:
+            await store.close()
+
+    run_async(crashed())
+    screen, listing = console.get(SCREEN).text, console.get("/admin/tiktok-ads").text
+    for html in (screen, listing):
+        assert '<span class="badge warn">interrupted</span>' in html
+        assert '<span class="badge">running</span>' not in html
+    assert "the next pull covers these days" in screen
 
 
 def test_a_refused_token_is_shown_and_pull_now_is_off(

@@ -1428,6 +1428,11 @@ def tiktok_ads_schema() -> Schema:
         {
             "id": string(),
             "trigger": string(enum=["schedule", "api", "cli"]),
+            "outcome": string(
+                "running; ok; failed (see error); interrupted: no end an hour after its start "
+                "(the server stopped during it; the next pull covers its days)",
+                enum=["running", "ok", "failed", "interrupted"],
+            ),
             "started_at": time_output(False),
             "finished_at": time_output(),
             "start_date": string(format="date", nullable=True),
@@ -1443,7 +1448,7 @@ def tiktok_ads_schema() -> Schema:
             "requests": _COUNTS,
             "error": string(nullable=True),
         },
-        ["id", "started_at", "rows", "spend", "error"],
+        ["id", "outcome", "started_at", "rows", "spend", "error"],
     )
     stored = obj(
         {

@@ -78,6 +78,7 @@ async def _answer(svc: Services, rec: IntegrationRecord) -> dict[str, Any]:
         pulls,
         app_key=rec.app_key,
         updated_at=iso(rec.updated_at),
+        now=svc.clock(),
     )
 
 

@@ -15,6 +15,7 @@ from app.tiktok_ads.connection import (
     DEFAULT_PULL_EVERY_HOURS,
     NEEDS_REAUTH,
     PARTNER,
+    pull_outcome,
 )
 from app.web import owner_service as ops
 from app.web import tiktok_ads_service as ads
@@ -41,7 +42,16 @@ async def overview(s: Screen) -> Response:
         rec = await s.svc.store.configs.get_integration(app.app_key, PARTNER)
         state = await s.svc.store.tiktok_ads.connection_state(app.app_key) if rec else None
         last = await s.svc.store.tiktok_ads.recent_pulls(app.app_key, 1) if rec else []
-        rows.append({"app": app, "connected": rec is not None, "state": state, "last": last})
+        outcome = pull_outcome(last[0], s.svc.clock()) if last else None
+        rows.append(
+            {
+                "app": app,
+                "connected": rec is not None,
+                "state": state,
+                "last": last,
+                "outcome": outcome,
+            }
+        )
     return s.render("console/tiktok_ads_list.html", {"rows": rows})
 
 
