@@ -985,6 +985,29 @@ def test_a_pull_replaces_exactly_its_scope_at_once(store_opener: StoreOpener) ->
     with_store(store_opener, scenario)
 
 
+def test_superseded_uploads_are_counted_once_whatever_the_accounts(
+    store_opener: StoreOpener,
+) -> None:
+    from app.reports.cost import TIKTOK_API, CostScope
+
+    day1, day2 = date(2026, 11, 20), date(2026, 11, 21)
+
+    async def scenario(store: Store) -> None:
+        await store.cost.put_cost(
+            [_cost(UPLOAD, 40, date=day2), _cost(UPLOAD, 7, date=day2, campaign_id="1800")], T0
+        )
+        # Two advertisers pull the same campaign-day: the upload is superseded once.
+        for account in ("adv-1", "adv-2"):
+            scope = CostScope("demo", TIKTOK_API, account, day1, day2)
+            pulled = _cost(TIKTOK_API, 1, date=day2, ad_id=account, campaign_id="1700")
+            await store.cost.replace_cost(scope, [pulled], T0)
+        assert await store.cost.count_superseded("demo", day1, day2) == 1
+        assert await store.cost.count_superseded("demo", day1, day1) == 0
+        assert await store.cost.count_superseded("other", day1, day2) == 0
+
+    with_store(store_opener, scenario)
+
+
 def test_tiktok_ads_state_pull_log_and_single_use_oauth_states(store_opener: StoreOpener) -> None:
     from app.tiktok_ads.connection import AdvertiserInfo, ConnectionState, PullRecord
 

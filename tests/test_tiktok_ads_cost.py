@@ -265,6 +265,26 @@ def test_uploaded_rows_of_a_pulled_campaign_day_are_superseded(rig: Rig) -> None
     assert all(e.source == TIKTOK_API for e in counted)
 
 
+def test_an_upload_superseded_under_two_advertisers_is_counted_once(rig: Rig) -> None:
+    other = "7002238017842757999"
+    rig.fake.add_advertiser(other, display_timezone="America/Los_Angeles")
+    rig.fake.seed(other, ads=4, start=dt.date(2026, 9, 20), days=80, campaigns=1)
+    config, token = validate_connection({"advertiser_ids": [ADV, other], "access_token": "token-1"})
+    run_async(rig.store.configs.put_integration("demo", PARTNER, config, token, NOW))
+    some_campaign = next(iter(rig.fake.spend_by_campaign_day(ADV)))[0]
+    upload = CostEntry(
+        app_key="demo", date=TODAY, source=UPLOAD, media_source="tiktokglobal_int",
+        campaign="by hand", campaign_id=some_campaign, adset="", adset_id="", ad="", ad_id="",
+        country="", cost="999", currency="USD", amount=999_000_000, report_currency="USD",
+    )  # fmt: skip
+    run_async(rig.store.cost.put_cost([upload], NOW))
+
+    record = rig.pull(days=1)
+
+    assert record.error is None
+    assert record.superseded == 1
+
+
 def test_the_command_line_pulls_and_says_what_it_did(
     rig: Rig, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

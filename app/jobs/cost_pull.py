@@ -82,7 +82,6 @@ class _Tally:
     rows: int = 0
     changed: int = 0
     amount: int = 0
-    superseded: int = 0
     problems: int = 0
     first_problem: str | None = None
 
@@ -342,7 +341,6 @@ class CostPuller:
             writing = None
             tally.rows += replaced.rows
             tally.changed += replaced.changed
-            tally.superseded += replaced.superseded
             tally.amount += sum(e.amount for e in mapped.entries)
             if mapped.problems:
                 tally.problems += len(mapped.problems)
@@ -396,12 +394,19 @@ class CostPuller:
         if tally.problems:
             note = f"{tally.problems} rows not stored: {tally.first_problem}"
             error = f"{error}; {note}" if error else note
+        # Counted once over the pull's days: each window's replace counts the uploads its days
+        # hold, so two advertisers' windows over the same days would count them twice.
+        superseded = (
+            await store.cost.count_superseded(app_key, record.start_date, record.end_date)
+            if record.start_date and record.end_date
+            else 0
+        )
         return replace(
             record,
             rows=tally.rows,
             changed=tally.changed,
             spend=money(tally.amount),
-            superseded=tally.superseded,
+            superseded=superseded,
             error=error,
         )
 

@@ -409,6 +409,11 @@ class CostStore(Protocol):
         """Every cost row of the days from `start` to `end`, of every source."""
         ...
 
+    async def count_superseded(self, app_key: str, start: date, end: date) -> int:
+        """The uploaded rows of the days from `start` to `end` whose campaign-day has a pulled
+        row, each counted once whatever the number of accounts pulled."""
+        ...
+
     async def put_rates(self, app_key: str, rates: Sequence[Rate], now: float) -> int: ...
     async def rates(self, app_key: str) -> dict[tuple[date, str], Decimal]:
         """(day, currency) -> rate to the app's report currency."""

@@ -84,9 +84,9 @@ def scope_params(scope: CostScope) -> list[Any]:
     ]
 
 
-def superseded_params(scope: CostScope) -> list[Any]:
-    """What the count of superseded uploads is given: uploads of the scope's app and days."""
-    return [scope.app_key, UPLOAD, scope.start.isoformat(), scope.end.isoformat()]
+def superseded_params(app_key: str, start: date, end: date) -> list[Any]:
+    """What the count of superseded uploads is given: uploads of an app's days."""
+    return [app_key, UPLOAD, start.isoformat(), end.isoformat()]
 
 
 def stale_keys(existing: Iterable[CostKey], rows: Sequence[Row]) -> list[CostKey]:

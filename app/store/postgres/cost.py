@@ -105,7 +105,9 @@ class PostgresCost:
                 async with conn.cursor() as deleting:
                     await deleting.executemany(DELETE_BY_KEY, stale)
             written = await _upsert_each(conn, UPSERT_PULLED, rows)
-            cursor = await conn.execute(COUNT_SUPERSEDED, common.superseded_params(scope))
+            cursor = await conn.execute(
+                COUNT_SUPERSEDED, common.superseded_params(scope.app_key, scope.start, scope.end)
+            )
             counted = await cursor.fetchone()
             return common.replaced(rows, written, stale, int(counted["n"]) if counted else 0)
 
@@ -117,6 +119,10 @@ class PostgresCost:
             common.day_range_params(app_key, start, end),
         )
         return [common.cost_entry(r) for r in rows]
+
+    async def count_superseded(self, app_key: str, start: date, end: date) -> int:
+        row = await self._db.one(COUNT_SUPERSEDED, common.superseded_params(app_key, start, end))
+        return int(row["n"]) if row else 0
 
     async def put_rates(self, app_key: str, rates: Sequence[Rate], now: float) -> int:
         rows = common.rate_rows(app_key, rates, now)

@@ -81,7 +81,9 @@ class SqliteCost:
             stale = common.stale_keys(existing, rows)
             db.conn.executemany(DELETE_BY_KEY, stale)
             written = db.conn.executemany(UPSERT_PULLED, rows).rowcount if rows else 0
-            superseded = db.execute(COUNT_SUPERSEDED, common.superseded_params(scope)).fetchone()[0]
+            superseded = db.execute(
+                COUNT_SUPERSEDED, common.superseded_params(scope.app_key, scope.start, scope.end)
+            ).fetchone()[0]
             return common.replaced(rows, written, stale, superseded)
 
         return await self._conns.write(write)
@@ -92,6 +94,12 @@ class SqliteCost:
             common.day_range_params(app_key, start, end),
         )
         return [common.cost_entry(r) for r in rows]
+
+    async def count_superseded(self, app_key: str, start: date, end: date) -> int:
+        rows = await self._conns.all(
+            COUNT_SUPERSEDED, common.superseded_params(app_key, start, end)
+        )
+        return int(next(iter(rows[0].values())))
 
     async def put_rates(self, app_key: str, rates: Sequence[Rate], now: float) -> int:
         rows = common.rate_rows(app_key, rates, now)
