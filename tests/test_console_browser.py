@@ -5,6 +5,7 @@ look at."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -279,6 +280,27 @@ def test_the_owner_journey(
     assert '"event_source": "web"' in sent and '"event_source_id": "JOURNEYPIXEL"' in sent
     assert TTCLID in sent
     owner.shoot("postback")
+
+    # -- an audience, made through the owner API with the console's session ------------------
+    owner.goto("/admin/apps/journey")
+    csrf = page.get_attribute('input[name="csrf_token"] >> nth=0', "value")
+    made = owner.context.request.put(
+        base + "/api/v1/apps/journey/audiences/payers",
+        data=json.dumps(
+            {
+                "advertiser_id": "7002238017842757633",
+                "platform": "android",
+                "media_source": "tiktokglobal_int",
+                "did_event": ["af_purchase"],
+            }
+        ),  # fmt: skip
+        headers={"Content-Type": "application/json", "X-CSRF-Token": str(csrf), "Origin": base},
+    )
+    assert made.status == 200, made.text()
+    owner.goto("/admin/audiences")
+    row = page.inner_text("table tbody tr")
+    assert "payers" in row and "pending" in row and "not synced yet" in row
+    owner.shoot("audiences")
 
     # -- the other screens, photographed ------------------------------------------------------
     owner.goto("/admin/postbacks")
