@@ -305,6 +305,21 @@ def test_oauth_connects_with_a_good_state_once(gw: Gw, fake_marketing: FakeTikTo
     assert fake_marketing.violations == []
 
 
+def test_a_declined_consent_goes_back_to_the_screen_and_changes_nothing(
+    gw: Gw, fake_marketing: FakeTikTokMarketing
+) -> None:
+    params = consent(gw)
+    # TikTok sends the owner back with the state and no code when they decline.
+    back = gw.http.get(CALLBACK, params={"state": params["state"]}, follow_redirects=False)
+    assert back.status_code == 303
+    assert back.headers["location"] == "/admin/apps/demo/tiktok-ads?declined=1"
+    assert gw.http.get(CONNECTION, headers=gw.admin).status_code == 404  # nothing stored
+    assert [r for r in fake_marketing.requests if r.endpoint == "oauth2/access_token"] == []
+    # A forged state is still refused, not sent back to a screen.
+    forged = gw.http.get(CALLBACK, params={"state": "x" + params["state"]})
+    assert (forged.status_code, forged.json()["field"]) == (400, "state")
+
+
 def test_oauth_refuses_forged_and_stale_states(gw: Gw, fake_marketing: FakeTikTokMarketing) -> None:
     code = fake_marketing.issue_auth_code([ADV])
     forged = URLSafeSerializer("not-our-key", salt="gangway.tiktok_ads.oauth-state").dumps(

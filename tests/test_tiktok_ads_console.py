@@ -166,6 +166,17 @@ def test_connect_goes_to_tiktok_and_comes_back_connected(
     assert not fake_marketing.token_valid("oauth-token")
 
 
+def test_declining_on_tiktok_comes_back_saying_so(console: TestClient) -> None:
+    off = console.post(
+        SCREEN + "/connect", data={"csrf_token": csrf_of(console, SCREEN)}, follow_redirects=False
+    )
+    state = parse_qs(urlsplit(off.headers["location"]).query)["state"][0]
+    back = console.get(f"/api/v1/tiktok_ads/oauth/callback?state={state}", follow_redirects=True)
+    assert back.status_code == 200 and back.url.path == SCREEN
+    assert "Not connected: TikTok sent no authorisation" in back.text
+    assert 'data-state="none"' in back.text
+
+
 def test_a_viewer_cannot_open_the_screens(console: TestClient) -> None:
     console.cookies.clear()
     log_in(console, VIEWER)

@@ -1515,7 +1515,10 @@ def tiktok_ads_operations() -> dict[tuple[str, str], Operation]:
             tag,
             PUBLIC,
             {
-                "303": ok("Connected: to the connection's console screen"),
+                "303": ok(
+                    "To the connection's console screen: connected, or, with a good state and "
+                    "no code (the owner declined), told so with nothing changed"
+                ),
                 "400": error("A forged, expired or used state, or an auth_code TikTok refused"),
                 "404": error("The state's app is gone"),
                 "409": conflict,

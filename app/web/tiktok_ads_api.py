@@ -60,6 +60,10 @@ async def post_oauth(request: Request) -> Response:
 
 
 async def oauth_callback(request: Request) -> Response:
-    app_key = await ads.oauth_callback(services(request), dict(request.query_params))
+    try:
+        app_key = await ads.oauth_callback(services(request), dict(request.query_params))
+    except ads.ConsentDeclined as declined:
+        screen = f"/admin/apps/{declined.app_key}/tiktok-ads?declined=1"
+        return RedirectResponse(screen, status_code=303)
     # Back to the connection's console screen, which shows the result.
     return RedirectResponse(f"/admin/apps/{app_key}/tiktok-ads?connected=1", status_code=303)

@@ -201,9 +201,18 @@ async def consent_url(svc: Services, owner: Owner, app_key: str, origin: str) ->
     )
 
 
+class ConsentDeclined(Exception):  # noqa: N818 - an outcome the owner is shown, not a fault
+    """TikTok came back with a good state but no code: the owner declined or cancelled."""
+
+    def __init__(self, app_key: str) -> None:
+        super().__init__(app_key)
+        self.app_key = app_key
+
+
 async def oauth_callback(svc: Services, params: dict[str, str]) -> str:
     """Connect the app named by a good `state` with the token `auth_code` gives; answers its
-    app key. A forged, expired or replayed state is a 400, and nothing is exchanged."""
+    app key. A forged, expired or replayed state is a 400, and nothing is exchanged; a good
+    state without a code (consent declined) is `ConsentDeclined`."""
     if not oauth_enabled(svc):
         raise ApiError(409, "oauth_not_configured", "OAuth is not configured on this server")
     code = params.get("auth_code") or params.get("code")
@@ -216,7 +225,9 @@ async def oauth_callback(svc: Services, params: dict[str, str]) -> str:
     except oauth.BadState as exc:
         raise ApiError.invalid("state", str(exc)) from None
     if not code:
-        raise ApiError.invalid("auth_code", "auth_code is required (TikTok sent none)")
+        # The state is ours and good: the owner said no on TikTok's page. They go back to the
+        # screen they came from and are told so; nothing is changed.
+        raise ConsentDeclined(state.app_key)
     app = await svc.store.configs.get_app(state.app_key)
     if app is None:
         raise ApiError(404, "not_found", f"no app {state.app_key!r}")

@@ -87,7 +87,12 @@ async def connection(s: Screen) -> Response:
             return await _page(s, app.app_key, body, field_errors(exc), 400)
         return s.redirect(path, warning or "Saved the TikTok Ads connection.")
     if s.request.query_params.get("connected"):
-        s.extra["connected"] = True
+        s.extra["done"] = "Connected to TikTok Ads."
+    elif s.request.query_params.get("declined"):
+        s.extra["done"] = (
+            "Not connected: TikTok sent no authorisation (the consent was declined or "
+            "cancelled). Nothing changed."
+        )
     return await _page(s, app.app_key, None, {}, 200)
 
 
@@ -123,7 +128,7 @@ async def _page(
         "errors": errors,
         "needs_reauth": bool(answer and answer["state"] == NEEDS_REAUTH),
         "oauth": ads.oauth_enabled(s.svc),
-        "done": "Connected to TikTok Ads." if s.extra.get("connected") else None,
+        "done": s.extra.get("done"),
         # The page lives under its app's path; the navigation shows it under TikTok Ads.
         "nav": "/admin/tiktok-ads",
     }
