@@ -276,6 +276,16 @@ def test_downloads_work_with_the_console_session(rig: Rig) -> None:
     api_link = re.search(r'href="(/api/v1/reports/overview[^"]*)"', page)
     assert api_link and client.get(html.unescape(api_link.group(1))).status_code == 200
 
+    # Filtered, the downloads hold what the screen shows, each where its kind has the column.
+    ios = client.get("/admin", params={"app": "demo", "platform": "ios"} | WEEK).text
+    links = dict(re.findall(r'href="(/api/v1/raw/(\w+)\.csv[^"]*)"', ios))
+    kinds = {kind: html.unescape(link) for link, kind in links.items()}
+    assert "platform=ios" in kinds["installs"] and "platform" not in kinds["impressions"]
+    assert "platform" not in kinds["postbacks"]
+    none = client.get(kinds["installs"])
+    assert none.status_code == 200 and len(none.text.strip().splitlines()) == 1  # header only
+    assert all(client.get(link).status_code == 200 for link in kinds.values())
+
 
 def test_all_apps_show_a_line_each_and_a_limited_user_sees_only_theirs(rig: Rig) -> None:
     client = rig.as_user(ADMIN)

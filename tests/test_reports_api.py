@@ -452,6 +452,32 @@ def test_raw_installs_keep_the_original_url_and_neutralise_formulas(gw: Owner) -
 
 
 @pytest.mark.both_backends
+def test_raw_data_takes_the_overviews_filters(gw: Owner) -> None:
+    make_history(gw)
+    day = {"from": "2026-11-21", "to": "2026-11-21"}
+    for kind in ("installs", "events", "clicks"):
+        every, _ = gw.raw(kind, **day)
+        # The original PID is unified as in the overview: the rows are TikTok's.
+        tiktok, _ = gw.raw(kind, **day, media_source="tiktokweb_int")
+        assert tiktok == [r for r in every if r["media_source"] == "tiktokglobal_int"]
+        assert 0 < len(tiktok) <= len(every), kind
+        organic, _ = gw.raw(kind, **day, media_source="organic")
+        assert len(tiktok) + len(organic) <= len(every)
+        assert all(r["media_source"] == "organic" for r in organic)
+    installs, _ = gw.raw("installs", **day)
+    assert len({r["media_source"] for r in installs}) > 1  # the filter had rows to leave out
+    android, _ = gw.raw("installs", **day, platform="android")
+    assert android == [r for r in installs if r["platform"] == "android"]
+    assert 0 < len(android) < len(installs)
+    # A filter the kind has no column for is refused, naming it.
+    for kind, name in (("postbacks", "media_source"), ("impressions", "platform")):
+        r = gw.http.get(
+            f"/api/v1/raw/{kind}.csv", params={"app_key": "demo", name: "x"}, headers=gw.admin
+        )
+        assert (r.status_code, r.json()["field"]) == (400, name), r.text
+
+
+@pytest.mark.both_backends
 def test_retention_erases_and_makes_organic_and_keeps_past_rollups(gw: Owner) -> None:
     ids = make_history(gw)
     before = gw.overview(**{"from": "2026-11-21", "to": "2026-11-21", "group_by": "media_source"})

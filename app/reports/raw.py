@@ -18,6 +18,7 @@ from typing import Any
 
 from app.clock import iso
 from app.conversions import Event, Install
+from app.fields import FieldError
 from app.postbacks import tiktok
 from app.postbacks.postback import PostbackRecord
 from app.touches import TouchRecord
@@ -246,6 +247,22 @@ def postback_row(rec: PostbackRecord) -> dict[str, object]:
         "sent_at": iso(rec.sent_at),
         "payload": payload,
     }
+
+
+def checked_filters(kind: str, filters: Mapping[str, str]) -> dict[str, str]:
+    """The overview's filters (media source, campaign, country, platform...) for raw data of
+    `kind`: each must be one of its columns; FieldError names one that is not."""
+    columns = COLUMNS[kind]
+    for name in filters:
+        if name not in columns:
+            raise FieldError(name, f"raw {kind} have no {name} column to filter on")
+    return dict(filters)
+
+
+def kept(row: Mapping[str, object], filters: Mapping[str, str]) -> bool:
+    """Whether a raw row has every filtered value (an empty cell matches an empty filter, as a
+    rollup's empty dimension does)."""
+    return all(str(row.get(name) or "") == value for name, value in filters.items())
 
 
 def csv_lines(columns: Sequence[str], rows: Iterable[Mapping[str, object]]) -> str:

@@ -1336,6 +1336,15 @@ def reports_operations() -> dict[tuple[str, str], Operation]:
                     "kind", f"One of {', '.join(raw.KINDS)}", "^(" + "|".join(raw.KINDS) + ")$"
                 ),
                 *_range_params(),
+                *(
+                    query(
+                        d,
+                        f"Only rows of this {d}, as the overview's filter (400 where the "
+                        "kind has no such column: postbacks, an impression's platform)",
+                    )
+                    for d in GROUPS
+                    if d != "date"
+                ),
             ],
         ),
         ("/api/v1/cost", "post"): op(

@@ -56,12 +56,16 @@ async def overview(request: Request) -> Response:
 
 
 async def _mapped(
-    batches: AsyncIterator[list[T]], fn: Callable[[T], Mapping[str, object]]
+    batches: AsyncIterator[list[T]],
+    fn: Callable[[T], Mapping[str, object]],
+    filters: Mapping[str, str] | None = None,
 ) -> AsyncIterator[list[Mapping[str, object]]]:
-    """Each batch of stored records as raw data rows; closing this closes the store's cursor."""
+    """Each batch of stored records as raw data rows, those the filters keep; closing this
+    closes the store's cursor."""
     try:
         async for batch in batches:
-            yield [fn(item) for item in batch]
+            rows = [fn(item) for item in batch]
+            yield [r for r in rows if raw.kept(r, filters)] if filters else rows
     finally:
         await batches.aclose()  # type: ignore[attr-defined]
 
@@ -81,18 +85,25 @@ async def raw_csv(request: Request) -> Response:
         raise ApiError(404, "not_found", f"no raw data {kind!r}; one of {', '.join(raw.KINDS)}")
     app = await _app(svc, owner, request.query_params.get("app_key"))
     query = _query(request, svc, app)
+    try:
+        filters = raw.checked_filters(kind, query.filters)
+    except FieldError as exc:
+        raise ApiError.from_field(exc) from None
     start, end = _bounds(query)
     columns = raw.COLUMNS[kind]
     reports = svc.store.reports
     rows: AsyncIterator[list[Mapping[str, object]]]
     if kind == "installs":
         rows = _mapped(
-            reports.stream_installs(app.app_key, start, end, batch=EXPORT_BATCH), raw.install_row
+            reports.stream_installs(app.app_key, start, end, batch=EXPORT_BATCH),
+            raw.install_row,
+            filters,
         )
     elif kind == "events":
         rows = _mapped(
             reports.stream_events(app.app_key, start, end, batch=EXPORT_BATCH),
             lambda pair: raw.event_row(*pair),
+            filters,
         )
     elif kind == "postbacks":
         rows = _mapped(
@@ -108,6 +119,7 @@ async def raw_csv(request: Request) -> Response:
         rows = _mapped(
             reports.stream_touches(touch_kind, app.app_key, start, end, batch=EXPORT_BATCH),
             lambda rec: raw.touch_row(rec, unified, ccpa_limit=ccpa, covered_states=states),
+            filters,
         )
 
     async def body() -> AsyncIterator[bytes]:

@@ -471,7 +471,18 @@ async def _overview(
     )
     rows, more = _table(table_report, form, level)
     span = {"app_key": app.app_key, "from": report["from"], "to": report["to"]}
-    downloads = [(kind, _link(f"/api/v1/raw/{kind}.csv", span)) for kind in raw.KINDS]
+    # The raw rows of what the screen shows: its filters, where the kind has that column.
+    shown: dict[str, str] = report.get("filters") or {}
+    downloads = [
+        (
+            kind,
+            _link(
+                f"/api/v1/raw/{kind}.csv",
+                span | {k: v for k, v in shown.items() if k in raw.COLUMNS[kind]},
+            ),
+        )
+        for kind in raw.KINDS
+    ]
     return Overview(
         app=app,
         report=report,
