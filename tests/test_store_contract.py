@@ -528,6 +528,21 @@ def test_an_event_is_stored_once_per_event_id(store_opener: StoreOpener) -> None
 # -- the outbox --------------------------------------------------------------------------------
 
 
+def test_a_payload_with_a_lone_surrogate_is_kept_and_read_back(store_opener: StoreOpener) -> None:
+    """A client may send "\\ud800" in a value the payload carries; no UTF-8 column holds it, so
+    the payload is kept as escaped JSON rather than failing the write."""
+
+    async def scenario(store: Store) -> None:
+        odd = NewPostback(
+            "demo", "tiktokweb_int", "event", "s1", "Purchase", {"description": "a\ud800b"}
+        )
+        await store.outbox.queue_postbacks([odd], T0)
+        [due] = await store.outbox.due_postbacks(T0, per_integration=10, limit=10)
+        assert due.payload == {"description": "a\ud800b"}
+
+    with_store(store_opener, scenario)
+
+
 def test_due_postbacks_are_shared_fairly_and_skip_what_is_in_flight(
     store_opener: StoreOpener,
 ) -> None:

@@ -9,7 +9,6 @@ flight when the process died is still due after restart, and is sent again (at l
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Collection, Sequence
 from typing import Any
@@ -25,6 +24,7 @@ from app.store.common.outbox import (
     queued_rows,
     state_counts,
 )
+from app.store.jsontext import json_text
 from app.store.sqlite.connections import Connections
 
 __all__ = ["SqliteOutbox", "postback_from_row", "queue_postbacks"]
@@ -170,18 +170,12 @@ class SqliteOutbox:
 
 def queue_postbacks(db: Database, postbacks: Sequence[NewPostback], now: float) -> None:
     """Insert outbox rows, due now; called inside the install's or event's own transaction."""
-    for row in queued_rows(postbacks, now, _payload_text):
+    for row in queued_rows(postbacks, now, json_text):
         db.execute(
             "INSERT INTO postbacks (id, app_key, partner, kind, subject_id, event, payload, "
             "state, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
             row,
         )
-
-
-def _payload_text(payload: Any) -> str:
-    # As this backend has always written a payload: unlike `json_text`, a lone surrogate is
-    # not escaped (the write fails on it instead).
-    return json.dumps(payload, ensure_ascii=False)
 
 
 def _restart(db: Database, where: str, params: list[Any], now: float) -> int:
