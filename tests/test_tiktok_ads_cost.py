@@ -248,15 +248,20 @@ def test_campaign_filter_keeps_only_those_campaigns(rig: Rig) -> None:
     assert {e.campaign_id for e in rig.stored(TODAY, TODAY)} == {campaign}
 
 
-def test_uploaded_rows_of_a_pulled_campaign_day_are_superseded(rig: Rig) -> None:
-    campaign = rig.fake.spend_by_campaign_day(ADV)
-    some_campaign = next(iter(campaign))[0]
+def upload_by_hand(rig: Rig, campaign_id: str) -> None:
+    """Today's cost of one campaign, uploaded (the rows a pull of that campaign-day supersedes)."""
     upload = CostEntry(
         app_key="demo", date=TODAY, source=UPLOAD, media_source="tiktokglobal_int",
-        campaign="by hand", campaign_id=some_campaign, adset="", adset_id="", ad="", ad_id="",
+        campaign="by hand", campaign_id=campaign_id, adset="", adset_id="", ad="", ad_id="",
         country="", cost="999", currency="USD", amount=999_000_000, report_currency="USD",
     )  # fmt: skip
     run_async(rig.store.cost.put_cost([upload], NOW))
+
+
+def test_uploaded_rows_of_a_pulled_campaign_day_are_superseded(rig: Rig) -> None:
+    campaign = rig.fake.spend_by_campaign_day(ADV)
+    some_campaign = next(iter(campaign))[0]
+    upload_by_hand(rig, some_campaign)
 
     record = rig.pull(days=1)
 
@@ -272,12 +277,7 @@ def test_an_upload_superseded_under_two_advertisers_is_counted_once(rig: Rig) ->
     config, token = validate_connection({"advertiser_ids": [ADV, other], "access_token": "token-1"})
     run_async(rig.store.configs.put_integration("demo", PARTNER, config, token, NOW))
     some_campaign = next(iter(rig.fake.spend_by_campaign_day(ADV)))[0]
-    upload = CostEntry(
-        app_key="demo", date=TODAY, source=UPLOAD, media_source="tiktokglobal_int",
-        campaign="by hand", campaign_id=some_campaign, adset="", adset_id="", ad="", ad_id="",
-        country="", cost="999", currency="USD", amount=999_000_000, report_currency="USD",
-    )  # fmt: skip
-    run_async(rig.store.cost.put_cost([upload], NOW))
+    upload_by_hand(rig, some_campaign)
 
     record = rig.pull(days=1)
 
