@@ -47,6 +47,7 @@ from pathlib import Path
 import httpx
 
 from app.paths import ROOT
+from benchmarks.proc import process_cpu
 
 INSTALL_HINT = (
     "wrk is not installed: this benchmark drives its load with wrk "
@@ -270,15 +271,6 @@ def server(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
-def process_cpu(pid: int) -> float | None:
-    """CPU seconds (user + system) a process has used so far; None off Linux."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def bare_argv(stack: str, port: int) -> list[str]:

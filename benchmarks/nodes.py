@@ -61,7 +61,7 @@ from app.store.postgres import PostgresStore
 from app.store.postgres.candidates import find_candidates
 from app.store.postgres.partitions import DAY, day_of, ensure_days
 from app.store.records import CandidateQuery
-from benchmarks import attribution, ingest
+from benchmarks import attribution, ingest, proc
 from tests.live import LiveServer
 from tests.pg import ThrowawayPostgres
 
@@ -77,28 +77,10 @@ NOTE = (
 
 # -- where the CPU goes: what saturates first as load grows --------------------------------
 
-_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def _stat(pid: int) -> list[str] | None:
-    """Fields of /proc/<pid>/stat after the command name (which may hold spaces)."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return text.rpartition(")")[2].split()
-
 
 def process_cpu(pid: int, *, children: bool = False) -> float:
-    """CPU seconds (user + system) a process has used; with `children`, also what its exited
-    children used (a PostgreSQL backend that has ended is counted by the postmaster)."""
-    fields = _stat(pid)
-    if fields is None:
-        return 0.0
-    ticks = int(fields[11]) + int(fields[12])  # utime, stime
-    if children:
-        ticks += int(fields[13]) + int(fields[14])  # cutime, cstime
-    return ticks / _TICK
+    """CPU seconds a process has used (`benchmarks.proc`); a process gone counts nothing."""
+    return proc.process_cpu(pid, children=children) or 0.0
 
 
 def postgres_cpu(data: Path) -> float:
@@ -111,7 +93,7 @@ def postgres_cpu(data: Path) -> float:
     total = process_cpu(postmaster, children=True)
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
-            fields = _stat(int(entry.name))
+            fields = proc.proc_stat(int(entry.name))
             if fields is not None and fields[1] == str(postmaster):  # ppid
                 total += process_cpu(int(entry.name))
     return total
@@ -132,17 +114,19 @@ class Cpu:
 
 
 class CpuMeter:
-    """Reads the CPU of the nodes, the PostgreSQL server and this load client, before and after."""
+    """Reads the CPU of the nodes, the PostgreSQL server and the load client, before and after."""
 
     def __init__(self, node_pids: list[int], pg_data: Path | None) -> None:
         self.node_pids = node_pids
         self.pg_data = pg_data
 
     def read(self) -> Cpu:
+        # The load client is wrk, a child of this process: its CPU is counted when it exits.
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
         return Cpu(
             nodes=sum(process_cpu(pid) for pid in self.node_pids),
             postgresql=postgres_cpu(self.pg_data) if self.pg_data else 0.0,
-            client=time.process_time(),
+            client=children.ru_utime + children.ru_stime,
         )
 
     @staticmethod
@@ -229,11 +213,6 @@ def stored(db: str) -> int:
         conn2.close()
 
 
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def load(
     urls: Sequence[str], concurrency: int, seconds: float, scripts: Path, meter: CpuMeter
 ) -> Throughput:
@@ -259,13 +238,11 @@ def load(
         result = ingest.parse_wrk("warm-up", warm.communicate(timeout=60)[0])
         warmed += result.requests - result.bad
     before = meter.read()
-    client_before = _children_cpu()
     started = time.perf_counter()
     loads = [run_wrk(url, seconds) for url in urls]
     outputs = [process.communicate(timeout=seconds + 60)[0] for process in loads]
     elapsed = time.perf_counter() - started
     spent = CpuMeter.spent(before, meter.read())
-    spent.client = _children_cpu() - client_before
     part = Throughput("", seconds=elapsed, nodes=len(urls), cpu=spent, untimed=warmed)
     for url, output in zip(urls, outputs, strict=True):
         result = ingest.parse_wrk(url, output)

@@ -59,6 +59,7 @@ from app.store.sqlite import SqliteStore as Store
 from app.store.sqlite.touches import touch_row
 from app.store.sqlite.writer import connect
 from app.touches import Touch, TouchRecord
+from benchmarks.proc import process_cpu
 
 GROUP = "group commit"
 PER_WRITE = "commit per write"
@@ -369,15 +370,6 @@ class Acked:
         finally:
             conn.close()
         return lost + max(0, self.clicks - int(stored))
-
-
-def process_cpu(pid: int) -> float | None:
-    """CPU seconds (user + system) a process has used so far; None off Linux."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def http_run(

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from app.sealing import SealError, TokenSealer, is_sealed
+from app.store.common.rows import record_of
 from app.store.records import AppRecord, IntegrationRecord, PageRecord
 
 log = logging.getLogger("gangway.store")
@@ -22,24 +23,11 @@ TOKEN_USE_RESOLUTION_SECONDS = 60.0
 
 
 def app_from_row(row: Mapping[str, Any]) -> AppRecord:
-    return AppRecord(
-        app_key=row["app_key"],
-        name=row["name"],
-        sdk_key=row["sdk_key"],
-        config=json.loads(row["config"]),
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
+    return record_of(AppRecord, row, documents=("config",))
 
 
 def page_from_row(row: Mapping[str, Any]) -> PageRecord:
-    return PageRecord(
-        slug=row["slug"],
-        app_key=row["app_key"],
-        config=json.loads(row["config"]),
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
+    return record_of(PageRecord, row, documents=("config",))
 
 
 # -- integrations and their tokens -------------------------------------------------------------

@@ -7,6 +7,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from app.store.common.rows import record_of
 from app.store.records import SessionRecord, TouchCounts, UserRecord
 
 # A session's last use is written at most this often: a page's burst of requests writes once.
@@ -35,14 +36,7 @@ def user_from(row: Mapping[str, Any]) -> UserRecord:
 
 
 def session_from(row: Mapping[str, Any]) -> SessionRecord:
-    return SessionRecord(
-        id=row["id"],
-        username=row["username"],
-        csrf_token=row["csrf_token"],
-        created_at=row["created_at"],
-        last_seen_at=row["last_seen_at"],
-        revoked_at=row["revoked_at"],
-    )
+    return record_of(SessionRecord, row)
 
 
 def touch_counts(row: Mapping[str, Any]) -> TouchCounts:

@@ -4,6 +4,7 @@ one way back to `CostEntry`, so an upload or a pull stored on either reads back 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import fields
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -11,21 +12,11 @@ from typing import Any
 from app.reports.cost import UPLOAD, CostEntry, CostScope, Rate, Replaced
 
 # A cost row is one per key: these are what the upserts conflict on and what a replace compares
-# to find the rows a pull no longer has. The values follow the key in every row tuple.
-KEY_COLUMNS = (
-    "app_key",
-    "date",
-    "source",
-    "media_source",
-    "campaign",
-    "campaign_id",
-    "adset",
-    "adset_id",
-    "ad",
-    "ad_id",
-    "country",
-)
+# to find the rows a pull no longer has. The values follow the key in every row tuple, both in
+# `CostEntry`'s field order.
 VALUE_COLUMNS = ("cost", "currency", "amount", "report_currency")
+KEY_COLUMNS = tuple(f.name for f in fields(CostEntry) if f.name not in VALUE_COLUMNS)
+_COLUMNS = (*KEY_COLUMNS, *VALUE_COLUMNS)
 
 # A row as written (key, values, then what the statement adds) and a key as read back.
 Row = tuple[Any, ...]
@@ -34,23 +25,7 @@ CostKey = tuple[Any, ...]
 
 def _columns(entry: CostEntry) -> Row:
     # Dates as ISO text: both schemas keep the day as text, so it sorts and compares alike.
-    return (
-        entry.app_key,
-        entry.date.isoformat(),
-        entry.source,
-        entry.media_source,
-        entry.campaign,
-        entry.campaign_id,
-        entry.adset,
-        entry.adset_id,
-        entry.ad,
-        entry.ad_id,
-        entry.country,
-        entry.cost,
-        entry.currency,
-        entry.amount,
-        entry.report_currency,
-    )
+    return tuple(entry.date.isoformat() if c == "date" else getattr(entry, c) for c in _COLUMNS)
 
 
 def uploaded_rows(entries: Sequence[CostEntry], now: float) -> list[Row]:

@@ -7,8 +7,7 @@ on what a stored postback reads back as.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from app.postbacks.postback import (
@@ -18,13 +17,13 @@ from app.postbacks.postback import (
     PostbackDetail,
     PostbackRecord,
 )
+from app.store.common.rows import record_of
+from app.store.jsontext import json_text
 
 
-def queued_rows(
-    postbacks: Iterable[NewPostback], now: float, payload_text: Callable[[Any], str]
-) -> list[list[Any]]:
+def queued_rows(postbacks: Iterable[NewPostback], now: float) -> list[list[Any]]:
     """The values of new outbox rows, due now: id, app_key, partner, kind, subject_id, event,
-    payload, created_at, next_attempt_at. Each backend says how its payload is written."""
+    payload, created_at, next_attempt_at."""
     return [
         [
             p.id,
@@ -33,7 +32,7 @@ def queued_rows(
             p.kind,
             p.subject_id,
             p.event,
-            payload_text(p.payload),
+            json_text(p.payload),
             now,
             now,
         ]
@@ -88,26 +87,7 @@ def state_counts(rows: Iterable[Mapping[str, Any]]) -> dict[str, int]:
 
 
 def postback_from_row(row: Mapping[str, Any]) -> PostbackRecord:
-    return PostbackRecord(
-        id=row["id"],
-        app_key=row["app_key"],
-        partner=row["partner"],
-        kind=row["kind"],
-        subject_id=row["subject_id"],
-        event=row["event"],
-        payload=json.loads(row["payload"]),
-        state=row["state"],
-        attempts=row["attempts"],
-        created_at=row["created_at"],
-        next_attempt_at=row["next_attempt_at"],
-        last_code=row["last_code"],
-        last_message=row["last_message"],
-        retry_since=row["retry_since"],
-        retry_attempts=row["retry_attempts"],
-        last_http_status=row["last_http_status"],
-        last_request_id=row["last_request_id"],
-        sent_at=row["sent_at"],
-    )
+    return record_of(PostbackRecord, row, documents=("payload",))
 
 
 def postback_detail(
@@ -118,14 +98,4 @@ def postback_detail(
 
 
 def attempt_from_row(row: Mapping[str, Any]) -> LoggedAttempt:
-    return LoggedAttempt(
-        time=row["time"],
-        state=row["state"],
-        http_status=row["http_status"],
-        code=row["code"],
-        message=row["message"],
-        request_id=row["request_id"],
-        pixel_code=row["pixel_code"],
-        test_event_code=row["test_event_code"],
-        batch_size=row["batch_size"],
-    )
+    return record_of(LoggedAttempt, row)

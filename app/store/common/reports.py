@@ -1,15 +1,15 @@
 """Reports alike in both backends: checking an overview's query and assembling its sums, the
 rollups' rebuild totals, and the records a report row is read back into.
 
-How a stored value decodes (JSON text, flags) is each backend's own `from_row`, handed in;
-everything here is the same for both, so an overview or an export cannot differ by backend.
+Everything here is the same for both backends, so an overview or an export cannot differ by
+backend.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 from app.conversions import Event, Install, attributing_install
 from app.reports.overview import RollupSum
@@ -21,16 +21,10 @@ from app.store.columns import (
     TOUCH_RECORD_COLUMNS,
 )
 from app.store.common.candidates import TouchTable, touch_from_row, touch_table
+from app.store.common.rows import from_row
 from app.touches import Touch, TouchRecord
 
-T = TypeVar("T")
 _DIMS = frozenset(DIMENSIONS)
-
-
-class FromRow(Protocol):
-    """A backend's decoding of one row's stored values into a domain value."""
-
-    def __call__(self, cls: type[T], row: Mapping[str, Any], columns: Sequence[str]) -> T: ...
 
 
 # -- overview ----------------------------------------------------------------------------------
@@ -72,7 +66,7 @@ def _aliased(alias: str, columns: Sequence[str]) -> str:
 
 # The select list of an event (e) joined to its install (i) and, for a reinstall, the device's
 # first install (f): each column named `<alias>_<column>`, so one row carries all three apart
-# and `RowRecords` reads them back by the same names.
+# and `joined_install` and `joined_event` read them back by the same names.
 EVENT_INSTALLS_SELECT = (
     f"{_aliased('e', EVENT_COLUMNS)}, {_aliased('i', INSTALL_COLUMNS)}, "
     f"{_aliased('f', INSTALL_COLUMNS)}"
@@ -83,32 +77,30 @@ def _unaliased(row: Mapping[str, Any], alias: str, columns: Sequence[str]) -> di
     return {c: row[f"{alias}_{c}"] for c in columns}
 
 
-class RowRecords:
-    """Installs and events read back from report rows with one backend's `from_row`."""
+def joined_install(row: Mapping[str, Any], alias: str) -> Install:
+    """The install under `alias` in a row of `EVENT_INSTALLS_SELECT`."""
+    return from_row(Install, _unaliased(row, alias, INSTALL_COLUMNS), INSTALL_COLUMNS)
 
-    def __init__(self, from_row: FromRow) -> None:
-        self._from_row = from_row
 
-    def install(self, row: Mapping[str, Any]) -> Install:
-        return self._from_row(Install, row, INSTALL_COLUMNS)
+def joined_event(row: Mapping[str, Any]) -> Event:
+    return from_row(Event, _unaliased(row, "e", EVENT_COLUMNS), EVENT_COLUMNS)
 
-    def joined_install(self, row: Mapping[str, Any], alias: str) -> Install:
-        """The install under `alias` in a row of `EVENT_INSTALLS_SELECT`."""
-        return self.install(_unaliased(row, alias, INSTALL_COLUMNS))
 
-    def joined_event(self, row: Mapping[str, Any]) -> Event:
-        return self._from_row(Event, _unaliased(row, "e", EVENT_COLUMNS), EVENT_COLUMNS)
+def event_and_install(row: Mapping[str, Any]) -> tuple[Event, Install]:
+    """An event with its own install: what raw data shows (not the attributing one)."""
+    return joined_event(row), joined_install(row, "i")
 
-    def event_and_install(self, row: Mapping[str, Any]) -> tuple[Event, Install]:
-        """An event with its own install: what raw data shows (not the attributing one)."""
-        return self.joined_event(row), self.joined_install(row, "i")
 
-    def attributing(self, row: Mapping[str, Any]) -> Install:
-        """The install whose attribution the row's event carries (`attributing_install`); the
-        first install is absent when the event's install is no reinstall, or it was erased."""
-        install = self.joined_install(row, "i")
-        first = self.joined_install(row, "f") if row["f_id"] is not None else None
-        return attributing_install(install, first)
+def attributing(row: Mapping[str, Any]) -> Install:
+    """The install whose attribution the row's event carries (`attributing_install`); the
+    first install is absent when the event's install is no reinstall, or it was erased."""
+    install = joined_install(row, "i")
+    first = joined_install(row, "f") if row["f_id"] is not None else None
+    return attributing_install(install, first)
+
+
+def install_from(row: Mapping[str, Any]) -> Install:
+    return from_row(Install, row, INSTALL_COLUMNS)
 
 
 def touch_record_columns(source: TouchTable) -> str:
@@ -140,9 +132,8 @@ class RebuildTotals:
     """A rollups rebuild's sums by key, added to as the rows stream past, so its memory grows
     with the keys, not the rows."""
 
-    def __init__(self, fold: RollupFold, records: RowRecords) -> None:
+    def __init__(self, fold: RollupFold) -> None:
         self._fold = fold
-        self._records = records
         self._totals: dict[RollupKey, int] = {}
 
     def _add(self, increments: Sequence[Increment]) -> None:
@@ -154,11 +145,11 @@ class RebuildTotals:
 
     def install(self, row: Mapping[str, Any]) -> None:
         """An install row, read by column name."""
-        self._add(self._fold.install(self._records.install(row)))
+        self._add(self._fold.install(install_from(row)))
 
     def event(self, row: Mapping[str, Any]) -> None:
         """A row of `EVENT_INSTALLS_SELECT`."""
-        self._add(self._fold.event(self._records.joined_event(row), self._records.attributing(row)))
+        self._add(self._fold.event(joined_event(row), attributing(row)))
 
     def increments(self) -> list[Increment]:
         """The rollups to write: a key whose increments cancelled out is no row."""

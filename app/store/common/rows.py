@@ -7,7 +7,8 @@ says how it writes one; reading back is the same for both, since `bool` reads ei
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import fields
 from typing import Any, TypeVar
 
 from app.store.columns import BOOLEAN_COLUMNS, JSON_COLUMNS
@@ -27,6 +28,17 @@ def to_row(value: object, columns: Sequence[str], flag: Callable[[Any], Any]) ->
             item = flag(item)
         row[column] = item
     return row
+
+
+def record_of(cls: type[T], row: Mapping[str, Any], *, documents: Collection[str] = ()) -> T:
+    """A record whose fields are the row's columns of the same names; `documents` are JSON
+    text. One conversion for every such record, so a new field needs its column only."""
+    return cls(
+        **{
+            f.name: json.loads(row[f.name]) if f.name in documents else row[f.name]
+            for f in fields(cls)  # type: ignore[arg-type]
+        }
+    )
 
 
 def from_row(cls: type[T], row: Mapping[str, Any], columns: Sequence[str]) -> T:

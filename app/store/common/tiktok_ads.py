@@ -5,28 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from typing import Any
 
 from app.tiktok_ads.connection import AdvertiserInfo, ConnectionState, PullRecord
 
 # The columns of `tiktok_ads_pulls`, named as `PullRecord`'s fields so a row is the record.
-PULL_NAMES = (
-    "id",
-    "app_key",
-    "trigger",
-    "started_at",
-    "finished_at",
-    "start_date",
-    "end_date",
-    "rows",
-    "changed",
-    "spend",
-    "currency",
-    "superseded",
-    "requests",
-    "error",
-)
+PULL_NAMES = tuple(f.name for f in fields(PullRecord))
 
 
 def advertisers_json(state: ConnectionState) -> str:

@@ -15,8 +15,8 @@ from app.store.common.console import (
     touch_counts,
     user_from,
 )
+from app.store.common.outbox import postback_from_row
 from app.store.postgres.connections import Conn, Database
-from app.store.postgres.outbox import postback_from_row
 from app.store.records import ActivityItem, SessionRecord, TouchCounts, UserRecord
 
 

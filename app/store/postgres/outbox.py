@@ -23,10 +23,7 @@ from app.store.common.outbox import (
     queued_rows,
     state_counts,
 )
-from app.store.jsontext import json_text
 from app.store.postgres.connections import Conn, Database
-
-__all__ = ["PostgresOutbox", "postback_from_row", "queue_postbacks"]
 
 _DUE = (
     "state IN ('pending', 'retrying') AND next_attempt_at <= %(now)s "
@@ -205,7 +202,7 @@ async def queue_postbacks(conn: Conn, postbacks: Sequence[NewPostback], now: flo
             "INSERT INTO postbacks (id, app_key, partner, kind, subject_id, event, payload, "
             "state, created_at, next_attempt_at) "
             "VALUES (%s, %s, %s, %s, %s, %s, %s, 'pending', %s, %s)",
-            queued_rows(postbacks, now, json_text),
+            queued_rows(postbacks, now),
         )
 
 

@@ -34,9 +34,9 @@ from app.store.common.privacy import (
     touch_changes,
     update_values,
 )
+from app.store.common.rows import from_row
 from app.store.postgres.connections import Conn, Database
 from app.store.postgres.rollups import add_rollups
-from app.store.postgres.rows import from_row
 
 # One media source's installs due: by its own or original source, before its cutoff.
 _DUE_SOURCE = "((media_source = %s OR original_media_source = %s) AND time < %s)"

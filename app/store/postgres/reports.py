@@ -24,10 +24,12 @@ from app.reports.overview import RollupSum
 from app.reports.rollups import RollupFold, RollupKey
 from app.store.columns import INSTALL_COLUMNS
 from app.store.common.candidates import TOUCH_TABLES, touch_from_row, touch_table
+from app.store.common.outbox import postback_from_row
 from app.store.common.reports import (
     EVENT_INSTALLS_SELECT,
     RebuildTotals,
-    RowRecords,
+    event_and_install,
+    install_from,
     rollup_groups,
     rollup_sums,
     rollup_values,
@@ -35,15 +37,12 @@ from app.store.common.reports import (
     touch_record_columns,
 )
 from app.store.postgres.connections import Conn, Database
-from app.store.postgres.outbox import postback_from_row
 from app.store.postgres.rollups import BY_SOURCE, ROLLUP_COLUMNS, add_rollups
-from app.store.postgres.rows import from_row
 from app.touches import TouchRecord
 
 T = TypeVar("T")
 # Rows fetched per round trip of the rebuild's cursors.
 _REBUILD_FETCH = 5000
-_RECORDS = RowRecords(from_row)
 
 # Each event with its own install (i) and, for a reinstall, the device's first install (f).
 EVENTS_WITH_INSTALLS = (
@@ -120,7 +119,7 @@ class PostgresReports:
 
         async def write(conn: Conn) -> int:
             await conn.execute("LOCK TABLE rollups, rollups_by_source IN EXCLUSIVE MODE")
-            totals = RebuildTotals(fold, _RECORDS)
+            totals = RebuildTotals(fold)
             await conn.execute(f"DELETE FROM rollups{where}", args)
             await conn.execute(f"DELETE FROM rollups_by_source{where}", args)
             for source in TOUCH_TABLES:
@@ -164,7 +163,7 @@ class PostgresReports:
             f"SELECT {_RAW_INSTALL_SELECT} FROM installs "
             'WHERE app_key = %s AND time >= %s AND time < %s ORDER BY time, id COLLATE "C"',
             [app_key, start, end],
-            _RECORDS.install,
+            install_from,
             batch,
         )
 
@@ -175,7 +174,7 @@ class PostgresReports:
             f"{EVENTS_WITH_INSTALLS} WHERE e.app_key = %s AND e.event_time >= %s "
             'AND e.event_time < %s ORDER BY e.event_time, e.id COLLATE "C"',
             [app_key, start, end],
-            _RECORDS.event_and_install,
+            event_and_install,
             batch,
         )
 

@@ -11,9 +11,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from app.store.common import rows
-from app.store.common.rows import from_row
-
-__all__ = ["clean", "from_row", "insert_sql", "to_row"]
 
 
 def clean(value: Any) -> Any:

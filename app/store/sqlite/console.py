@@ -17,9 +17,9 @@ from app.store.common.console import (
     touch_counts,
     user_from,
 )
+from app.store.common.outbox import postback_from_row
 from app.store.records import ActivityItem, SessionRecord, TouchCounts, UserRecord
 from app.store.sqlite.connections import Connections
-from app.store.sqlite.outbox import postback_from_row
 
 
 def _in_apps(app_keys: Collection[str] | None, column: str = "app_key") -> tuple[str, list[str]]:

@@ -24,10 +24,7 @@ from app.store.common.outbox import (
     queued_rows,
     state_counts,
 )
-from app.store.jsontext import json_text
 from app.store.sqlite.connections import Connections
-
-__all__ = ["SqliteOutbox", "postback_from_row", "queue_postbacks"]
 
 
 class SqliteOutbox:
@@ -170,7 +167,7 @@ class SqliteOutbox:
 
 def queue_postbacks(db: Database, postbacks: Sequence[NewPostback], now: float) -> None:
     """Insert outbox rows, due now; called inside the install's or event's own transaction."""
-    for row in queued_rows(postbacks, now, json_text):
+    for row in queued_rows(postbacks, now):
         db.execute(
             "INSERT INTO postbacks (id, app_key, partner, kind, subject_id, event, payload, "
             "state, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",

@@ -35,9 +35,9 @@ from app.store.common.privacy import (
     touch_changes,
     update_values,
 )
+from app.store.common.rows import from_row
 from app.store.sqlite.connections import Connections
 from app.store.sqlite.rollups import add_rollups
-from app.store.sqlite.rows import from_row
 
 # One media source's installs due: by its own or original source, before its cutoff.
 _DUE_SOURCE = "((media_source = ? OR original_media_source = ?) AND time < ?)"

@@ -21,10 +21,11 @@ from app.reports.overview import RollupSum
 from app.reports.rollups import RollupFold, RollupKey
 from app.store.columns import BOOLEAN_COLUMNS, INSTALL_COLUMNS
 from app.store.common.candidates import TOUCH_TABLES, touch_table
+from app.store.common.outbox import postback_from_row
 from app.store.common.reports import (
     EVENT_INSTALLS_SELECT,
     RebuildTotals,
-    RowRecords,
+    event_and_install,
     rollup_groups,
     rollup_sums,
     rollup_values,
@@ -33,16 +34,13 @@ from app.store.common.reports import (
 )
 from app.store.sqlite.candidates import _touch
 from app.store.sqlite.connections import Connections
-from app.store.sqlite.outbox import postback_from_row
 from app.store.sqlite.rollups import BY_SOURCE, ROLLUP_COLUMNS, add_rollups
-from app.store.sqlite.rows import from_row
 from app.store.sqlite.writer import connect
 from app.touches import TouchRecord
 
 T = TypeVar("T")
 # Rows summed per rebuild flush: bounds the rebuild's memory by keys, not rows.
 _REBUILD_FETCH = 5000
-_RECORDS = RowRecords(from_row)
 
 # Each event with its own install (i) and, for a reinstall, the device's first install (f).
 EVENTS_WITH_INSTALLS = (
@@ -121,7 +119,7 @@ class SqliteReports:
             conn = db.conn
             where = " WHERE app_key = ?" if app_key is not None else ""
             args: list[Any] = [app_key] if app_key is not None else []
-            totals = RebuildTotals(fold, _RECORDS)
+            totals = RebuildTotals(fold)
             conn.execute(f"DELETE FROM rollups{where}", args)
             conn.execute(f"DELETE FROM rollups_by_source{where}", args)
             for source in TOUCH_TABLES:
@@ -196,7 +194,7 @@ class SqliteReports:
             f"{EVENTS_WITH_INSTALLS} WHERE e.app_key = ? AND e.event_time >= ? "
             "AND e.event_time < ? ORDER BY e.event_time, e.id",
             [app_key, start, end],
-            _RECORDS.event_and_install,
+            event_and_install,
             batch,
         )
 

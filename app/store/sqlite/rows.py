@@ -6,10 +6,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from app.store.common import rows
-from app.store.common.rows import from_row
-from app.store.jsontext import json_text
-
-__all__ = ["from_row", "insert_sql", "json_text", "to_row"]
 
 
 def to_row(value: object, columns: Sequence[str]) -> dict[str, Any]:
